@@ -1,0 +1,171 @@
+"""The ``mlops`` command.
+
+``mlops run`` is a Hydra app: every Hydra feature (overrides, ``+key=``, ``~key``,
+``-m`` sweeps, ``--cfg job``, ``--info``, ``--config-dir``, launchers, sweepers) works
+unchanged, and it reads ``conf/`` from the current directory, so a user's project is
+a folder with a ``conf/`` tree.
+
+Errors a user can cause become one line on stderr and a documented exit status (see
+:mod:`engine.errors`); anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TextIO
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import EXIT_BUG, EXIT_INTERRUPTED, ConfigError, EngineError, UsageError
+
+USAGE = """\
+usage: mlops <command> [args]
+
+commands:
+  run        compose conf/ with Hydra overrides and run the experiment
+             (mlops run --help shows Hydra's options; mlops run -m ... sweeps)
+
+exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
+               3 quality gate failed, 4 requirements gate failed, 130 interrupted
+"""
+
+CONFIG_DIR_FLAGS = ("-cp", "--config-path", "-cd", "--config-dir")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``mlops`` console script; exits with the command's status."""
+    sys.exit(dispatch(list(sys.argv[1:] if argv is None else argv)))
+
+
+def dispatch(argv: list[str]) -> int:
+    """Run one ``mlops`` command and return its exit status."""
+    commands: dict[str, Callable[[list[str]], int]] = {"run": run_command}
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if argv[0] == "--version":
+        print(f"mlops-engine {__version__}")
+        return 0
+    return _guarded(lambda: _command(commands, argv))
+
+
+def _command(commands: dict[str, Callable[[list[str]], int]], argv: list[str]) -> int:
+    name, args = argv[0], argv[1:]
+    if name not in commands:
+        raise UsageError(f"usage error: unknown command {name!r}; expected one of: {', '.join(commands)}")
+    return commands[name](args)
+
+
+def _guarded(call: Callable[[], int]) -> int:
+    try:
+        return call()
+    except EngineError as exc:
+        print(f"mlops: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("mlops: interrupted; the run is recorded as interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(
+            "mlops: internal error: this is a bug in mlops-engine, not in your config; "
+            "please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+
+
+def run_command(args: list[str]) -> int:
+    """``mlops run [hydra args]``: compose ``conf/`` and execute the run(s)."""
+    import hydra
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from engine.run import task
+
+    conf = Path.cwd() / "conf"
+    if not conf.is_dir() and not any(a.split("=")[0] in CONFIG_DIR_FLAGS for a in args):
+        raise UsageError(
+            f"usage error: no conf/ folder in {Path.cwd()}; run mlops from a project folder "
+            "or pass --config-dir DIR"
+        )
+    # Let Hydra raise instead of printing and exiting 1, so errors map to our statuses.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    app = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(task)
+    saved_argv = sys.argv
+    sys.argv = ["mlops run", *args]
+    try:
+        with _without_hydra_job_banner():
+            app()
+    except MissingConfigException as exc:
+        raise _missing_option(exc, args) from exc
+    except OverrideParseException as exc:
+        raise ConfigError("command line", _one_line(exc)) from exc
+    except (ConfigCompositionException, OmegaConfBaseException) as exc:
+        raise ConfigError(_composition_path(exc), _one_line(exc), "command line") from exc
+    finally:
+        sys.argv = saved_argv
+    return 0
+
+
+class _FilteredStream(io.TextIOBase):
+    """Drop Hydra's "Error executing job with overrides" line: our one error line follows."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("Error executing job with overrides:"):
+            return len(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+@contextmanager
+def _without_hydra_job_banner() -> Iterator[None]:
+    saved = sys.stderr
+    sys.stderr = _FilteredStream(saved)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = saved
+
+
+def _missing_option(exc: Exception, args: list[str]) -> ConfigError:
+    missing = str(getattr(exc, "missing_cfg_file", "") or "")
+    options = list(getattr(exc, "options", None) or [])
+    group, _, option = missing.rpartition("/")
+    if group and options:
+        override = next((a for a in args if a.split("=")[0].lstrip("+~") == group), None)
+        source = f"override {override}" if override else None
+        return ConfigError(group, f"unknown option {option!r}; expected one of: {', '.join(options)}", source)
+    return ConfigError("", _one_line(exc))
+
+
+def _composition_path(exc: Exception) -> str:
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    key = getattr(cause, "full_key", None)
+    if key:
+        return str(key)
+    text = str(exc)
+    if text.startswith("Could not override '"):
+        return text.split("'")[1]
+    return "command line"
+
+
+def _one_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = exc.__cause__
+    if isinstance(cause, Exception) and not lines[-1:] == [str(cause).strip()]:
+        lines += [line.strip() for line in str(cause).splitlines()[:1] if line.strip()]
+    return "; ".join(lines) or type(exc).__name__

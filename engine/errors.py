@@ -1,0 +1,82 @@
+"""One exception family for the engine.
+
+Every error a user can cause derives from :class:`EngineError` and carries the exit
+status the CLI returns for it. The CLI prints ``str(error)`` as one line on stderr; any
+other exception is a bug in the engine and is shown with a traceback.
+
+Exit statuses (the one table, shared by every command):
+
+==== ==========================================================================
+0    done
+1    an unexpected error: a bug in the engine (the only case with a traceback)
+2    bad input: config, CLI arguments, or data that does not match its schema
+3    the quality gate failed (``failed_quality``)
+4    the requirements gate failed (``failed_requirements``)
+130  interrupted (Ctrl-C / SIGTERM); the run is recorded as ``interrupted``
+==== ==========================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_BAD_INPUT = 2
+EXIT_QUALITY = 3
+EXIT_REQUIREMENTS = 4
+EXIT_INTERRUPTED = 130
+
+
+class EngineError(Exception):
+    """Root of every error a user can cause; ``exit_status`` is what the CLI returns."""
+
+    exit_status: int = EXIT_BAD_INPUT
+    #: The ``status`` a run that stops on this error is recorded with.
+    run_status: str = "failed"
+
+
+class ConfigError(EngineError, ValueError):
+    """A composed config is invalid: wrong key, type, value, option or ``_target_``.
+
+    Args:
+        path: Dotted key path, e.g. ``model.n_estimators``; empty for the root.
+        problem: What is wrong, phrased as "expected X, got Y".
+        source: Where the key came from (a config file or a command-line override).
+    """
+
+    def __init__(self, path: str, problem: str, source: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.source = source
+        where = path or "<root>"
+        if source:
+            where = f"{where} ({source})"
+        super().__init__(f"config error at {where}: {problem}")
+
+
+class UsageError(EngineError, ValueError):
+    """A bad command-line argument of a plain (non-Hydra) ``mlops`` command."""
+
+
+class DataError(EngineError, ValueError):
+    """Data that cannot be read, or does not match what its config declares."""
+
+
+class QualityGateError(EngineError):
+    """A rule of severity ``error`` failed; the run stops before features."""
+
+    exit_status = EXIT_QUALITY
+    run_status = "failed_quality"
+
+
+class RequirementsGateError(EngineError):
+    """A hard business requirement failed; the run is never registered."""
+
+    exit_status = EXIT_REQUIREMENTS
+    run_status = "failed_requirements"
+
+
+class Interrupted(EngineError):
+    """The run was stopped by Ctrl-C or SIGTERM."""
+
+    exit_status = EXIT_INTERRUPTED
+    run_status = "interrupted"

@@ -1,0 +1,72 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half.
+
+Every artifact of a run goes through here: write to a temp file in the same folder,
+flush it to disk, then ``os.replace`` it over the target (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; on success it replaces ``target``.
+
+    The caller writes the temp path however it likes (pandas, joblib, sqlite3). On
+    any exception, including KeyboardInterrupt, the temp file is removed and
+    ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.unlink()  # writers create the file themselves (sqlite3 refuses an empty file)
+    try:
+        yield tmp_path
+        if tmp_path.exists():
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(target: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON to ``target`` atomically."""
+    write_text(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,62 @@
+"""Where a run came from: code version, environment and command line."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+CORE_PACKAGES = ("mlops-engine", "hydra-core", "omegaconf", "pandas", "numpy", "scikit-learn",
+                 "joblib", "jsonschema", "pyarrow", "threadpoolctl")
+
+
+def git_state(root: Path) -> dict[str, Any] | None:
+    """Commit, dirty flag and a hash of the uncommitted diff; None outside a git work tree."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no") or ""
+    diff = git("diff", "HEAD", "--binary") or ""
+    return {
+        "commit": commit.strip(),
+        "dirty": bool(status.strip()),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+    }
+
+
+def packages() -> dict[str, str | None]:
+    """Installed versions of the packages that decide a run's result."""
+    found: dict[str, str | None] = {}
+    for name in CORE_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def collect(root: Path, overrides: list[str]) -> dict[str, Any]:
+    """Everything the run record says about its origin."""
+    return {
+        "git": git_state(root),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": packages(),
+        "command": list(sys.argv),
+        "overrides": list(overrides),
+        "project_dir": str(root),
+    }

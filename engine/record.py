@@ -1,0 +1,97 @@
+"""The run record: ``run.json``, rewritten atomically as the run moves through its stages.
+
+A run is ``running`` from the moment its directory exists and becomes ``succeeded``
+only after every artifact is on disk, so a crash, Ctrl-C or kill never leaves a run
+that looks succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from engine.files import write_json
+
+log = logging.getLogger("engine.run")
+
+RUN_FILE = "run.json"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RunRecord:
+    """The ``run.json`` of one run; every change is saved at once.
+
+    Args:
+        run_dir: The run directory (Hydra's job output dir).
+        name: The run name (config key ``name``).
+        fields: More top-level fields (provenance, seed, determinism, ...).
+    """
+
+    def __init__(self, run_dir: Path, name: str, **fields: Any) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / RUN_FILE
+        self._t0 = time.perf_counter()
+        self.data: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "status": "running",
+            "error": None,
+            "started_at": now_iso(),
+            "ended_at": None,
+            "duration_s": None,
+            "run_dir": str(run_dir),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "stages": {},
+            **fields,
+        }
+        self.save()
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.save()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, Any]]:
+        """Time a stage, log its start and end, and record it; yields its record dict."""
+        entry: dict[str, Any] = {"status": "running", "started_at": now_iso()}
+        self.data["stages"][name] = entry
+        log.info("%s: started", name)
+        start = time.perf_counter()
+        try:
+            yield entry
+        except BaseException:
+            entry.update(status="failed", duration_s=round(time.perf_counter() - start, 4))
+            log.info("%s: failed after %.2fs", name, entry["duration_s"])
+            raise
+        entry.update(status="succeeded", duration_s=round(time.perf_counter() - start, 4))
+        log.info("%s: done in %.2fs", name, entry["duration_s"])
+        self.save()
+
+    def finish(self, status: str, error: dict[str, Any] | None = None) -> None:
+        """Close the record with its final status (and the error, for a failure)."""
+        self.data.update(
+            status=status,
+            error=error,
+            ended_at=now_iso(),
+            duration_s=round(time.perf_counter() - self._t0, 4),
+        )
+        self.save()

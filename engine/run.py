@@ -1,0 +1,201 @@
+"""One run, stage by stage: the Hydra task function behind ``mlops run``.
+
+    validate -> ingest -> features -> split -> train -> evaluate -> save
+
+Each stage is timed and recorded in ``run.json``; the run becomes ``succeeded`` only
+after every artifact is written. A job is a pure function of its composed config and
+the project folder, so every Hydra launcher runs the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from threadpoolctl import threadpool_info
+
+from engine import provenance
+from engine.errors import ConfigError, EngineError
+from engine.files import atomic_path, write_json
+from engine.record import RunRecord
+from engine.stages import business, data, evaluate, features, model, split
+from engine.validation import Provenance, validate
+
+log = logging.getLogger("engine.run")
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.parquet"
+HEADLINE = ("roc_auc", "f1", "recall", "precision")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the run is closed as ``interrupted``."""
+
+
+def task(cfg: DictConfig) -> dict[str, Any]:
+    """The Hydra task function: run one job and return its record.
+
+    Raises:
+        EngineError: Bad config or data, or a failed gate; the run is recorded with
+            the matching status before the error leaves.
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the run is recorded as ``interrupted``.
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    root = Path(hydra_cfg.runtime.cwd)
+    overrides = list(hydra_cfg.overrides.task)
+    where = Provenance(
+        choices=dict(hydra_cfg.runtime.choices),
+        overrides=overrides,
+        conf_dir=_conf_label(hydra_cfg, root),
+    )
+    logging.captureWarnings(True)
+    record = RunRecord(
+        run_dir,
+        name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
+        provenance=provenance.collect(root, overrides),
+    )
+    with _sigterm_as_interrupt():
+        try:
+            result = _execute(cfg, record, root, where)
+        except EngineError as exc:
+            record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
+            log.info("run %s %s: %s", record.id[:8], exc.run_status, run_dir)
+            raise
+        except KeyboardInterrupt as exc:
+            reason = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
+            record.finish("interrupted", {"type": "Interrupted", "message": f"interrupted by {reason}"})
+            log.info("run %s interrupted by %s: %s", record.id[:8], reason, run_dir)
+            raise
+        except Exception as exc:
+            record.finish("failed", {"type": type(exc).__name__, "message": str(exc),
+                                     "traceback": traceback.format_exc()})
+            log.info("run %s failed with an internal error: %s", record.id[:8], run_dir)
+            raise
+    return result
+
+
+def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: Provenance) -> dict[str, Any]:
+    run_dir = record.run_dir
+    with record.stage("validate"):
+        resolved = _resolve(cfg)
+        with atomic_path(run_dir / RESOLVED_CONFIG) as tmp:
+            OmegaConf.save(OmegaConf.create(resolved), tmp)
+        validate(resolved, where)
+        as_of = pd.Timestamp(resolved["as_of"])
+        threads = resolved["threads"]
+        record.update(
+            seed=resolved["seed"],
+            as_of=as_of.isoformat(),
+            determinism={
+                "seed": resolved["seed"],
+                "split_seed": resolved["split"]["seed"],
+                "model_random_state": resolved["model"].get("random_state"),
+                "threads": threads,
+                "threadpools": sorted({p["internal_api"] for p in threadpool_info()}),
+                "model_file": "joblib with zlib compression (no timestamp in the file)",
+            },
+        )
+
+    with record.stage("ingest") as stage:
+        stage["generated_demo_data"] = data.prepare(resolved["data"], root)
+        tables = data.load(resolved["data"], root)
+        record.update(data={name: table.record() for name, table in tables.items()})
+
+    with record.stage("features") as stage:
+        table = features.build(resolved["features"], tables, as_of)
+        stage.update(rows=len(table.frame), features=list(table.features),
+                     target_rate=round(float(table.y.mean()), 6) if len(table.frame) else None)
+        del tables
+
+    with record.stage("split") as stage:
+        parts = split.holdout(table.y, resolved["split"])
+        stage.update(train_rows=len(parts.train), test_rows=len(parts.test))
+        X_train, y_train = table.X.loc[parts.train], table.y.loc[parts.train]
+        X_test, y_test = table.X.loc[parts.test], table.y.loc[parts.test]
+
+    with record.stage("train") as stage:
+        pipeline = model.build(resolved["model"], X_train, resolved["preprocess"])
+        stage["fit_s"] = round(model.fit(pipeline, X_train, y_train, threads), 4)
+
+    with record.stage("evaluate"):
+        scores = model.predict_proba(pipeline, X_test, threads)
+        metrics = evaluate.holdout_metrics(y_test.to_numpy(), scores)
+        value = business.value(resolved["business"], metrics)
+        predictions = pd.DataFrame({
+            table.key: table.frame.loc[parts.test, table.key].to_numpy(),
+            "y_true": y_test.to_numpy(),
+            "y_score": scores,
+            "y_pred": (scores >= metrics["threshold"]).astype("int64"),
+        })
+        with atomic_path(run_dir / PREDICTIONS_FILE) as tmp:
+            predictions.to_parquet(tmp, index=False)
+        write_json(run_dir / METRICS_FILE, {"metrics": metrics, "business": value})
+
+    with record.stage("save"):
+        digest = model.save(pipeline, run_dir / "model")
+        record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
+                             "target": resolved["model"]["_target_"]},
+                      metrics={k: metrics[k] for k in ("accuracy", *HEADLINE, "log_loss")})
+
+    record.finish("succeeded")
+    headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
+    log.info("run %s succeeded in %.1fs: %s  %s", record.id[:8], record.data["duration_s"], run_dir, headline)
+    return record.data
+
+
+def _resolve(cfg: DictConfig) -> dict[str, Any]:
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        path = str(getattr(exc, "full_key", "") or "")
+        message = str(exc).splitlines()[0]
+        raise ConfigError(path, message) from exc
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def _conf_label(hydra_cfg: Any, root: Path) -> str:
+    for source in hydra_cfg.runtime.config_sources:
+        if source.provider == "main":
+            path = Path(str(source.path).removeprefix("file://"))
+            try:
+                return str(path.relative_to(root))
+            except ValueError:
+                return str(path)
+    return "conf"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a run executes (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def summary(record: Mapping[str, Any]) -> str:
+    """One line naming a finished run and its headline metrics."""
+    metrics = record.get("metrics") or {}
+    parts = [f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics.get(k) is not None]
+    return f"{record['status']}: {record['run_dir']} {' '.join(parts)}".rstrip()

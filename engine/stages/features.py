@@ -1,0 +1,287 @@
+"""Feature engineering from ``conf/features/``: one row per entity, as of a cut-off.
+
+The feature table is built in four declarative steps, each a key of the group:
+
+1. ``entity`` and ``population``: the spine, one row per entity of the entity source,
+   filtered by a parsed expression (e.g. still a customer at ``as_of``).
+2. ``attributes``: columns joined onto the spine by the entity key (``crm.segment``).
+3. ``groups``: aggregations of event sources per entity, over events strictly before
+   ``as_of`` and optionally within a window (``30d``).
+4. ``derived``: expressions over all of the above (``total_expenditure / n_orders``),
+   evaluated in dependency order.
+
+and the ``target``, an expression over the spine. Expressions are parsed by
+:mod:`engine.expr`, never ``eval``-ed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine import expr
+from engine.errors import ConfigError, DataError
+from engine.stages.data import Table
+
+log = logging.getLogger(__name__)
+
+#: Aggregations with the value an entity with no events gets (None: missing).
+AGGREGATIONS: dict[str, Any] = {
+    "count": 0,
+    "sum": 0.0,
+    "mean": None,
+    "min": None,
+    "max": None,
+    "last": None,
+    "nunique": 0,
+    "days_since_last": None,
+    "days_since_first": None,
+}
+NEEDS_COLUMN = {"sum", "mean", "min", "max", "last", "nunique"}
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """The built features: ``frame`` holds the key, every feature and the target."""
+
+    frame: pd.DataFrame
+    key: str
+    features: tuple[str, ...]
+    target: str
+
+    @property
+    def X(self) -> pd.DataFrame:  # noqa: N802 - scikit-learn's name
+        return self.frame.loc[:, list(self.features)]
+
+    @property
+    def y(self) -> pd.Series:
+        return self.frame[self.target]
+
+
+def parse_expressions(features_cfg: Mapping[str, Any]) -> dict[str, expr.Node]:
+    """Parse every expression of the features group, keyed by its config path.
+
+    Raises:
+        ConfigError: An expression does not parse; the path names the key.
+    """
+    found: dict[str, str] = {}
+    if features_cfg.get("population"):
+        found["features.population"] = features_cfg["population"]
+    for name, text in (features_cfg.get("derived") or {}).items():
+        found[f"features.derived.{name}"] = text
+    found["features.target.expr"] = features_cfg["target"]["expr"]
+    parsed = {}
+    for path, text in found.items():
+        try:
+            parsed[path] = expr.parse(text)
+        except expr.ExpressionError as exc:
+            raise ConfigError(path, f"invalid expression {text!r}: {exc}") from exc
+    return parsed
+
+
+def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> FeatureTable:
+    """Build the feature table.
+
+    Args:
+        features_cfg: The resolved ``features`` group.
+        tables: Loaded sources by name.
+        as_of: The cut-off: only events strictly before it are used.
+
+    Raises:
+        ConfigError: A name refers to an unknown source or column, or derived
+            features depend on each other in a cycle.
+        DataError: The entity source has duplicate keys.
+    """
+    exprs = parse_expressions(features_cfg)
+    entity = features_cfg["entity"]
+    key, spine_name = entity["key"], entity["source"]
+    spine = _table(tables, spine_name, "features.entity.source").frame
+    _require_column(spine, key, "features.entity.key", spine_name)
+    duplicated = spine[key].duplicated()
+    if duplicated.any():
+        raise DataError(
+            f"data error at data.sources.{spine_name}: entity key {key!r} must be unique, "
+            f"got {int(duplicated.sum())} duplicate rows, e.g. {spine.loc[duplicated, key].head(3).tolist()}"
+        )
+    env_scalars = {"as_of": as_of}
+
+    if "features.population" in exprs:
+        keep = _evaluate(exprs["features.population"], spine, env_scalars, "features.population")
+        spine = spine.loc[_as_mask(keep, spine.index)]
+    spine = spine.reset_index(drop=True)
+    columns: dict[str, pd.Series] = {}
+
+    for name, ref in (features_cfg.get("attributes") or {}).items():
+        columns[name] = _attribute(name, ref, spine, key, spine_name, tables)
+
+    keys = spine[key]
+    for group_name, group in (features_cfg.get("groups") or {}).items():
+        path = f"features.groups.{group_name}"
+        events_table = _table(tables, group["source"], f"{path}.source")
+        for name, series in _aggregate(path, group, events_table, key, keys, as_of).items():
+            columns[name] = series
+
+    frame = pd.concat([spine, pd.DataFrame(columns, index=spine.index)], axis=1)
+    frame = frame.loc[:, ~frame.columns.duplicated(keep="last")]
+    derived = features_cfg.get("derived") or {}
+    for name in _derived_order(derived, exprs):
+        path = f"features.derived.{name}"
+        frame[name] = _evaluate(exprs[path], frame, env_scalars, path)
+
+    target_name = features_cfg["target"]["name"]
+    target = _evaluate(exprs["features.target.expr"], frame, env_scalars, "features.target.expr")
+    frame[target_name] = _as_mask(target, frame.index).astype("int64")
+
+    feature_names = tuple(list(columns) + list(derived))
+    out = frame.loc[:, [key, *feature_names, target_name]].copy()
+    log.info(
+        "features: %d rows x %d features, target %s rate %.4f",
+        len(out), len(feature_names), target_name, out[target_name].mean() if len(out) else float("nan"),
+    )
+    return FeatureTable(out, key, feature_names, target_name)
+
+
+def _table(tables: Mapping[str, Table], name: str, path: str) -> Table:
+    if name not in tables:
+        raise ConfigError(path, f"unknown source {name!r}; expected one of: {', '.join(tables)}")
+    return tables[name]
+
+
+def _require_column(frame: pd.DataFrame, column: str, path: str, source: str) -> None:
+    if column not in frame.columns:
+        raise ConfigError(path, f"source {source!r} has no column {column!r}{_suggest(column, frame.columns)}")
+
+
+def _suggest(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=3)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _attribute(name: str, ref: str, spine: pd.DataFrame, key: str, spine_name: str,
+               tables: Mapping[str, Table]) -> pd.Series:
+    path = f"features.attributes.{name}"
+    source, _, column = ref.partition(".")
+    if not column:
+        raise ConfigError(path, f"expected 'source.column', got {ref!r}")
+    table = _table(tables, source, path)
+    _require_column(table.frame, column, path, source)
+    if source == spine_name:
+        return spine[column]
+    other = table.frame
+    _require_column(other, key, path, source)
+    other = other.drop_duplicates(subset=key, keep="last")
+    return spine[key].map(other.set_index(key)[column])
+
+
+def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
+               keys: pd.Series, as_of: pd.Timestamp) -> dict[str, pd.Series]:
+    events = table.frame
+    ts = table.source.timestamp
+    if ts is None:
+        raise ConfigError(f"{path}.source", f"source {table.name!r} declares no timestamp; "
+                          "aggregations need an event-time column")
+    _require_column(events, key, f"{path}.source", table.name)
+    cutoff = _align_tz(as_of, events[ts])
+    before = events.loc[events[ts] < cutoff]
+    out: dict[str, pd.Series] = {}
+    for name, spec in group["aggregations"].items():
+        agg_path = f"{path}.aggregations.{name}"
+        agg, column, window = spec["agg"], spec.get("column"), spec.get("window")
+        if agg in NEEDS_COLUMN:
+            if column is None:
+                raise ConfigError(agg_path, f"aggregation {agg!r} needs a column")
+            _require_column(events, column, f"{agg_path}.column", table.name)
+        rows = before
+        if window:
+            rows = rows.loc[rows[ts] >= cutoff - pd.Timedelta(_parse_window(window, agg_path))]
+        grouped = rows.groupby(key, sort=False)
+        if agg == "count":
+            values = grouped.size()
+        elif agg == "nunique":
+            values = grouped[column].nunique()
+        elif agg == "last":
+            values = rows.sort_values(ts, kind="stable").groupby(key, sort=False)[column].last()
+        elif agg == "days_since_last":
+            values = (cutoff - grouped[ts].max()).dt.total_seconds() / 86400.0
+        elif agg == "days_since_first":
+            values = (cutoff - grouped[ts].min()).dt.total_seconds() / 86400.0
+        else:
+            values = grouped[column].agg(agg)
+        series = keys.map(values)
+        fill = AGGREGATIONS[agg]
+        if fill is not None:
+            series = series.fillna(fill)
+        out[name] = series.astype("float64") if agg != "last" else series
+    return out
+
+
+def _parse_window(window: str, path: str) -> pd.Timedelta:
+    node = None
+    try:
+        node = expr.parse(str(window))
+    except expr.ExpressionError:
+        pass
+    if not isinstance(node, expr.Literal) or not isinstance(node.value, pd.Timedelta):
+        raise ConfigError(f"{path}.window", f"expected a duration such as 30d or 12h, got {window!r}")
+    return node.value
+
+
+def _align_tz(as_of: pd.Timestamp, column: pd.Series) -> pd.Timestamp:
+    """Compare like with like: a naive cut-off is UTC against a tz-aware column."""
+    tz = getattr(column.dtype, "tz", None)
+    if tz is not None and as_of.tzinfo is None:
+        return as_of.tz_localize("UTC").tz_convert(tz)
+    if tz is None and as_of.tzinfo is not None:
+        return as_of.tz_convert("UTC").tz_localize(None)
+    return as_of
+
+
+def _derived_order(derived: Mapping[str, str], exprs: Mapping[str, expr.Node]) -> list[str]:
+    graph = {
+        name: expr.names(exprs[f"features.derived.{name}"]) & set(derived) - {name}
+        for name in derived
+    }
+    for name in derived:
+        if name in expr.names(exprs[f"features.derived.{name}"]):
+            raise ConfigError(f"features.derived.{name}", f"expected no self-reference, got {derived[name]!r}")
+    try:
+        return list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]
+        raise ConfigError(
+            f"features.derived.{cycle[0]}",
+            f"derived features depend on each other in a cycle: {' -> '.join(cycle)}",
+        ) from exc
+
+
+def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], path: str) -> Any:
+    unknown = sorted(expr.names(node) - set(map(str, frame.columns)) - set(scalars))
+    if unknown:
+        raise ConfigError(
+            path, f"unknown column {unknown[0]!r}{_suggest(unknown[0], [*frame.columns, *scalars])}"
+        )
+    env: dict[str, Any] = {name: frame[name] for name in expr.names(node) if name in frame.columns}
+    for name, value in scalars.items():
+        env[name] = value
+    for name, column in list(env.items()):
+        if isinstance(column, pd.Series) and isinstance(column.dtype, pd.DatetimeTZDtype):
+            env["as_of"] = _align_tz(scalars["as_of"], column)
+    try:
+        result = expr.evaluate(node, env)
+    except expr.ExpressionError as exc:
+        raise ConfigError(path, str(exc)) from exc
+    if not isinstance(result, pd.Series):
+        result = pd.Series(np.broadcast_to(result, len(frame)), index=frame.index)
+    return result
+
+
+def _as_mask(values: Any, index: pd.Index) -> pd.Series:
+    series = values if isinstance(values, pd.Series) else pd.Series(values, index=index)
+    return series.fillna(False).astype(bool)

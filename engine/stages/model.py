@@ -1,0 +1,91 @@
+"""The model (``conf/model/``): preprocessing plus an allowlisted estimator, in one Pipeline.
+
+Imputation, one-hot encoding and scaling live inside the saved Pipeline, so the model
+file takes raw feature rows exactly as the feature stage builds them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
+
+from engine import targets
+from engine.files import atomic_path, sha256_file
+
+MODEL_FILE = "model.joblib"
+
+
+def build(model_cfg: Mapping[str, Any], X: pd.DataFrame, preprocess: Mapping[str, Any]) -> Pipeline:
+    """Build the unfitted Pipeline: a ColumnTransformer by dtype, then the estimator.
+
+    The ``_target_`` must be allowlisted (checked again here, not only in validation,
+    because this is where the import happens).
+    """
+    targets.import_target(model_cfg["_target_"])
+    estimator = instantiate(dict(model_cfg), _convert_="all")
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    categorical = [c for c in X.columns if c not in numeric]
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=preprocess["numeric_impute"]))]
+    if preprocess["scale"]:
+        numeric_steps.append(("scale", StandardScaler()))
+    categorical_steps = [
+        ("impute", SimpleImputer(strategy=preprocess["categorical_impute"], fill_value="missing")),
+        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=preprocess["min_frequency"],
+                                 sparse_output=False)),
+    ]
+    columns = ColumnTransformer(
+        [("numeric", Pipeline(numeric_steps), numeric), ("categorical", Pipeline(categorical_steps), categorical)],
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("preprocess", columns), ("model", estimator)])
+
+
+def as_model_input(X: pd.DataFrame) -> pd.DataFrame:
+    """Make categorical columns plain objects: SimpleImputer wants one missing marker."""
+    out = X.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].astype(object).where(out[column].notna(), np.nan)
+    return out
+
+
+def fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int) -> float:
+    """Fit with BLAS/OpenMP pinned to ``threads``; return the seconds spent."""
+    start = time.perf_counter()
+    with threadpool_limits(limits=threads):
+        pipeline.fit(as_model_input(X), y)
+    return time.perf_counter() - start
+
+
+def predict_proba(pipeline: Pipeline, X: pd.DataFrame, threads: int) -> np.ndarray:
+    """Probability of the positive class."""
+    with threadpool_limits(limits=threads):
+        return pipeline.predict_proba(as_model_input(X))[:, 1]
+
+
+def save(pipeline: Pipeline, directory: Path) -> str:
+    """Save the fitted Pipeline atomically with its sha256 beside it; return the hash.
+
+    zlib, not gzip: gzip stamps the time into the file, so two identical models would
+    hash differently.
+    """
+    target = directory / MODEL_FILE
+    with atomic_path(target) as tmp:
+        joblib.dump(pipeline, tmp, compress=("zlib", 3))
+        digest = sha256_file(tmp)
+    with atomic_path(directory / f"{MODEL_FILE}.sha256") as tmp:
+        tmp.write_text(f"{digest}  {MODEL_FILE}\n")
+    return digest
+

@@ -1,0 +1,44 @@
+"""Hold-out split (``conf/split/``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from engine.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row positions of the train and test parts of the feature table."""
+
+    train: pd.Index
+    test: pd.Index
+
+
+def holdout(y: pd.Series, split_cfg: Mapping[str, Any]) -> Split:
+    """Split rows into train and hold-out, stratified on the target when asked.
+
+    Raises:
+        DataError: Too few rows, or a single class, to split as configured.
+    """
+    classes = y.value_counts()
+    if len(classes) < 2:
+        raise DataError(
+            f"data error at features.target: the target has one class only ({classes.to_dict()}); "
+            "expected both 0 and 1, check as_of and the target expression"
+        )
+    stratify = y if split_cfg["stratify"] else None
+    try:
+        train, test = train_test_split(
+            y.index, test_size=split_cfg["test_size"], stratify=stratify, random_state=split_cfg["seed"]
+        )
+    except ValueError as exc:
+        raise DataError(
+            f"data error at split: cannot split {len(y)} rows with classes {classes.to_dict()}: {exc}"
+        ) from exc
+    return Split(pd.Index(train), pd.Index(test))

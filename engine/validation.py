@@ -1,0 +1,233 @@
+"""Validate a composed config before any data is read.
+
+Four checks, in order, each stopping at the first problem with a :class:`ConfigError`
+that names the key path, the file it came from, what was expected and what was given:
+
+1. JSON Schema, one per config group (``engine/schemas/<group>.json``).
+2. Every ``_target_`` anywhere in the config is on the allowlist.
+3. Every expression (population, derived features, target) parses.
+4. The model's hyper-parameters are accepted by the estimator itself (its own
+   ``_parameter_constraints``), so a value scikit-learn would reject fails here, not
+   minutes later in ``fit``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pandas as pd
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from engine import expr, targets
+from engine.errors import ConfigError
+
+GROUPS = ("data", "quality", "features", "model", "split", "business")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where config keys came from, to say so in errors.
+
+    Args:
+        choices: The chosen option of each group (Hydra's ``runtime.choices``).
+        overrides: The command-line overrides, as typed.
+        conf_dir: How to name the config folder in messages (``conf``).
+    """
+
+    choices: Mapping[str, str | None] = field(default_factory=dict)
+    overrides: Sequence[str] = ()
+    conf_dir: str = "conf"
+
+    def source_of(self, path: str) -> str | None:
+        """The override or file a dotted key path most likely came from."""
+        for override in self.overrides:
+            key = _override_key(override)
+            if key and (path == key or path.startswith(key + ".")):
+                return f"override {override}"
+        group = path.split(".", 1)[0]
+        choice = self.choices.get(group)
+        if group in GROUPS and choice:
+            return f"{self.conf_dir}/{group}/{choice}.yaml"
+        if choice is None and group not in GROUPS and self.choices:
+            experiment = self.choices.get("experiment")
+            if experiment and group in ("hypothesis", "select", "register"):
+                return f"{self.conf_dir}/experiment/{experiment}.yaml"
+            return f"{self.conf_dir}/config.yaml"
+        return None
+
+
+def _override_key(override: str) -> str | None:
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except Exception:  # an unparseable override cannot be a key's source
+        return None
+    return parsed.get_key_element().lstrip("~+")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The root schema with each group's schema under its key."""
+    root = _load_schema("config")
+    for group in GROUPS:
+        root["properties"][group] = _load_schema(group)
+    root["properties"].update(_load_schema("experiment")["properties"])
+    return root
+
+
+def _load_schema(name: str) -> dict[str, Any]:
+    text = resources.files("engine.schemas").joinpath(f"{name}.json").read_text(encoding="utf-8")
+    loaded = json.loads(text)
+    # Its own id keeps each group's "#/$defs/..." references local once embedded.
+    loaded["$id"] = f"urn:mlops-engine:schema:{name}"
+    return loaded
+
+
+def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
+    """Check a resolved config (a plain dict); raise on the first problem.
+
+    Args:
+        cfg: ``OmegaConf.to_container(cfg, resolve=True)`` of the job config.
+        where: Where keys came from, for the message.
+
+    Raises:
+        ConfigError: The first problem found, as one line.
+    """
+    where = where or Provenance()
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        path, problem = _describe(errors[0])
+        raise ConfigError(path, problem, where.source_of(path))
+    for path, value in _targets(cfg, ""):
+        if value not in targets.allowed_targets():
+            close = difflib.get_close_matches(value, sorted(targets.allowed_targets()), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(
+                path,
+                f"_target_ {value!r} is not on the allowlist of estimators{hint} "
+                "(extend it through the mlops_engine.targets entry point)",
+                where.source_of(path),
+            )
+    try:
+        pd.Timestamp(cfg["as_of"])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("as_of", f"must be {schema()['properties']['as_of']['x-expected']}, got {cfg['as_of']!r}",
+                          where.source_of("as_of")) from exc
+    for path, text in expressions(cfg):
+        try:
+            expr.parse(text)
+        except expr.ExpressionError as exc:
+            raise ConfigError(path, f"invalid expression {text!r}: {exc}", where.source_of(path)) from exc
+    check_model_params(cfg["model"], where)
+
+
+def expressions(cfg: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    """Every expression of a config with its key path."""
+    features = cfg["features"]
+    if features.get("population"):
+        yield "features.population", features["population"]
+    for name, text in (features.get("derived") or {}).items():
+        yield f"features.derived.{name}", text
+    yield "features.target.expr", features["target"]["expr"]
+
+
+def check_model_params(model_cfg: Mapping[str, Any], where: Provenance) -> None:
+    """Check hyper-parameters against the estimator's own names and constraints."""
+    cls = targets.import_target(model_cfg["_target_"])
+    params = {k: v for k, v in model_cfg.items() if k != "_target_"}
+    known = cls().get_params(deep=False)
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"model.{key}",
+                f"unknown parameter of {cls.__name__}; {hint}expected one of: {', '.join(sorted(known))}",
+                where.source_of(f"model.{key}"),
+            )
+    estimator = cls(**params)
+    validate_params = getattr(estimator, "_validate_params", None)
+    if validate_params is None:  # scikit-learn < 1.2: fit() will check
+        return
+    try:
+        validate_params()
+    except (ValueError, TypeError) as exc:
+        message = str(exc).splitlines()[0]
+        name = next((k for k in params if f"'{k}' parameter" in message), None)
+        path = f"model.{name}" if name else "model"
+        raise ConfigError(path, message, where.source_of(path)) from exc
+
+
+def _targets(node: Any, path: str) -> Iterable[tuple[str, str]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                yield child, str(value)
+            else:
+                yield from _targets(value, child)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _targets(value, f"{path}.{i}" if path else str(i))
+
+
+# ------------------------------------------------------------------ error messages
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def expected(schema_node: Mapping[str, Any]) -> str:
+    """Say in words what a schema node accepts: ``an integer >= 1``."""
+    if "x-expected" in schema_node:
+        return str(schema_node["x-expected"])
+    if "enum" in schema_node:
+        return "one of: " + ", ".join(str(v) for v in schema_node["enum"])
+    if "const" in schema_node:
+        return repr(schema_node["const"])
+    types = schema_node.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    words = " or ".join(_TYPE_WORDS.get(t, t) for t in types) or "a value"
+    bounds = []
+    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in schema_node:
+            bounds.append(f"{sign} {schema_node[key]}")
+    if bounds:
+        words += " " + " and ".join(bounds)
+    return words
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+    path = [str(p) for p in error.absolute_path]
+    kind, value, node = error.validator, error.instance, error.schema
+    if kind == "additionalProperties" and isinstance(value, Mapping):
+        allowed = sorted(node.get("properties", {}))
+        extra = sorted(k for k in value if k not in allowed)[0]
+        close = difflib.get_close_matches(extra, allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return ".".join([*path, extra]), f"unknown key; {hint}expected one of: {', '.join(allowed)}"
+    if kind == "required" and isinstance(value, Mapping):
+        missing = next(k for k in error.validator_value if k not in value)
+        what = expected(node.get("properties", {}).get(missing, {}))
+        return ".".join([*path, missing]), f"missing required key; expected {what}"
+    if kind == "propertyNames":
+        return ".".join(path), f"key {value!r} is not a valid name; expected {expected(node['propertyNames'])}"
+    if kind == "minProperties":
+        return ".".join(path), f"must have at least {error.validator_value} entries, got {len(value)}"
+    if kind == "minLength":
+        return ".".join(path), f"must be a non-empty string, got {value!r}"
+    return ".".join(path), f"must be {expected(node)}, got {value!r}"
