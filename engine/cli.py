@@ -107,7 +107,7 @@ def run_command(args: list[str]) -> int:
     except OverrideParseException as exc:
         raise ConfigError("command line", _one_line(exc)) from exc
     except (ConfigCompositionException, OmegaConfBaseException) as exc:
-        raise ConfigError(_composition_path(exc), _one_line(exc), "command line") from exc
+        raise _composition_error(exc, args) from exc
     finally:
         sys.argv = saved_argv
     return 0
@@ -152,15 +152,17 @@ def _missing_option(exc: Exception, args: list[str]) -> ConfigError:
     return ConfigError("", _one_line(exc))
 
 
-def _composition_path(exc: Exception) -> str:
+def _composition_error(exc: Exception, args: list[str]) -> ConfigError:
+    text = f"{exc} {exc.__cause__ or ''}"
+    if text.startswith("Could not override '") and "is not in struct" in text:
+        key = text.split("'")[1]
+        override = next((a for a in args if a.split("=")[0] == key), f"{key}=...")
+        return ConfigError(
+            key, f"unknown key; expected an existing key, or +{override} to add a new one", f"override {override}"
+        )
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    key = getattr(cause, "full_key", None)
-    if key:
-        return str(key)
-    text = str(exc)
-    if text.startswith("Could not override '"):
-        return text.split("'")[1]
-    return "command line"
+    key = getattr(cause, "full_key", None) or "command line"
+    return ConfigError(str(key), _one_line(exc))
 
 
 def _one_line(exc: Exception) -> str:

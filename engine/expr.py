@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 import numpy as np
@@ -277,6 +278,26 @@ def parse(text: str) -> Node:
 def names(node: Node) -> set[str]:
     """Every column or variable name an expression reads."""
     return {n.name for n in _walk(node) if isinstance(n, Name)}
+
+
+def dependency_order(defined: Mapping[str, Node]) -> list[str]:
+    """Order named expressions so that each comes after the names it reads.
+
+    Args:
+        defined: Name -> parsed expression (e.g. the derived features).
+
+    Raises:
+        ExpressionError: An expression reads itself, or several read each other in a
+            cycle; the message names the cycle.
+    """
+    graph = {name: names(node) & set(defined) for name, node in defined.items()}
+    for name, deps in graph.items():
+        if name in deps:
+            raise ExpressionError(f"{name} reads itself")
+    try:
+        return list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ExpressionError(f"cycle: {' -> '.join(exc.args[1])}") from exc
 
 
 def _walk(node: Node) -> Iterator[Node]:

@@ -74,6 +74,7 @@ class RunRecord:
         """Time a stage, log its start and end, and record it; yields its record dict."""
         entry: dict[str, Any] = {"status": "running", "started_at": now_iso()}
         self.data["stages"][name] = entry
+        self.save()  # observers see which stage is running
         log.info("%s: started", name)
         start = time.perf_counter()
         try:

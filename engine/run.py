@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,22 +66,23 @@ def task(cfg: DictConfig) -> dict[str, Any]:
         name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
         provenance=provenance.collect(root, overrides),
     )
+    shown = _display(run_dir, root)
     with _sigterm_as_interrupt():
         try:
             result = _execute(cfg, record, root, where)
         except EngineError as exc:
             record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
-            log.info("run %s %s: %s", record.id[:8], exc.run_status, run_dir)
+            log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
             raise
         except KeyboardInterrupt as exc:
             reason = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
             record.finish("interrupted", {"type": "Interrupted", "message": f"interrupted by {reason}"})
-            log.info("run %s interrupted by %s: %s", record.id[:8], reason, run_dir)
+            log.info("run %s interrupted by %s: %s", record.id[:8], reason, shown)
             raise
         except Exception as exc:
             record.finish("failed", {"type": type(exc).__name__, "message": str(exc),
                                      "traceback": traceback.format_exc()})
-            log.info("run %s failed with an internal error: %s", record.id[:8], run_dir)
+            log.info("run %s failed with an internal error: %s", record.id[:8], shown)
             raise
     return result
 
@@ -151,7 +152,8 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: Provenance) 
 
     record.finish("succeeded")
     headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
-    log.info("run %s succeeded in %.1fs: %s  %s", record.id[:8], record.data["duration_s"], run_dir, headline)
+    log.info("run %s succeeded in %.1fs: %s  %s", record.id[:8], record.data["duration_s"],
+             _display(run_dir, root), headline)
     return record.data
 
 
@@ -164,6 +166,13 @@ def _resolve(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(path, message) from exc
     assert isinstance(resolved, dict)
     return resolved
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def _conf_label(hydra_cfg: Any, root: Path) -> str:
@@ -192,10 +201,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def summary(record: Mapping[str, Any]) -> str:
-    """One line naming a finished run and its headline metrics."""
-    metrics = record.get("metrics") or {}
-    parts = [f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics.get(k) is not None]
-    return f"{record['status']}: {record['run_dir']} {' '.join(parts)}".rstrip()

@@ -5,7 +5,8 @@ that names the key path, the file it came from, what was expected and what was g
 
 1. JSON Schema, one per config group (``engine/schemas/<group>.json``).
 2. Every ``_target_`` anywhere in the config is on the allowlist.
-3. Every expression (population, derived features, target) parses.
+3. Every expression (population, derived features, target) parses, and derived
+   features do not read each other in a cycle.
 4. The model's hyper-parameters are accepted by the estimator itself (its own
    ``_parameter_constraints``), so a value scikit-learn would reject fails here, not
    minutes later in ``fit``.
@@ -25,8 +26,9 @@ import jsonschema
 import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from engine import expr, targets
+from engine import targets
 from engine.errors import ConfigError
+from engine.specs import FeatureSpec
 
 GROUPS = ("data", "quality", "features", "model", "split", "business")
 
@@ -47,10 +49,14 @@ class Provenance:
 
     def source_of(self, path: str) -> str | None:
         """The override or file a dotted key path most likely came from."""
-        for override in self.overrides:
-            key = _override_key(override)
-            if key and (path == key or path.startswith(key + ".")):
-                return f"override {override}"
+        matches = [
+            (len(key), override)
+            for override in self.overrides
+            if (key := _override_key(override)) and (path == key or path.startswith(key + "."))
+            and key not in self.choices  # a group choice (model=x) points at its file, below
+        ]
+        if matches:
+            return f"override {max(matches)[1]}"
         group = path.split(".", 1)[0]
         choice = self.choices.get(group)
         if group in GROUPS and choice:
@@ -120,22 +126,11 @@ def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
     except (ValueError, TypeError) as exc:
         raise ConfigError("as_of", f"must be {schema()['properties']['as_of']['x-expected']}, got {cfg['as_of']!r}",
                           where.source_of("as_of")) from exc
-    for path, text in expressions(cfg):
-        try:
-            expr.parse(text)
-        except expr.ExpressionError as exc:
-            raise ConfigError(path, f"invalid expression {text!r}: {exc}", where.source_of(path)) from exc
+    try:
+        FeatureSpec.from_config(cfg["features"])
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
     check_model_params(cfg["model"], where)
-
-
-def expressions(cfg: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    """Every expression of a config with its key path."""
-    features = cfg["features"]
-    if features.get("population"):
-        yield "features.population", features["population"]
-    for name, text in (features.get("derived") or {}).items():
-        yield f"features.derived.{name}", text
-    yield "features.target.expr", features["target"]["expr"]
 
 
 def check_model_params(model_cfg: Mapping[str, Any], where: Provenance) -> None:

@@ -20,7 +20,6 @@ import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import pandas as pd
 
 from engine import expr
 from engine.errors import ConfigError, DataError
+from engine.specs import FeatureSpec
 from engine.stages.data import Table
 
 log = logging.getLogger(__name__)
@@ -65,27 +65,6 @@ class FeatureTable:
         return self.frame[self.target]
 
 
-def parse_expressions(features_cfg: Mapping[str, Any]) -> dict[str, expr.Node]:
-    """Parse every expression of the features group, keyed by its config path.
-
-    Raises:
-        ConfigError: An expression does not parse; the path names the key.
-    """
-    found: dict[str, str] = {}
-    if features_cfg.get("population"):
-        found["features.population"] = features_cfg["population"]
-    for name, text in (features_cfg.get("derived") or {}).items():
-        found[f"features.derived.{name}"] = text
-    found["features.target.expr"] = features_cfg["target"]["expr"]
-    parsed = {}
-    for path, text in found.items():
-        try:
-            parsed[path] = expr.parse(text)
-        except expr.ExpressionError as exc:
-            raise ConfigError(path, f"invalid expression {text!r}: {exc}") from exc
-    return parsed
-
-
 def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> FeatureTable:
     """Build the feature table.
 
@@ -99,7 +78,8 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
             features depend on each other in a cycle.
         DataError: The entity source has duplicate keys.
     """
-    exprs = parse_expressions(features_cfg)
+    spec = FeatureSpec.from_config(features_cfg)
+    exprs = spec.expressions
     entity = features_cfg["entity"]
     key, spine_name = entity["key"], entity["source"]
     spine = _table(tables, spine_name, "features.entity.source").frame
@@ -131,7 +111,7 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
     frame = pd.concat([spine, pd.DataFrame(columns, index=spine.index)], axis=1)
     frame = frame.loc[:, ~frame.columns.duplicated(keep="last")]
     derived = features_cfg.get("derived") or {}
-    for name in _derived_order(derived, exprs):
+    for name in spec.derived_order:
         path = f"features.derived.{name}"
         frame[name] = _evaluate(exprs[path], frame, env_scalars, path)
 
@@ -241,24 +221,6 @@ def _align_tz(as_of: pd.Timestamp, column: pd.Series) -> pd.Timestamp:
     if tz is None and as_of.tzinfo is not None:
         return as_of.tz_convert("UTC").tz_localize(None)
     return as_of
-
-
-def _derived_order(derived: Mapping[str, str], exprs: Mapping[str, expr.Node]) -> list[str]:
-    graph = {
-        name: expr.names(exprs[f"features.derived.{name}"]) & set(derived) - {name}
-        for name in derived
-    }
-    for name in derived:
-        if name in expr.names(exprs[f"features.derived.{name}"]):
-            raise ConfigError(f"features.derived.{name}", f"expected no self-reference, got {derived[name]!r}")
-    try:
-        return list(TopologicalSorter(graph).static_order())
-    except CycleError as exc:
-        cycle = exc.args[1]
-        raise ConfigError(
-            f"features.derived.{cycle[0]}",
-            f"derived features depend on each other in a cycle: {' -> '.join(cycle)}",
-        ) from exc
 
 
 def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], path: str) -> Any:

@@ -1,0 +1,74 @@
+"""Shared fixtures: the real conf/ composed in-process, and a tiny project for the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+MLOPS = shutil.which("mlops", path=str(Path(sys.executable).parent)) or shutil.which("mlops")
+
+#: Small enough for seconds per run, large enough to have churners in the hold-out.
+SMALL_DATA = """\
+# @package _global_
+data:
+  generate:
+    customers: 4000
+"""
+
+
+def compose_config(*overrides: str) -> dict[str, Any]:
+    """Compose the repository's conf/ with overrides and resolve it to plain data."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of conf/ in tmp_path, with small demo data: a user's project folder."""
+    shutil.copytree(CONF, tmp_path / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    (tmp_path / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
+    return tmp_path
+
+
+def run_mlops(cwd: Path, *args: str, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run the real ``mlops`` command in a subprocess."""
+    assert MLOPS, "the mlops console script is not installed in this environment"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([MLOPS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env, **kwargs)
+
+
+def run_dirs(project: Path, kind: str = "runs") -> list[Path]:
+    """Run directories under outputs/, oldest first."""
+    pattern = "*/*" if kind == "runs" else "*/*/*"
+    return sorted(p for p in (project / "outputs" / kind).glob(pattern) if p.is_dir())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path: Path) -> Iterator[Path]:
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

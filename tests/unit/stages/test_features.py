@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from engine.errors import ConfigError, DataError
+from engine.stages import data, features
+
+AS_OF = pd.Timestamp("2026-10-01")
+
+
+def tables(customers: pd.DataFrame, orders: pd.DataFrame, crm: pd.DataFrame | None = None) -> dict[str, data.Table]:
+    out = {
+        "customers": data.Table("customers", customers, data.CsvSource(key="customer_id"), "x"),
+        "orders": data.Table("orders", orders, data.CsvSource(key="order_id", timestamp="ordered_at"), "x"),
+    }
+    if crm is not None:
+        out["crm"] = data.Table("crm", crm, data.CsvSource(key="customer_id"), "x")
+    return out
+
+
+CUSTOMERS = pd.DataFrame({
+    "customer_id": [1, 2, 3, 4],
+    "plan": ["monthly", "annual", "monthly", "family"],
+    "signup_date": pd.to_datetime(["2026-01-01", "2026-07-03", "2025-10-01", "2026-01-01"]),
+    "cancelled_at": pd.to_datetime([None, "2026-10-10", None, "2026-05-01"]),
+})
+ORDERS = pd.DataFrame({
+    "order_id": range(1, 8),
+    "customer_id": [1, 1, 1, 2, 2, 3, 1],
+    "ordered_at": pd.to_datetime(["2026-06-01 00:00", "2026-09-20 00:00", "2026-09-30 23:59", "2026-08-01 00:00",
+                                  "2026-09-25 00:00", "2026-01-15 00:00",
+                                  "2026-10-01 00:00"]),  # exactly at the cut-off: excluded
+    "amount": [10.0, 20.0, 30.0, 5.0, 15.0, 100.0, 1000.0],
+})
+
+
+def config(**changes: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "entity": {"key": "customer_id", "source": "customers"},
+        "population": "cancelled_at is null or cancelled_at > as_of",
+        "attributes": {"plan": "customers.plan"},
+        "groups": {"orders": {"source": "orders", "aggregations": {
+            "n_orders": {"agg": "count"},
+            "total": {"agg": "sum", "column": "amount"},
+            "mean_amount": {"agg": "mean", "column": "amount"},
+            "recency": {"agg": "days_since_last"},
+            "orders_30d": {"agg": "count", "window": "30d"},
+            "biggest": {"agg": "max", "column": "amount"},
+        }}},
+        "derived": {"avg": "total / n_orders", "tenure_days": "days(as_of - signup_date)"},
+        "target": {"name": "churned", "expr": "cancelled_at > as_of and cancelled_at <= as_of + 30d"},
+    }
+    cfg.update(changes)
+    return cfg
+
+
+def build(cfg: dict[str, Any] | None = None, orders: pd.DataFrame = ORDERS, **kw: Any) -> pd.DataFrame:
+    table = features.build(cfg or config(), tables(CUSTOMERS, orders, **kw), AS_OF)
+    return table.frame.set_index("customer_id")
+
+
+def test_population_aggregations_derived_and_target() -> None:
+    frame = build()
+    assert list(frame.index) == [1, 2, 3]  # 4 cancelled before the cut-off
+    assert frame.loc[1, "n_orders"] == 3
+    assert frame.loc[1, "total"] == 60.0
+    assert frame.loc[1, "avg"] == 20.0
+    assert frame.loc[1, "orders_30d"] == 2
+    assert frame.loc[1, "recency"] == pytest.approx(1 / 1440)
+    assert frame.loc[2, "tenure_days"] == 90.0
+    assert frame["churned"].to_dict() == {1: 0, 2: 1, 3: 0}
+
+
+def test_no_event_at_or_after_the_cut_off_changes_a_feature() -> None:
+    """Leakage would change these values: a big order after as_of must not count."""
+    later = pd.DataFrame({"order_id": [100, 101], "customer_id": [1, 3],
+                          "ordered_at": pd.to_datetime(["2026-10-02", "2026-12-24"]), "amount": [5000.0, 7.0]})
+    base = build()
+    leaky = build(orders=pd.concat([ORDERS, later], ignore_index=True))
+    pd.testing.assert_frame_equal(base, leaky)
+    assert base.loc[1, "biggest"] == 30.0  # the 1000.0 at exactly 00:00 of as_of is excluded too
+
+
+def test_an_entity_without_events_gets_zero_counts_and_missing_averages() -> None:
+    frame = build(orders=ORDERS[ORDERS["customer_id"] != 3])
+    assert frame.loc[3, "n_orders"] == 0 and frame.loc[3, "total"] == 0
+    assert pd.isna(frame.loc[3, "avg"])  # 0 / 0 is missing, documented
+    assert pd.isna(frame.loc[3, "recency"])
+
+
+def test_attributes_join_other_sources_on_the_key() -> None:
+    crm = pd.DataFrame({"customer_id": [3, 1, 2], "segment": ["student", "consumer", "small_business"]})
+    cfg = config(attributes={"plan": "customers.plan", "segment": "crm.segment"})
+    frame = build(cfg, crm=crm)
+    assert frame["segment"].to_dict() == {1: "consumer", 2: "small_business", 3: "student"}
+
+
+def test_tz_aware_event_times_are_compared_in_utc() -> None:
+    orders = ORDERS.assign(ordered_at=ORDERS["ordered_at"].dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin"))
+    pd.testing.assert_frame_equal(build(), build(orders=orders))
+
+
+def test_an_unknown_column_in_an_expression_suggests_near_matches() -> None:
+    cfg = config(derived={"avg": "totl / n_orders"})
+    with pytest.raises(ConfigError) as info:
+        build(cfg)
+    assert info.value.path == "features.derived.avg"
+    assert "unknown column 'totl'" in str(info.value)
+    assert "did you mean 'total'" in str(info.value)
+
+
+def test_an_unknown_source_lists_the_known_ones() -> None:
+    cfg = config(attributes={"segment": "crms.segment"})
+    with pytest.raises(ConfigError, match="unknown source 'crms'; expected one of: customers, orders"):
+        build(cfg)
+
+
+def test_an_aggregation_of_an_unknown_column() -> None:
+    cfg = config(groups={"o": {"source": "orders", "aggregations": {"t": {"agg": "sum", "column": "amout"}}}})
+    with pytest.raises(ConfigError, match="no column 'amout'; did you mean 'amount'"):
+        build(cfg)
+
+
+def test_duplicate_entity_keys_are_a_data_error() -> None:
+    dup = pd.concat([CUSTOMERS, CUSTOMERS.iloc[[0]]], ignore_index=True)
+    with pytest.raises(DataError, match="entity key 'customer_id' must be unique"):
+        features.build(config(), tables(dup, ORDERS), AS_OF)
+
+
+def test_derived_features_may_use_each_other_in_any_order() -> None:
+    cfg = config(derived={"double_avg": "avg * 2", "avg": "total / n_orders"})
+    assert build(cfg).loc[1, "double_avg"] == 40.0

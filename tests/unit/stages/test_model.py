@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.files import sha256_file
+from engine.stages import business, evaluate, model, split
+
+PREPROCESS = {"numeric_impute": "median", "scale": True, "categorical_impute": "most_frequent", "min_frequency": None}
+
+
+def frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    X = pd.DataFrame({
+        "x": np.where(rng.uniform(size=n) < 0.1, np.nan, x),
+        "plan": pd.Series(rng.choice(["a", "b", None], size=n), dtype="str"),
+        "flag": rng.uniform(size=n) < 0.5,
+    })
+    y = pd.Series((x + rng.normal(scale=0.5, size=n) > 1).astype(int))
+    return X, y
+
+
+def test_the_pipeline_takes_raw_rows_with_missing_values_and_unseen_categories(tmp_path: Path) -> None:
+    X, y = frame()
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression", "C": 0.5}, X, PREPROCESS)
+    model.fit(pipe, X, y, threads=1)
+    digest = model.save(pipe, tmp_path)
+    assert digest == sha256_file(tmp_path / model.MODEL_FILE)
+    assert (tmp_path / "model.joblib.sha256").read_text().split()[0] == digest
+    loaded = joblib.load(tmp_path / model.MODEL_FILE)
+    raw = pd.DataFrame({"x": [np.nan, 2.0], "plan": ["never-seen", None], "flag": [True, False]})
+    proba = model.predict_proba(loaded, raw, threads=1)
+    assert proba.shape == (2,) and ((proba >= 0) & (proba <= 1)).all()
+
+
+def test_the_same_fit_gives_the_same_file_hash(tmp_path: Path) -> None:
+    X, y = frame()
+    digests = []
+    for i in range(2):
+        pipe = model.build({"_target_": "sklearn.ensemble.RandomForestClassifier", "n_estimators": 10,
+                            "random_state": 3}, X, PREPROCESS)
+        model.fit(pipe, X, y, threads=1)
+        digests.append(model.save(pipe, tmp_path / str(i)))
+    assert digests[0] == digests[1]
+
+
+def test_a_target_off_the_allowlist_is_never_imported() -> None:
+    X, _ = frame()
+    with pytest.raises(PermissionError):
+        model.build({"_target_": "os.system", "command": "true"}, X, PREPROCESS)
+
+
+def test_holdout_is_stratified_and_seeded() -> None:
+    y = pd.Series([0] * 90 + [1] * 10)
+    cfg = {"strategy": "holdout", "test_size": 0.2, "stratify": True, "seed": 1}
+    a, b = split.holdout(y, cfg), split.holdout(y, cfg)
+    assert list(a.test) == list(b.test)
+    assert y.loc[a.test].sum() == 2 and len(a.test) == 20
+    assert not set(a.train) & set(a.test)
+
+
+def test_a_single_class_target_cannot_be_split() -> None:
+    from engine.errors import DataError
+
+    with pytest.raises(DataError, match="one class only"):
+        split.holdout(pd.Series([0] * 10), {"strategy": "holdout", "test_size": 0.2, "stratify": True, "seed": 1})
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.6, 0.7, 0.4, 0.2, 0.9])
+    m = evaluate.holdout_metrics(y, s)
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 2)
+    assert m["precision"] == pytest.approx(2 / 3, abs=1e-6)
+    assert m["recall"] == pytest.approx(2 / 3, abs=1e-6)
+    assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-6)
+    assert m["roc_auc"] == pytest.approx(8 / 9, abs=1e-6)
+
+
+def test_roc_auc_is_none_when_the_holdout_has_one_class() -> None:
+    assert evaluate.holdout_metrics(np.array([0, 0]), np.array([0.2, 0.7]))["roc_auc"] is None
+
+
+def test_the_missions_simple_estimate_is_3200_dollars_a_month() -> None:
+    assert business.simple_estimate(1000, 0.8, 0.5, 8.0) == pytest.approx(3200.0)
+    cfg = {"customers": 100_000, "price": 10.0, "churners_per_month": 1000, "retention_effect": 0.5,
+           "discounted_price": 8.0}
+    value = business.value(cfg, {"recall": 0.8})
+    assert value["simple_estimate_per_month"] == 3200.0
+    assert value["customers_retained_per_month"] == 400.0

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.record import RunRecord
+
+
+def read(path: Path) -> dict:
+    return json.loads((path / "run.json").read_text())
+
+
+def test_a_run_is_running_until_finished(tmp_path: Path) -> None:
+    record = RunRecord(tmp_path, name="t", seed=1)
+    assert read(tmp_path)["status"] == "running"
+    with record.stage("ingest") as stage:
+        stage["rows"] = 3
+    on_disk = read(tmp_path)
+    assert on_disk["stages"]["ingest"]["status"] == "succeeded"
+    assert on_disk["stages"]["ingest"]["rows"] == 3
+    assert on_disk["stages"]["ingest"]["duration_s"] >= 0
+    record.finish("succeeded")
+    assert read(tmp_path)["status"] == "succeeded"
+    assert read(tmp_path)["ended_at"] is not None
+
+
+def test_a_failing_stage_is_recorded_as_failed(tmp_path: Path) -> None:
+    record = RunRecord(tmp_path, name="t")
+    with pytest.raises(RuntimeError):
+        with record.stage("train"):
+            raise RuntimeError("boom")
+    record.finish("failed", {"message": "boom"})
+    on_disk = read(tmp_path)
+    assert on_disk["stages"]["train"]["status"] == "failed"
+    assert on_disk["status"] == "failed" and on_disk["error"]["message"] == "boom"

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.validation import Provenance, validate
+from tests.conftest import compose_config
+
+WHERE = Provenance(choices={"model": "random_forest", "split": "holdout", "features": "churn"},
+                   overrides=["model=random_forest"])
+
+
+def check(*overrides: str) -> ConfigError:
+    cfg = compose_config(*overrides)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, WHERE)
+    return info.value
+
+
+def test_the_default_config_is_valid() -> None:
+    validate(compose_config())
+
+
+def test_an_out_of_range_hyper_parameter_names_key_file_expected_and_given() -> None:
+    error = check("model=random_forest", "model.n_estimators=-5")
+    assert error.path == "model.n_estimators"
+    assert error.source == "conf/model/random_forest.yaml"
+    assert "must be an int in the range [1, inf)" in str(error)
+    assert "Got -5" in str(error)
+    assert str(error).startswith("config error at model.n_estimators (conf/model/random_forest.yaml): ")
+
+
+def test_a_wrong_type_is_reported_with_the_value_given() -> None:
+    error = check("split.test_size=abc")
+    assert error.path == "split.test_size"
+    assert "must be a number > 0 and < 1, got 'abc'" in str(error)
+
+
+def test_an_unknown_key_suggests_the_near_match() -> None:
+    error = check("+split.test_sise=0.3")
+    assert error.path == "split.test_sise"
+    assert "did you mean 'test_size'" in str(error)
+
+
+def test_an_unknown_hyper_parameter_lists_the_estimators_parameters() -> None:
+    error = check("model=random_forest", "+model.n_estimator=3")
+    assert error.path == "model.n_estimator"
+    assert "did you mean 'n_estimators'" in str(error)
+
+
+def test_a_missing_required_key() -> None:
+    error = check("~split.stratify")
+    assert error.path == "split.stratify"
+    assert "missing required key; expected true or false" in str(error)
+
+
+def test_a_target_outside_the_allowlist_is_refused_before_import() -> None:
+    error = check("model._target_=os.system")
+    assert error.path == "model._target_"
+    assert "'os.system' is not on the allowlist" in str(error)
+
+
+def test_a_target_anywhere_in_the_config_is_checked() -> None:
+    error = check("+model.estimator._target_=subprocess.call")
+    assert error.path == "model.estimator._target_"
+    assert "not on the allowlist" in str(error)
+
+
+def test_an_unparseable_expression_names_its_key() -> None:
+    error = check("features.derived.avg_expenditure='__import__(1)'")
+    assert error.path == "features.derived.avg_expenditure"
+    assert "is not allowed" in str(error)
+
+
+def test_a_cycle_between_derived_features() -> None:
+    error = check("+features.derived.a='b + 1'", "+features.derived.b='a * 2'")
+    assert error.path.startswith("features.derived.")
+    assert "cycle" in str(error)
+
+
+def test_a_bad_cut_off_date() -> None:
+    error = check("as_of=yesterday-ish")
+    assert error.path == "as_of"
+
+
+def test_an_invalid_window_duration() -> None:
+    error = check("features.groups.order_behaviour.aggregations.orders_30d.window=thirty")
+    assert error.path == "features.groups.order_behaviour.aggregations.orders_30d.window"
+    assert "a duration such as 30d" in str(error)
+
+
+def test_the_override_is_named_as_the_source_when_it_set_the_key() -> None:
+    cfg = compose_config("split.test_size=2")
+    where = Provenance(choices={"split": "holdout"}, overrides=["split.test_size=2"])
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, where)
+    assert info.value.source == "override split.test_size=2"
+
+
+def test_config_error_is_also_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
