@@ -75,7 +75,8 @@ def ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 
 def build_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
     # Population: still a customer at the cut-off.
-    spine = customers[customers["cancelled_at"].isna() | (customers["cancelled_at"] > AS_OF)]
+    spine = customers[(customers["signup_date"] < AS_OF)
+                      & (customers["cancelled_at"].isna() | (customers["cancelled_at"] > AS_OF))]
     df = spine[["customer_id", "plan", "signup_date", "cancelled_at"]].reset_index(drop=True)
     df["segment"] = df["customer_id"].map(
         crm.drop_duplicates("customer_id", keep="last").set_index("customer_id")["segment"])

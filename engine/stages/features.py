@@ -162,15 +162,14 @@ def _attribute(name: str, ref: str, spine: pd.DataFrame, key: str, spine_name: s
 
 def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
                keys: pd.Series, as_of: pd.Timestamp) -> dict[str, pd.Series]:
+    """All aggregations of one group: one filter and one groupby per distinct window."""
     events = table.frame
     ts = table.source.timestamp
     if ts is None:
         raise ConfigError(f"{path}.source", f"source {table.name!r} declares no timestamp; "
                           "aggregations need an event-time column")
     _require_column(events, key, f"{path}.source", table.name)
-    cutoff = _align_tz(as_of, events[ts])
-    before = events.loc[events[ts] < cutoff]
-    out: dict[str, pd.Series] = {}
+    by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
     for name, spec in group["aggregations"].items():
         agg_path = f"{path}.aggregations.{name}"
         agg, column, window = spec["agg"], spec.get("column"), spec.get("window")
@@ -178,28 +177,37 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
             if column is None:
                 raise ConfigError(agg_path, f"aggregation {agg!r} needs a column")
             _require_column(events, column, f"{agg_path}.column", table.name)
-        rows = before
-        if window:
-            rows = rows.loc[rows[ts] >= cutoff - pd.Timedelta(_parse_window(window, agg_path))]
-        grouped = rows.groupby(key, sort=False)
-        if agg == "count":
-            values = grouped.size()
-        elif agg == "nunique":
-            values = grouped[column].nunique()
-        elif agg == "last":
-            values = rows.sort_values(ts, kind="stable").groupby(key, sort=False)[column].last()
-        elif agg == "days_since_last":
-            values = (cutoff - grouped[ts].max()).dt.total_seconds() / 86400.0
-        elif agg == "days_since_first":
-            values = (cutoff - grouped[ts].min()).dt.total_seconds() / 86400.0
-        else:
-            values = grouped[column].agg(agg)
-        series = keys.map(values)
-        fill = AGGREGATIONS[agg]
-        if fill is not None:
-            series = series.fillna(fill)
-        out[name] = series.astype("float64") if agg != "last" else series
-    return out
+        span = _parse_window(window, agg_path) if window else None
+        by_window.setdefault(span, {})[name] = (agg, column or ts)
+
+    cutoff = _align_tz(as_of, events[ts])
+    needed = list(dict.fromkeys([key, ts, *(c for aggs in by_window.values() for _, c in aggs.values())]))
+    before = events.loc[events[ts] < cutoff, needed]
+    aligned = pd.Index(keys)
+    out: dict[str, pd.Series] = {}
+    for span, aggs in by_window.items():
+        rows = before if span is None else before.loc[before[ts] >= cutoff - span]
+        if any(agg == "last" for agg, _ in aggs.values()):
+            rows = rows.sort_values(ts, kind="stable")
+        named = {name: (column, _PANDAS_AGG[agg]) for name, (agg, column) in aggs.items()}
+        result = rows.groupby(key, sort=False).agg(**named).reindex(aligned)
+        for name, (agg, _) in aggs.items():
+            values = result[name]
+            if agg in ("days_since_last", "days_since_first"):
+                values = (cutoff - values).dt.total_seconds() / 86400.0
+            fill = AGGREGATIONS[agg]
+            if fill is not None:
+                values = values.fillna(fill)
+            values = values.astype("float64") if agg != "last" else values
+            out[name] = pd.Series(values.to_numpy(), index=keys.index, name=name)
+    return {name: out[name] for name in group["aggregations"]}
+
+
+#: Our aggregation names -> the pandas reduction over the aggregated column.
+_PANDAS_AGG = {
+    "count": "size", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "last": "last",
+    "nunique": "nunique", "days_since_last": "max", "days_since_first": "min",
+}
 
 
 def _parse_window(window: str, path: str) -> pd.Timedelta:
