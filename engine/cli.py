@@ -29,6 +29,7 @@ usage: mlops <command> [args]
 commands:
   run        compose conf/ with Hydra overrides and run the experiment
              (mlops run --help shows Hydra's options; mlops run -m ... sweeps)
+  quality    ingest the data and check the quality rules only, same overrides as run
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed, 130 interrupted
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def dispatch(argv: list[str]) -> int:
     """Run one ``mlops`` command and return its exit status."""
-    commands: dict[str, Callable[[list[str]], int]] = {"run": run_command}
+    commands: dict[str, Callable[[list[str]], int]] = {"run": run_command, "quality": quality_command}
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -82,11 +83,28 @@ def _guarded(call: Callable[[], int]) -> int:
 
 def run_command(args: list[str]) -> int:
     """``mlops run [hydra args]``: compose ``conf/`` and execute the run(s)."""
+    from engine.run import task
+
+    return _hydra_app(task, args, "mlops run")
+
+
+def quality_command(args: list[str]) -> int:
+    """``mlops quality [hydra args]``: ingest and check the data only (exit 3 if the gate fails)."""
+    from engine.run import quality_task
+
+    defaults = []
+    if not any(a.startswith("hydra.run.dir=") for a in args):
+        defaults.append("hydra.run.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
+    if not any(a.startswith("hydra.sweep.dir=") for a in args):
+        defaults.append("hydra.sweep.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
+    return _hydra_app(quality_task, defaults + args, "mlops quality")
+
+
+def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
+    """Run ``task`` as a Hydra app over ``conf/`` with Hydra's own command line."""
     import hydra
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
-
-    from engine.run import task
 
     conf = Path.cwd() / "conf"
     if not conf.is_dir() and not any(a.split("=")[0] in CONFIG_DIR_FLAGS for a in args):
@@ -98,7 +116,7 @@ def run_command(args: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     app = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(task)
     saved_argv = sys.argv
-    sys.argv = ["mlops run", *args]
+    sys.argv = [prog, *args]
     try:
         with _without_hydra_job_banner():
             app()

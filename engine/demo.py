@@ -64,6 +64,8 @@ class DemoSpec:
             (consistency defect).
         unsynced_last_day_rate: Share of the last day's orders not yet synchronised
             (timeliness defect).
+        unsynced_until: The end of that last day: the moment the data was needed
+            (the run's ``as_of``); null means the snapshot.
     """
 
     customers: int = 20_000
@@ -76,6 +78,7 @@ class DemoSpec:
     missing_last_name_rate: float = 0.6
     crm_disagree_rate: float = 0.03
     unsynced_last_day_rate: float = 1.0
+    unsynced_until: str | None = None
 
     def digest(self) -> str:
         """A hash of the spec: files made from another spec are made again."""
@@ -125,8 +128,11 @@ def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
     before_cancel = (end[owner] - ordered_at) / DAY
     winding_down = cancelled[owner] & (before_cancel < 60)
     keep = ~winding_down | (rng.uniform(size=owner.size) < 0.3)
-    # Timeliness defect: the last day's orders have not reached the warehouse yet.
-    unsynced = (snapshot - ordered_at) / DAY < 1
+    # Timeliness defect: the last day's orders had not reached the warehouse when the
+    # data was needed.
+    needed = np.datetime64(spec.unsynced_until, "s") if spec.unsynced_until else snapshot
+    before_needed = (needed - ordered_at) / DAY
+    unsynced = (before_needed > 0) & (before_needed < 1)
     keep &= ~(unsynced & (rng.uniform(size=owner.size) < spec.unsynced_last_day_rate))
     owner, ordered_at = owner[keep], ordered_at[keep]
     order_sort = np.argsort(ordered_at, kind="stable")

@@ -1,6 +1,8 @@
 """One run, stage by stage: the Hydra task function behind ``mlops run``.
 
-    validate -> ingest -> features -> split -> train -> evaluate -> save
+    validate -> ingest -> quality (gate) -> features -> split -> train -> evaluate -> save
+
+``mlops quality`` runs the same job up to and including the quality gate.
 
 Each stage is timed and recorded in ``run.json``; the run becomes ``succeeded`` only
 after every artifact is written. A job is a pure function of its composed config and
@@ -25,15 +27,16 @@ from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_info
 
 from engine import provenance
-from engine.errors import ConfigError, EngineError
+from engine.errors import ConfigError, EngineError, QualityGateError
 from engine.files import atomic_path, write_json
 from engine.record import RunRecord
-from engine.stages import business, data, evaluate, features, model, split
+from engine.stages import business, data, evaluate, features, model, quality, split
 from engine.validation import Provenance, validate
 
 log = logging.getLogger("engine.run")
 
 RESOLVED_CONFIG = "config.resolved.yaml"
+QUALITY_FILE = "quality.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
 HEADLINE = ("roc_auc", "f1", "recall", "precision")
@@ -44,13 +47,22 @@ class Terminated(KeyboardInterrupt):
 
 
 def task(cfg: DictConfig) -> dict[str, Any]:
-    """The Hydra task function: run one job and return its record.
+    """The Hydra task function of ``mlops run``: run one job and return its record.
 
     Raises:
         EngineError: Bad config or data, or a failed gate; the run is recorded with
             the matching status before the error leaves.
         KeyboardInterrupt: Ctrl-C or SIGTERM; the run is recorded as ``interrupted``.
     """
+    return _job(cfg, quality_only=False)
+
+
+def quality_task(cfg: DictConfig) -> dict[str, Any]:
+    """The Hydra task function of ``mlops quality``: ingest and check the data only."""
+    return _job(cfg, quality_only=True)
+
+
+def _job(cfg: DictConfig, quality_only: bool) -> dict[str, Any]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     root = Path(hydra_cfg.runtime.cwd)
@@ -64,12 +76,13 @@ def task(cfg: DictConfig) -> dict[str, Any]:
     record = RunRecord(
         run_dir,
         name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
+        kind="quality" if quality_only else "run",
         provenance=provenance.collect(root, overrides),
     )
     shown = _display(run_dir, root)
     with _sigterm_as_interrupt():
         try:
-            result = _execute(cfg, record, root, where)
+            result = _execute(cfg, record, root, where, quality_only)
         except EngineError as exc:
             record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
             log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
@@ -87,7 +100,8 @@ def task(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: Provenance) -> dict[str, Any]:
+def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: Provenance,
+             quality_only: bool) -> dict[str, Any]:
     run_dir = record.run_dir
     with record.stage("validate"):
         resolved = _resolve(cfg)
@@ -113,6 +127,26 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: Provenance) 
         stage["generated_demo_data"] = data.prepare(resolved["data"], root)
         tables = data.load(resolved["data"], root)
         record.update(data={name: table.record() for name, table in tables.items()})
+
+    with record.stage("quality") as stage:
+        report = quality.run(resolved["quality"], quality.Context(tables, as_of))
+        write_json(run_dir / QUALITY_FILE, report.to_json(as_of))
+        for line in report.table().splitlines():
+            log.info(line)
+        stage.update(gate="failed" if report.gate_failures else "passed",
+                     failed_errors=report.gate_failures, failed_warnings=report.warnings)
+        record.update(quality={"failed_errors": report.gate_failures, "failed_warnings": report.warnings,
+                               "scores": {d: s["score"] for d, s in report.scores().items()}})
+    if report.gate_failures:
+        raise QualityGateError(
+            f"quality gate failed: {len(report.gate_failures)} rule(s) of severity error failed: "
+            f"{', '.join(report.gate_failures)} (details in {QUALITY_FILE})"
+        )
+    if quality_only:
+        record.finish("succeeded")
+        log.info("quality %s passed%s: %s", record.id[:8],
+                 f" with {len(report.warnings)} warning(s)" if report.warnings else "", _display(run_dir, root))
+        return record.data
 
     with record.stage("features") as stage:
         table = features.build(resolved["features"], tables, as_of)

@@ -7,7 +7,8 @@ that names the key path, the file it came from, what was expected and what was g
 2. Every ``_target_`` anywhere in the config is on the allowlist.
 3. Every expression (population, derived features, target) parses, and derived
    features do not read each other in a cycle.
-4. The model's hyper-parameters are accepted by the estimator itself (its own
+4. Quality rules read only sources that ``data.sources`` defines.
+5. The model's hyper-parameters are accepted by the estimator itself (its own
    ``_parameter_constraints``), so a value scikit-learn would reject fails here, not
    minutes later in ``fit``.
 """
@@ -26,7 +27,7 @@ import jsonschema
 import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from engine import targets
+from engine import rules, targets
 from engine.errors import ConfigError
 from engine.specs import FeatureSpec
 
@@ -84,6 +85,7 @@ def schema() -> dict[str, Any]:
     for group in GROUPS:
         root["properties"][group] = _load_schema(group)
     root["properties"].update(_load_schema("experiment")["properties"])
+    root["properties"]["quality"]["properties"]["rules"]["additionalProperties"] = rules.schema()
     return root
 
 
@@ -130,7 +132,25 @@ def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
         FeatureSpec.from_config(cfg["features"])
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
+    check_rules(cfg, where)
     check_model_params(cfg["model"], where)
+
+
+def check_rules(cfg: Mapping[str, Any], where: Provenance) -> None:
+    """Quality rules: filters and durations parse, and every source they read exists."""
+    try:
+        parsed = rules.parse_rules(cfg["quality"])
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
+    sources = sorted(cfg["data"]["sources"])
+    for name, rule in parsed.items():
+        for key, source, _ in rule.reads():
+            if source not in sources:
+                path = f"quality.rules.{name}.{key}"
+                close = difflib.get_close_matches(source, sources, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(path, f"rule {name!r} reads source {source!r}, which data.sources does not "
+                                  f"define; {hint}expected one of: {', '.join(sources)}", where.source_of(path))
 
 
 def check_model_params(model_cfg: Mapping[str, Any], where: Provenance) -> None:
