@@ -99,3 +99,19 @@ def test_the_override_is_named_as_the_source_when_it_set_the_key() -> None:
 
 def test_config_error_is_also_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize("override", ["~as_of", "as_of=null"])
+def test_a_run_without_a_cut_off_fails_clearly_instead_of_using_the_clock(override: str) -> None:
+    error = check(override)
+    assert error.path == "as_of"
+
+
+def test_quality_rule_keys_are_checked_per_rule_type() -> None:
+    error = check("+quality.rules.plausible_age.values=[1]")
+    assert error.path == "quality.rules.plausible_age.values"
+    assert "unknown key" in str(error)
+    error = check("quality.rules.known_plan.values=monthly")
+    assert "must be a list, got 'monthly'" in str(error)
+    error = check("~quality.rules.plausible_age.column")
+    assert error.path == "quality.rules.plausible_age.column" and "missing required key" in str(error)
