@@ -101,10 +101,21 @@ def test_config_error_is_also_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
 
 
-@pytest.mark.parametrize("override", ["~as_of", "as_of=null"])
-def test_a_run_without_a_cut_off_fails_clearly_instead_of_using_the_clock(override: str) -> None:
-    error = check(override)
-    assert error.path == "as_of"
+def test_a_run_without_a_cut_off_fails_clearly_instead_of_using_the_clock() -> None:
+    error = check("as_of=null")
+    assert error.path == "as_of" and "got None" in str(error)
+
+
+def test_a_removed_cut_off_is_a_config_error_naming_it() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from engine.run import _resolve
+    from tests.conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["~as_of"])
+    with pytest.raises(ConfigError, match="Interpolation key 'as_of' not found"):
+        _resolve(cfg)
 
 
 def test_quality_rule_keys_are_checked_per_rule_type() -> None:
