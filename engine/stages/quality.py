@@ -185,9 +185,13 @@ def _rows(rule: rules.Rule, ctx: Context) -> pd.DataFrame:
 
 
 def _row_result(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarray, considered: int,
-                kind: str, values: pd.Series | None = None,
+                kind: str, values: pd.Series | None = None, columns: list[str] | None = None,
                 examples: list[dict[str, Any]] | None = None) -> RuleResult:
-    """A row-level result: passes when the share of good rows is at least ``mostly``."""
+    """A row-level result: passes when the share of good rows is at least ``mostly``.
+
+    Examples show ``values`` (a column derived by the check), else ``columns`` (several
+    columns, as a list per row), else the rule's ``column``.
+    """
     unexpected = int(bad.sum())
     share = None if considered == 0 else 1.0 - unexpected / considered
     return RuleResult(
@@ -196,7 +200,7 @@ def _row_result(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.nda
         observed=None if share is None else round(share, 6),
         threshold=f">= {rule.mostly} of rows",
         unexpected=unexpected, denominator=considered, denominator_kind=kind,
-        examples=_examples(rule, frame, ctx, bad, values) if examples is None else examples,
+        examples=_examples(rule, frame, ctx, bad, values, columns) if examples is None else examples,
         description=rule.description,
     )
 
@@ -225,18 +229,21 @@ def _aggregate_result(rule: rules.Rule, passed: bool, observed: Any, threshold: 
 
 
 def _examples(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarray,
-              values: pd.Series | None) -> list[dict[str, Any]]:
+              values: pd.Series | None = None, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Up to 20 failing rows as {key, value}; only those rows are ever materialised."""
     positions = np.flatnonzero(bad)[:MAX_EXAMPLES]
     if not len(positions):
         return []
     source = getattr(rule, "source", None)
     key = ctx.tables[source].source.key if source in ctx.tables else None
-    keys = frame[key].iloc[positions] if key in frame.columns else pd.Series([None] * len(positions))
-    if values is None:
-        column = getattr(rule, "column", None)
-        values = frame[column] if column in frame.columns else keys
-    shown = values.iloc[positions]
-    return [{"key": _plain(k), "value": _plain(v)} for k, v in zip(keys.tolist(), shown.tolist(), strict=True)]
+    keys = frame[key].iloc[positions].tolist() if key in frame.columns else [None] * len(positions)
+    if values is not None:
+        shown: list[Any] = values.iloc[positions].tolist()
+    else:
+        names = columns or [getattr(rule, "column", key)]
+        picked = [frame[name].iloc[positions].tolist() for name in names]
+        shown = picked[0] if len(picked) == 1 else [list(row) for row in zip(*picked, strict=True)]
+    return [{"key": _plain(k), "value": _plain(v)} for k, v in zip(keys, shown, strict=True)]
 
 
 def _plain(value: Any) -> Any:
@@ -449,13 +456,31 @@ def _stat(rule: rules.Stat, frame: pd.DataFrame, ctx: Context) -> RuleResult:
 def _unique(rule: rules.Unique, frame: pd.DataFrame, ctx: Context) -> RuleResult:
     present = ~frame[rule.columns].isna().any(axis=1).to_numpy()
     if len(rule.columns) == 1:
-        duplicated = frame[rule.columns[0]].duplicated(keep=False).to_numpy()
-        values = frame[rule.columns[0]]
+        duplicated = _duplicated(frame[rule.columns[0]])
     else:
         duplicated = frame.duplicated(subset=rule.columns, keep=False).to_numpy()
-        values = pd.Series(list(zip(*(frame[c] for c in rule.columns), strict=True)), index=frame.index)
     kind = NON_NULL if len(rule.columns) == 1 else "rows with every key column non-null"
-    return _row_result(rule, frame, ctx, present & duplicated, int(present.sum()), kind, values)
+    return _row_result(rule, frame, ctx, present & duplicated, int(present.sum()), kind, columns=rule.columns)
+
+
+def _duplicated(column: pd.Series) -> np.ndarray:
+    """Rows whose value occurs more than once.
+
+    Numbers and naive timestamps take a sort (O(n log n) in numpy, no hash table),
+    about 4x faster than ``Series.duplicated`` on millions of keys; anything else
+    goes through pandas.
+    """
+    dtype = column.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iufM":
+        return column.duplicated(keep=False).to_numpy()
+    values = column.to_numpy()
+    if dtype.kind == "M":
+        values = values.view("i8")
+    ordered = np.sort(values)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeated):
+        return np.zeros(len(values), dtype=bool)
+    return np.isin(values, np.unique(repeated))
 
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
@@ -467,10 +492,8 @@ def _compare(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> RuleResu
     left, right = frame[rule.left], frame[rule.right]
     present = ~(_missing(left) | _missing(right))
     holds = np.asarray(_OPS[rule.op](left, right).fillna(False), dtype=bool)
-    values = pd.Series(list(zip(left.tolist(), right.tolist(), strict=True)), index=frame.index) \
-        if (present & ~holds).any() else None
     return _row_result(rule, frame, ctx, present & ~holds, int(present.sum()), "rows where both are non-null",
-                       values)
+                       columns=[rule.left, rule.right])
 
 
 @check("agree")
@@ -516,7 +539,7 @@ def _row_count_equal(rule: rules.RowCountEqual, frame: pd.DataFrame, ctx: Contex
 def _freshness(rule: rules.Freshness, frame: pd.DataFrame, ctx: Context) -> RuleResult:
     times = _as_time(frame[rule.column], rule)
     as_of = _align(ctx.as_of, times)
-    newest = times[times <= as_of].max()
+    newest = times.where(times <= as_of).max()
     max_age = rules.duration(rule.max_age, f"quality.rules.{rule.name}.max_age")
     if pd.isna(newest):
         return _aggregate_result(rule, False, "no event at or before as_of", f"age <= {rule.max_age}")

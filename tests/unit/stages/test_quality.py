@@ -314,3 +314,20 @@ def test_counts_agree_with_plain_pandas(seed: int) -> None:
         r = check(f, {"ref": ref}, check=name, **spec)
         assert (r.unexpected, r.denominator) == tuple(int(v) for v in expected[name]), name
         assert len(r.examples) == min(r.unexpected, quality.MAX_EXAMPLES), name
+
+
+@pytest.mark.parametrize("kind", ["int", "float_nan", "datetime_nat", "datetime_tz", "text", "category"])
+def test_the_fast_duplicate_finder_agrees_with_pandas(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    ints = rng.integers(0, 400, 500)
+    column = {
+        "int": pd.Series(ints),
+        "float_nan": pd.Series(np.where(rng.uniform(size=500) < 0.1, np.nan, ints / 3)),
+        "datetime_nat": pd.Series(pd.to_datetime(ints, unit="D").where(rng.uniform(size=500) > 0.1)),
+        "datetime_tz": pd.Series(pd.to_datetime(ints, unit="D", utc=True)),
+        "text": pd.Series(ints.astype(str)),
+        "category": pd.Series(ints.astype(str)).astype("category"),
+    }[kind]
+    present = column.notna().to_numpy()
+    expected = column.duplicated(keep=False).to_numpy() & present
+    np.testing.assert_array_equal(quality._duplicated(column) & present, expected)
