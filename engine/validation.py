@@ -92,9 +92,26 @@ def schema() -> dict[str, Any]:
 def _load_schema(name: str) -> dict[str, Any]:
     text = resources.files("engine.schemas").joinpath(f"{name}.json").read_text(encoding="utf-8")
     loaded = json.loads(text)
-    # Its own id keeps each group's "#/$defs/..." references local once embedded.
-    loaded["$id"] = f"urn:mlops-engine:schema:{name}"
-    return loaded
+    # Inline "#/$defs/..." references: each group stays local once embedded in the root,
+    # and validation skips the reference registry, which cost more than the checks.
+    defs = loaded.pop("$defs", {})
+    return _inline(loaded, defs)
+
+
+def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(value, defs) for value in node]
+    return node
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
 
 
 def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
@@ -108,8 +125,7 @@ def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
         ConfigError: The first problem found, as one line.
     """
     where = where or Provenance()
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(_validator().iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         path, problem = _describe(errors[0])
         raise ConfigError(path, problem, where.source_of(path))
