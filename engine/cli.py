@@ -17,11 +17,11 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import NoReturn, TextIO
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import EXIT_BUG, EXIT_INTERRUPTED, ConfigError, EngineError, UsageError
+from engine.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, ConfigError, EngineError, UsageError
 
 USAGE = """\
 usage: mlops <command> [args]
@@ -46,9 +46,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 def dispatch(argv: list[str]) -> int:
     """Run one ``mlops`` command and return its exit status."""
     commands: dict[str, Callable[[list[str]], int]] = {"run": run_command, "quality": quality_command}
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
+    if not argv:
+        print(f"mlops: usage error: a command is required; expected one of: {', '.join(commands)} "
+              "(see mlops --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if argv[0] == "--version":
         print(f"mlops-engine {__version__}")
         return 0
@@ -101,10 +105,25 @@ def quality_command(args: list[str]) -> int:
 
 
 def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
-    """Run ``task`` as a Hydra app over ``conf/`` with Hydra's own command line."""
+    """Run ``task`` as a Hydra app over ``conf/`` with Hydra's own command line.
+
+    Errors before the task starts (bad arguments, overrides, options, config folders,
+    an unwritable run directory) are the user's: one line and exit 2. Inside the task,
+    only :class:`EngineError` is; anything else is a bug and keeps its traceback.
+    """
     import hydra
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from hydra._internal.utils import get_args_parser
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
+
+    parser = get_args_parser()
+    parser.prog = prog
+
+    def refuse(message: str) -> NoReturn:
+        raise UsageError(f"usage error: {message} (see {prog} --help)")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    parser.parse_args(args)
 
     conf = Path.cwd() / "conf"
     if not conf.is_dir() and not any(a.split("=")[0] in CONFIG_DIR_FLAGS for a in args):
@@ -112,20 +131,37 @@ def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
             f"usage error: no conf/ folder in {Path.cwd()}; run mlops from a project folder "
             "or pass --config-dir DIR"
         )
+    started = False
+
+    def job(cfg: object) -> object:
+        nonlocal started
+        started = True
+        return task(cfg)
+
     # Let Hydra raise instead of printing and exiting 1, so errors map to our statuses.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    app = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(task)
+    app = hydra.main(config_path=str(conf), config_name="config", version_base="1.3")(job)
     saved_argv = sys.argv
     sys.argv = [prog, *args]
     try:
         with _without_hydra_job_banner():
             app()
+    except EngineError:
+        raise
     except MissingConfigException as exc:
         raise _missing_option(exc, args) from exc
     except OverrideParseException as exc:
         raise ConfigError("command line", _one_line(exc)) from exc
-    except (ConfigCompositionException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException) as exc:
         raise _composition_error(exc, args) from exc
+    except OSError as exc:
+        if started:
+            raise
+        raise UsageError(f"usage error: cannot write the run directory: {exc}") from exc
+    except ValueError as exc:
+        if started:
+            raise
+        raise UsageError(f"usage error: {_one_line(exc)}") from exc
     finally:
         sys.argv = saved_argv
     return 0
@@ -175,9 +211,10 @@ def _composition_error(exc: Exception, args: list[str]) -> ConfigError:
     if text.startswith("Could not override '") and "is not in struct" in text:
         key = text.split("'")[1]
         override = next((a for a in args if a.split("=")[0] == key), f"{key}=...")
-        return ConfigError(
-            key, f"unknown key; expected an existing key, or +{override} to add a new one", f"override {override}"
-        )
+        group = key.split(".")[0]
+        hint = (f"the selected {group} config has no such key; choose an option that has it "
+                f"(e.g. {group}=...), or add it with +{override}") if "." in key else f"add it with +{override}"
+        return ConfigError(key, f"unknown key; {hint}", f"override {override}")
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     key = getattr(cause, "full_key", None) or "command line"
     return ConfigError(str(key), _one_line(exc))

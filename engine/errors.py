@@ -73,10 +73,3 @@ class RequirementsGateError(EngineError):
 
     exit_status = EXIT_REQUIREMENTS
     run_status = "failed_requirements"
-
-
-class Interrupted(EngineError):
-    """The run was stopped by Ctrl-C or SIGTERM."""
-
-    exit_status = EXIT_INTERRUPTED
-    run_status = "interrupted"

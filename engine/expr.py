@@ -24,7 +24,9 @@ Grammar (lowest precedence first)::
 
 Semantics that differ from Python on purpose:
 
-* ``x / 0`` is missing (NaN), not ``inf``: an average over zero orders is unknown.
+* ``x / 0`` and ``x % 0`` are missing (NaN), not ``inf`` or an error: an average over
+  zero orders is unknown. A derived feature that comes out infinite (``log(0)``) is
+  stored as missing too.
 * comparisons with a missing value are false; ``x is null`` tests for missing.
 * ``and``, ``or`` and ``not`` work element-wise on columns.
 """
@@ -211,8 +213,8 @@ class _Parser:
         token = self.peek()
         self.i += 1
         if token.kind == "number":
-            number = float(token.text)
-            return Literal(int(number) if number.is_integer() and "." not in token.text else number)
+            text = token.text
+            return Literal(int(text) if text.isdigit() and len(text) <= 18 else float(text))
         if token.kind == "duration":
             unit = _DURATION_UNITS[token.text[-1]]
             return Literal(pd.Timedelta(float(token.text[:-1]), unit=unit))
@@ -272,7 +274,28 @@ def parse(text: str) -> Node:
     """
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"expected a non-empty expression, got {text!r}")
-    return _Parser(text).parse()
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"expected at most {MAX_LENGTH} characters, got {len(text)}")
+    depth = max(_running_depth(text))
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"expected parentheses nested at most {MAX_DEPTH} deep, got {depth}")
+    try:
+        return _Parser(text).parse()
+    except RecursionError as exc:
+        raise ExpressionError("expected a less deeply nested expression") from exc
+
+
+#: Limits that keep the recursive parser and evaluator far from Python's recursion limit.
+MAX_LENGTH = 2000
+MAX_DEPTH = 50
+
+
+def _running_depth(text: str) -> Iterator[int]:
+    depth = 0
+    yield 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        yield depth
 
 
 def names(node: Node) -> set[str]:
@@ -369,19 +392,20 @@ def _as_bool(value: Any) -> Any:
     return False if _is_missing(value) else bool(value)
 
 
-def _divide(left: Any, right: Any) -> Any:
+def _divide(left: Any, right: Any, modulo: bool = False) -> Any:
+    """``left / right`` (or ``%``); a zero divisor gives a missing value, never inf or an error."""
     if isinstance(left, pd.Series) or isinstance(right, pd.Series):
         with np.errstate(divide="ignore", invalid="ignore"):
             left_f = left.astype("float64") if isinstance(left, pd.Series) else left
             right_f = right.astype("float64") if isinstance(right, pd.Series) else right
-            result = left_f / right_f
+            result = left_f % right_f if modulo else left_f / right_f
         zero = right == 0
         if isinstance(zero, pd.Series):
             return result.mask(zero.fillna(False).astype(bool))
         return result * math.nan if zero else result
     if _is_missing(left) or _is_missing(right) or right == 0:
         return math.nan
-    return left / right
+    return left % right if modulo else left / right
 
 
 def _compare(op: str, left: Any, right: Any) -> Any:
@@ -410,7 +434,6 @@ _ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
-    "%": lambda a, b: a % b,
 }
 
 
@@ -432,8 +455,10 @@ def evaluate(node: Node, env: Mapping[str, Any]) -> Any:
         return _eval(node, env)
     except ExpressionError:
         raise
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise ExpressionError(f"cannot evaluate: {exc}") from exc
+    except RecursionError as exc:
+        raise ExpressionError("cannot evaluate: the expression is nested too deeply") from exc
 
 
 def _eval(node: Node, env: Mapping[str, Any]) -> Any:
@@ -460,8 +485,8 @@ def _eval(node: Node, env: Mapping[str, Any]) -> Any:
     if node.op in ("and", "or"):
         a, b = _as_bool(left), _as_bool(right)
         return (a & b) if node.op == "and" else (a | b)
-    if node.op == "/":
-        return _divide(left, right)
+    if node.op in ("/", "%"):
+        return _divide(left, right, modulo=node.op == "%")
     if node.op in _ARITHMETIC:
         if _is_missing(left) or _is_missing(right):
             return math.nan

@@ -47,10 +47,21 @@ def packages() -> dict[str, str | None]:
     return found
 
 
+def engine_source() -> dict[str, Any]:
+    """Where the engine's own code came from: its folder and, for a source checkout
+    (an editable install), that checkout's commit, so a project outside the engine's
+    repository still records which engine code ran."""
+    import engine
+
+    folder = Path(engine.__file__).resolve().parent
+    return {"path": str(folder), "git": git_state(folder)}
+
+
 def collect(root: Path, overrides: list[str]) -> dict[str, Any]:
     """Everything the run record says about its origin."""
     return {
         "git": git_state(root),
+        "engine": engine_source(),
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),

@@ -79,9 +79,10 @@ class RunRecord:
         start = time.perf_counter()
         try:
             yield entry
-        except BaseException:
-            entry.update(status="failed", duration_s=round(time.perf_counter() - start, 4))
-            log.info("%s: failed after %.2fs", name, entry["duration_s"])
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            entry.update(status=status, duration_s=round(time.perf_counter() - start, 4))
+            log.info("%s: %s after %.2fs", name, status, entry["duration_s"])
             raise
         entry.update(status="succeeded", duration_s=round(time.perf_counter() - start, 4))
         log.info("%s: done in %.2fs", name, entry["duration_s"])

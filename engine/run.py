@@ -31,7 +31,7 @@ from engine.errors import ConfigError, EngineError, QualityGateError
 from engine.files import atomic_path, write_json
 from engine.record import RunRecord
 from engine.stages import business, data, evaluate, features, model, quality, split
-from engine.validation import Provenance, validate
+from engine.validation import ConfigOrigin, validate
 
 log = logging.getLogger("engine.run")
 
@@ -67,7 +67,7 @@ def _job(cfg: DictConfig, quality_only: bool) -> dict[str, Any]:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     root = Path(hydra_cfg.runtime.cwd)
     overrides = list(hydra_cfg.overrides.task)
-    where = Provenance(
+    where = ConfigOrigin(
         choices=dict(hydra_cfg.runtime.choices),
         overrides=overrides,
         conf_dir=_conf_label(hydra_cfg, root),
@@ -100,7 +100,7 @@ def _job(cfg: DictConfig, quality_only: bool) -> dict[str, Any]:
     return result
 
 
-def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: Provenance,
+def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin,
              quality_only: bool) -> dict[str, Any]:
     run_dir = record.run_dir
     with record.stage("validate"):

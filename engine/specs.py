@@ -17,24 +17,65 @@ DERIVED = "features.derived."
 
 
 @dataclass(frozen=True)
+class Aggregation:
+    """One aggregation of events per entity.
+
+    Args:
+        pandas: The pandas reduction over the aggregated column.
+        fill: What an entity without events gets (None: missing).
+        needs_column: Whether ``column`` is required (else the event time is used).
+        numeric: Whether the column must hold numbers.
+    """
+
+    pandas: str
+    fill: float | None
+    needs_column: bool
+    numeric: bool = False
+
+
+#: Every aggregation a feature group may use: the one registry of their names.
+AGGREGATIONS: dict[str, Aggregation] = {
+    "count": Aggregation("size", 0.0, needs_column=False),
+    "sum": Aggregation("sum", 0.0, needs_column=True, numeric=True),
+    "mean": Aggregation("mean", None, needs_column=True, numeric=True),
+    "min": Aggregation("min", None, needs_column=True, numeric=True),
+    "max": Aggregation("max", None, needs_column=True, numeric=True),
+    "last": Aggregation("last", None, needs_column=True),
+    "nunique": Aggregation("nunique", 0.0, needs_column=True),
+    "days_since_last": Aggregation("max", None, needs_column=False),
+    "days_since_first": Aggregation("min", None, needs_column=False),
+}
+
+
+@dataclass(frozen=True)
 class FeatureSpec:
-    """The expressions of the ``features`` group, parsed and ordered.
+    """The ``features`` group, parsed and checked against the declared sources.
 
     Args:
         expressions: Config path (``features.derived.avg_expenditure``) -> parsed tree.
         derived_order: Derived feature names, each after the names it reads.
+        features: Every feature name, in order: attributes, aggregations, derived.
     """
 
     expressions: Mapping[str, expr.Node]
     derived_order: tuple[str, ...]
+    features: tuple[str, ...]
 
     @classmethod
-    def from_config(cls, features_cfg: Mapping[str, Any]) -> FeatureSpec:
-        """Parse population, derived features and target of a ``features`` group.
+    def from_config(cls, features_cfg: Mapping[str, Any],
+                    sources: Mapping[str, Mapping[str, Any]] | None = None) -> FeatureSpec:
+        """Parse and check a ``features`` group, before any data is read.
+
+        Args:
+            features_cfg: The resolved ``features`` group.
+            sources: ``data.sources``, to check the source names and timestamps the
+                features rely on; None skips those checks.
 
         Raises:
-            ConfigError: An expression does not parse, or derived features read each
-                other in a cycle; the path names the key.
+            ConfigError: An expression does not parse; derived features read each other
+                in a cycle; two features, the key or the target share a name; a feature
+                reads a column the target reads (label leakage); a source is unknown, or
+                an event group's source declares no timestamp.
         """
         found: dict[str, str] = {}
         if features_cfg.get("population"):
@@ -54,4 +95,66 @@ class FeatureSpec:
         except expr.ExpressionError as exc:
             first = str(exc).removeprefix("cycle: ").split(" ")[0]
             raise ConfigError(f"{DERIVED}{first}", f"derived features must not read themselves, got a {exc}") from exc
-        return cls(parsed, tuple(order))
+        names = _check_names(features_cfg)
+        _check_leakage(features_cfg, parsed)
+        if sources is not None:
+            _check_sources(features_cfg, sources)
+        return cls(parsed, tuple(order), tuple(names))
+
+
+def _check_names(features_cfg: Mapping[str, Any]) -> list[str]:
+    """Feature names, unique across attributes, aggregations and derived, and apart
+    from the entity key and the target."""
+    seen: dict[str, str] = {
+        features_cfg["entity"]["key"]: "features.entity.key",
+        features_cfg["target"]["name"]: "features.target.name",
+    }
+    names = []
+    declared = [(f"features.attributes.{n}", n) for n in features_cfg.get("attributes") or {}]
+    for group, spec in (features_cfg.get("groups") or {}).items():
+        declared += [(f"features.groups.{group}.aggregations.{n}", n) for n in spec["aggregations"]]
+    declared += [(f"{DERIVED}{n}", n) for n in features_cfg.get("derived") or {}]
+    for path, name in declared:
+        if name in seen:
+            raise ConfigError(path, f"feature name {name!r} is already used by {seen[name]}; "
+                              "expected a name used once")
+        seen[name] = path
+        names.append(name)
+    return names
+
+
+def _check_leakage(features_cfg: Mapping[str, Any], parsed: Mapping[str, expr.Node]) -> None:
+    """No feature may read a column the target is computed from."""
+    label_columns = expr.names(parsed["features.target.expr"]) - {"as_of"}
+    for path, node in parsed.items():
+        if path.startswith(DERIVED):
+            leaked = sorted(expr.names(node) & label_columns)
+            if leaked:
+                raise ConfigError(path, f"reads {leaked[0]!r}, which the target reads: that leaks the label "
+                                  "into the features; expected columns known at as_of")
+    for name, ref in (features_cfg.get("attributes") or {}).items():
+        if ref.partition(".")[2] in label_columns and ref.partition(".")[0] == features_cfg["entity"]["source"]:
+            raise ConfigError(f"features.attributes.{name}", f"{ref!r} is read by the target: that leaks the "
+                              "label into the features; expected columns known at as_of")
+
+
+def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]]) -> None:
+    known = ", ".join(sources)
+
+    def require(path: str, name: str) -> Mapping[str, Any]:
+        if name not in sources:
+            raise ConfigError(path, f"unknown source {name!r}; expected one of: {known}")
+        return sources[name]
+
+    require("features.entity.source", features_cfg["entity"]["source"])
+    for name, ref in (features_cfg.get("attributes") or {}).items():
+        require(f"features.attributes.{name}", ref.partition(".")[0])
+    for group, spec in (features_cfg.get("groups") or {}).items():
+        source = require(f"features.groups.{group}.source", spec["source"])
+        if not source.get("timestamp"):
+            raise ConfigError(f"features.groups.{group}.source", f"source {spec['source']!r} declares no "
+                              "timestamp; expected an event source (data.sources.<name>.timestamp)")
+        for name, agg in spec["aggregations"].items():
+            if AGGREGATIONS[agg["agg"]].needs_column and not agg.get("column"):
+                raise ConfigError(f"features.groups.{group}.aggregations.{name}.column",
+                                  f"missing required key; aggregation {agg['agg']!r} needs a column")

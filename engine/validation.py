@@ -29,13 +29,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from engine import rules, targets
 from engine.errors import ConfigError
-from engine.specs import FeatureSpec
+from engine.specs import AGGREGATIONS, FeatureSpec
 
 GROUPS = ("data", "quality", "features", "model", "split", "business")
 
 
 @dataclass(frozen=True)
-class Provenance:
+class ConfigOrigin:
     """Where config keys came from, to say so in errors.
 
     Args:
@@ -86,6 +86,9 @@ def schema() -> dict[str, Any]:
         root["properties"][group] = _load_schema(group)
     root["properties"].update(_load_schema("experiment")["properties"])
     root["properties"]["quality"]["properties"]["rules"]["additionalProperties"] = rules.schema()
+    aggregation = root["properties"]["features"]["properties"]["groups"]["additionalProperties"]
+    aggregation["properties"]["aggregations"]["additionalProperties"]["properties"]["agg"] = {
+        "enum": list(AGGREGATIONS)}
     return root
 
 
@@ -114,7 +117,7 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
 
 
-def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
+def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
     """Check a resolved config (a plain dict); raise on the first problem.
 
     Args:
@@ -124,7 +127,7 @@ def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
     Raises:
         ConfigError: The first problem found, as one line.
     """
-    where = where or Provenance()
+    where = where or ConfigOrigin()
     errors = sorted(_validator().iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         path, problem = _describe(errors[0])
@@ -145,14 +148,14 @@ def validate(cfg: Mapping[str, Any], where: Provenance | None = None) -> None:
         raise ConfigError("as_of", f"must be {schema()['properties']['as_of']['x-expected']}, got {cfg['as_of']!r}",
                           where.source_of("as_of")) from exc
     try:
-        FeatureSpec.from_config(cfg["features"])
+        FeatureSpec.from_config(cfg["features"], cfg["data"]["sources"])
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
     check_rules(cfg, where)
     check_model_params(cfg["model"], where)
 
 
-def check_rules(cfg: Mapping[str, Any], where: Provenance) -> None:
+def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:
     """Quality rules: filters and durations parse, and every source they read exists."""
     try:
         parsed = rules.parse_rules(cfg["quality"])
@@ -169,7 +172,7 @@ def check_rules(cfg: Mapping[str, Any], where: Provenance) -> None:
                                   f"define; {hint}expected one of: {', '.join(sources)}", where.source_of(path))
 
 
-def check_model_params(model_cfg: Mapping[str, Any], where: Provenance) -> None:
+def check_model_params(model_cfg: Mapping[str, Any], where: ConfigOrigin) -> None:
     """Check hyper-parameters against the estimator's own names and constraints."""
     cls = targets.import_target(model_cfg["_target_"])
     params = {k: v for k, v in model_cfg.items() if k != "_target_"}

@@ -244,16 +244,19 @@ def _check_columns(frame: pd.DataFrame, source: Source, where: str) -> pd.DataFr
                 f"columns are: {', '.join(columns)}"
             )
     ts = source.timestamp
-    if ts is not None and not pd.api.types.is_datetime64_any_dtype(frame[ts]):
-        try:
-            parsed = pd.to_datetime(frame[ts], format="mixed")
-        except (ValueError, TypeError) as exc:
-            raise DataError(
-                f"data error at {where}: timestamp column {ts!r} must hold datetimes, "
-                f"got values such as {frame[ts].dropna().astype(str).head(3).tolist()}"
-            ) from exc
-        frame = frame.assign(**{ts: parsed})
-    return frame
+    if ts is None or pd.api.types.is_datetime64_any_dtype(frame[ts]):
+        return frame
+    column = frame[ts]
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        raise DataError(f"data error at {where}: timestamp column {ts!r} must hold datetimes or date text, "
+                        f"got {column.dtype} values such as {column.dropna().head(3).tolist()}")
+    text = column.astype(object).where(column.notna())
+    parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+    bad = parsed.isna() & text.notna()
+    if bad.any():
+        raise DataError(f"data error at {where}: timestamp column {ts!r} must hold datetimes, got "
+                        f"{int(bad.sum())} values that are not, such as {text[bad].astype(str).head(3).tolist()}")
+    return frame.assign(**{ts: parsed})
 
 
 def _first_line(exc: BaseException) -> str:

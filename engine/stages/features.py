@@ -27,25 +27,10 @@ import pandas as pd
 
 from engine import expr
 from engine.errors import ConfigError, DataError
-from engine.specs import FeatureSpec
+from engine.specs import AGGREGATIONS, FeatureSpec
 from engine.stages.data import Table
 
 log = logging.getLogger(__name__)
-
-#: Aggregations with the value an entity with no events gets (None: missing).
-AGGREGATIONS: dict[str, Any] = {
-    "count": 0,
-    "sum": 0.0,
-    "mean": None,
-    "min": None,
-    "max": None,
-    "last": None,
-    "nunique": 0,
-    "days_since_last": None,
-    "days_since_first": None,
-}
-NEEDS_COLUMN = {"sum", "mean", "min", "max", "last", "nunique"}
-
 
 @dataclass(frozen=True)
 class FeatureTable:
@@ -84,6 +69,9 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
     key, spine_name = entity["key"], entity["source"]
     spine = _table(tables, spine_name, "features.entity.source").frame
     _require_column(spine, key, "features.entity.key", spine_name)
+    if spine.empty:
+        raise DataError(f"data error at data.sources.{spine_name}: the entity source is empty; "
+                        "expected one row per entity")
     duplicated = spine[key].duplicated()
     if duplicated.any():
         raise DataError(
@@ -95,6 +83,9 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
     if "features.population" in exprs:
         keep = _evaluate(exprs["features.population"], spine, env_scalars, "features.population")
         spine = spine.loc[_as_mask(keep, spine.index)]
+        if spine.empty:
+            raise DataError(f"data error at features.population: no {spine_name} row passes "
+                            f"{features_cfg['population']!r} at as_of {as_of}; expected at least one")
     spine = spine.reset_index(drop=True)
     columns: dict[str, pd.Series] = {}
 
@@ -108,18 +99,21 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
         for name, series in _aggregate(path, group, events_table, key, keys, as_of).items():
             columns[name] = series
 
-    frame = pd.concat([spine, pd.DataFrame(columns, index=spine.index)], axis=1)
-    frame = frame.loc[:, ~frame.columns.duplicated(keep="last")]
-    derived = features_cfg.get("derived") or {}
+    # Features shadow spine columns of the same name (a feature `plan` from crm wins).
+    frame = pd.concat([spine.drop(columns=[c for c in columns if c in spine.columns]),
+                       pd.DataFrame(columns, index=spine.index)], axis=1)
     for name in spec.derived_order:
         path = f"features.derived.{name}"
-        frame[name] = _evaluate(exprs[path], frame, env_scalars, path)
+        values = _evaluate(exprs[path], frame, env_scalars, path)
+        if pd.api.types.is_float_dtype(values):
+            values = values.replace([np.inf, -np.inf], np.nan)  # log(0), x / tiny: missing, not inf
+        frame[name] = values
 
     target_name = features_cfg["target"]["name"]
     target = _evaluate(exprs["features.target.expr"], frame, env_scalars, "features.target.expr")
     frame[target_name] = _as_mask(target, frame.index).astype("int64")
 
-    feature_names = tuple(list(columns) + list(derived))
+    feature_names = spec.features
     out = frame.loc[:, [key, *feature_names, target_name]].copy()
     log.info(
         "features: %d rows x %d features, target %s rate %.4f",
@@ -156,8 +150,25 @@ def _attribute(name: str, ref: str, spine: pd.DataFrame, key: str, spine_name: s
         return spine[column]
     other = table.frame
     _require_column(other, key, path, source)
-    other = other.drop_duplicates(subset=key, keep="last")
+    _same_key_type(spine[key], other[key], spine_name, source, path)
+    duplicated = other[key].duplicated(keep="last")
+    if duplicated.any():
+        log.warning("%s: %d rows of %s share a %s with another row; the last one is used",
+                    path, int(duplicated.sum()), source, key)
+        other = other.loc[~duplicated]
     return spine[key].map(other.set_index(key)[column])
+
+
+def _same_key_type(spine_key: pd.Series, other_key: pd.Series, spine_name: str, other: str, path: str) -> None:
+    """Keys of different kinds never match: say so instead of joining nothing."""
+    kinds = []
+    for series in (spine_key, other_key):
+        dtype = series.dtype
+        kinds.append("number" if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+                     else "datetime" if pd.api.types.is_datetime64_any_dtype(dtype) else "text")
+    if kinds[0] != kinds[1]:
+        raise DataError(f"data error at {path}: key {spine_key.name!r} is {kinds[0]} ({spine_key.dtype}) in "
+                        f"{spine_name} but {kinds[1]} ({other_key.dtype}) in {other}; expected the same kind")
 
 
 def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
@@ -173,13 +184,17 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
     for name, spec in group["aggregations"].items():
         agg_path = f"{path}.aggregations.{name}"
         agg, column, window = spec["agg"], spec.get("column"), spec.get("window")
-        if agg in NEEDS_COLUMN:
+        if AGGREGATIONS[agg].needs_column:
             if column is None:
                 raise ConfigError(agg_path, f"aggregation {agg!r} needs a column")
             _require_column(events, column, f"{agg_path}.column", table.name)
+            if AGGREGATIONS[agg].numeric and not _is_number(events[column]):
+                raise DataError(f"data error at {agg_path}: {agg} needs numbers, but {table.name}.{column} holds "
+                                f"{events[column].dtype} values such as {events[column].dropna().head(3).tolist()}")
         span = _parse_window(window, agg_path) if window else None
         by_window.setdefault(span, {})[name] = (agg, column or ts)
 
+    _same_key_type(keys, events[key], "the entity source", table.name, f"{path}.source")
     cutoff = _align_tz(as_of, events[ts])
     needed = list(dict.fromkeys([key, ts, *(c for aggs in by_window.values() for _, c in aggs.values())]))
     before = events.loc[events[ts] < cutoff, needed]
@@ -189,25 +204,18 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
         rows = before if span is None else before.loc[before[ts] >= cutoff - span]
         if any(agg == "last" for agg, _ in aggs.values()):
             rows = rows.sort_values(ts, kind="stable")
-        named = {name: (column, _PANDAS_AGG[agg]) for name, (agg, column) in aggs.items()}
+        named = {name: (column, AGGREGATIONS[agg].pandas) for name, (agg, column) in aggs.items()}
         result = rows.groupby(key, sort=False).agg(**named).reindex(aligned)
         for name, (agg, _) in aggs.items():
             values = result[name]
             if agg in ("days_since_last", "days_since_first"):
                 values = (cutoff - values).dt.total_seconds() / 86400.0
-            fill = AGGREGATIONS[agg]
+            fill = AGGREGATIONS[agg].fill
             if fill is not None:
                 values = values.fillna(fill)
             values = values.astype("float64") if agg != "last" else values
             out[name] = pd.Series(values.to_numpy(), index=keys.index, name=name)
     return {name: out[name] for name in group["aggregations"]}
-
-
-#: Our aggregation names -> the pandas reduction over the aggregated column.
-_PANDAS_AGG = {
-    "count": "size", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "last": "last",
-    "nunique": "nunique", "days_since_last": "max", "days_since_first": "min",
-}
 
 
 def _parse_window(window: str, path: str) -> pd.Timedelta:
@@ -232,24 +240,29 @@ def _align_tz(as_of: pd.Timestamp, column: pd.Series) -> pd.Timestamp:
 
 
 def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], path: str) -> Any:
-    unknown = sorted(expr.names(node) - set(map(str, frame.columns)) - set(scalars))
+    read = expr.names(node)
+    unknown = sorted(read - set(map(str, frame.columns)) - set(scalars))
     if unknown:
         raise ConfigError(
             path, f"unknown column {unknown[0]!r}{_suggest(unknown[0], [*frame.columns, *scalars])}"
         )
-    env: dict[str, Any] = {name: frame[name] for name in expr.names(node) if name in frame.columns}
-    for name, value in scalars.items():
-        env[name] = value
-    for name, column in list(env.items()):
-        if isinstance(column, pd.Series) and isinstance(column.dtype, pd.DatetimeTZDtype):
-            env["as_of"] = _align_tz(scalars["as_of"], column)
+    env: dict[str, Any] = {name: frame[name] for name in read if name in frame.columns}
+    env.update(scalars)
+    for column in (env[n] for n in read if n in frame.columns):
+        if pd.api.types.is_datetime64_any_dtype(column):
+            env["as_of"] = _align_tz(scalars["as_of"], column)  # compare like with like
     try:
         result = expr.evaluate(node, env)
     except expr.ExpressionError as exc:
-        raise ConfigError(path, str(exc)) from exc
+        kinds = ", ".join(f"{n} ({frame[n].dtype})" for n in sorted(read) if n in frame.columns)
+        raise DataError(f"data error at {path}: {exc}; the columns it reads: {kinds}") from exc
     if not isinstance(result, pd.Series):
         result = pd.Series(np.broadcast_to(result, len(frame)), index=frame.index)
     return result
+
+
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
 def _as_mask(values: Any, index: pd.Index) -> pd.Series:

@@ -15,6 +15,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -22,6 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from engine import targets
+from engine.errors import ConfigError, DataError, EngineError
 from engine.files import atomic_path, sha256_file
 
 MODEL_FILE = "model.joblib"
@@ -53,20 +55,44 @@ def build(model_cfg: Mapping[str, Any], X: pd.DataFrame, preprocess: Mapping[str
 
 
 def as_model_input(X: pd.DataFrame) -> pd.DataFrame:
-    """Make categorical columns plain objects: SimpleImputer wants one missing marker."""
+    """Categorical columns as text objects with NaN for missing: SimpleImputer wants one
+    missing marker, and OneHotEncoder one type per column (``where(x, plan, 1)`` mixes)."""
     out = X.copy()
     for column in out.columns:
         if not pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column]):
-            out[column] = out[column].astype(object).where(out[column].notna(), np.nan)
+            present = out[column].notna()
+            out[column] = out[column].astype(str).astype(object).where(present, np.nan)
     return out
 
 
 def fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int) -> float:
-    """Fit with BLAS/OpenMP pinned to ``threads``; return the seconds spent."""
+    """Fit with BLAS/OpenMP pinned to ``threads``; return the seconds spent.
+
+    Raises:
+        ConfigError: The estimator rejects its hyper-parameters together (scikit-learn
+            checks combinations such as penalty and solver only when fitting starts).
+        DataError: The estimator rejects the data.
+    """
     start = time.perf_counter()
-    with threadpool_limits(limits=threads):
-        pipeline.fit(as_model_input(X), y)
+    try:
+        with threadpool_limits(limits=threads):
+            pipeline.fit(as_model_input(X), y)
+    except (ValueError, TypeError) as exc:
+        raise _fit_error(pipeline.named_steps["model"], exc) from exc
     return time.perf_counter() - start
+
+
+def _fit_error(estimator: Any, exc: Exception) -> EngineError:
+    """Blame the parameters if the estimator also fails on clean toy data, else the data."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    rng = np.random.default_rng(0)
+    toy_X, toy_y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    try:
+        clone(estimator).fit(toy_X, toy_y)
+    except (ValueError, TypeError):
+        return ConfigError("model", f"{type(estimator).__name__} rejected its parameters when training "
+                                    f"started: {message}")
+    return DataError(f"data error at train: {type(estimator).__name__} could not fit the features: {message}")
 
 
 def predict_proba(pipeline: Pipeline, X: pd.DataFrame, threads: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from engine.errors import DataError
 
 @dataclass(frozen=True)
 class Split:
-    """Row positions of the train and test parts of the feature table."""
+    """Index labels of the train and test rows of the feature table."""
 
     train: pd.Index
     test: pd.Index
@@ -41,4 +41,10 @@ def holdout(y: pd.Series, split_cfg: Mapping[str, Any]) -> Split:
         raise DataError(
             f"data error at split: cannot split {len(y)} rows with classes {classes.to_dict()}: {exc}"
         ) from exc
+    for part, rows in (("training", train), ("hold-out", test)):
+        if y.loc[rows].nunique() < 2:
+            raise DataError(
+                f"data error at split: the {part} part has one class only ({y.loc[rows].value_counts().to_dict()}); "
+                "expected both 0 and 1: use split.stratify=true, more data, or another test_size"
+            )
     return Split(pd.Index(train), pd.Index(test))

@@ -134,7 +134,7 @@ def test_hydra_features_work_unchanged(project: Path) -> None:
 
 
 def test_no_conf_folder_is_a_usage_error(tmp_path: Path) -> None:
-    done = run_mlops(tmp_path)  # bare mlops prints usage
+    done = run_mlops(tmp_path, "--help")
     assert done.returncode == 0 and "usage: mlops" in done.stdout
     done = run_mlops(tmp_path, "run")
     assert done.returncode == 2
@@ -142,10 +142,33 @@ def test_no_conf_folder_is_a_usage_error(tmp_path: Path) -> None:
                                   "folder or pass --config-dir DIR"
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (["run", "--bogus"], "mlops: usage error: unrecognized arguments: --bogus (see mlops run --help)"),
+    (["run", "--config-dir", "/nonexistent"], "Additional config directory '/nonexistent' not found"),
+    (["run", "=5"], "mlops: usage error: Config group override must be a string or a list"),
+    (["run", "hydra.run.dir=/proc/no-such-dir"], "mlops: usage error: cannot write the run directory"),
+    ([], "mlops: usage error: a command is required; expected one of: run, quality"),
+])
+def test_bad_command_lines_exit_2_with_one_line(project: Path, args: list[str], words: str) -> None:
+    done = run_mlops(project, *args)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(words) or words in line
+
+
+def test_a_hyper_parameter_combination_sklearn_refuses_exits_2(project: Path) -> None:
+    done = run_mlops(project, "run", "+model.penalty=l1")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("mlops: config error at model: LogisticRegression rejected its parameters")
+    record = read_json(only_run(project) / "run.json")
+    assert record["status"] == "failed" and not (only_run(project) / "model").exists()
+
+
 def test_an_unknown_command_lists_the_commands(tmp_path: Path) -> None:
     done = run_mlops(tmp_path, "rnu")
     assert done.returncode == 2
-    assert "unknown command 'rnu'; expected one of: run" in done.stderr
+    assert "unknown command 'rnu'; expected one of: run, quality" in done.stderr
 
 
 @pytest.mark.slow
@@ -169,5 +192,5 @@ def test_a_signal_mid_run_leaves_it_interrupted_never_succeeded(project: Path, s
     assert "Traceback" not in stderr
     record = read_json(only_run(project) / "run.json")
     assert record["status"] == "interrupted"
-    assert record["stages"]["train"]["status"] == "failed"
+    assert record["stages"]["train"]["status"] == "interrupted"
     assert not (only_run(project) / "model").exists()

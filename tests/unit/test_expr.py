@@ -118,3 +118,25 @@ def test_dependency_order_and_cycles() -> None:
         expr.dependency_order(cyclic)
     with pytest.raises(expr.ExpressionError, match="reads itself"):
         expr.dependency_order({"a": expr.parse("a + 1")})
+
+
+def test_modulo_by_zero_is_missing_too() -> None:
+    assert math.isnan(ev("5 % 0"))
+    assert ev("x % 0", x=pd.Series([1, 2])).isna().all()
+
+
+def test_limits_keep_the_parser_away_from_the_recursion_limit() -> None:
+    with pytest.raises(expr.ExpressionError, match="nested at most 50 deep"):
+        expr.parse("(" * 60 + "1" + ")" * 60)
+    with pytest.raises(expr.ExpressionError, match="at most 2000 characters"):
+        expr.parse("1 + " * 600 + "1")
+    try:  # a long unary chain either evaluates or fails with our error, never RecursionError
+        assert ev("- " * 990 + "1") == 1
+    except expr.ExpressionError as exc:
+        assert "nested" in str(exc)
+
+
+def test_number_literals() -> None:
+    assert ev("1e308") == 1e308 and isinstance(ev("1e308"), float)
+    assert ev("12") == 12 and isinstance(ev("12"), int)
+    assert ev("2.5") == 2.5

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ConfigError
-from engine.validation import Provenance, validate
+from engine.validation import ConfigOrigin, validate
 from tests.conftest import compose_config
 
-WHERE = Provenance(choices={"model": "random_forest", "split": "holdout", "features": "churn"},
+WHERE = ConfigOrigin(choices={"model": "random_forest", "split": "holdout", "features": "churn"},
                    overrides=["model=random_forest"])
 
 
@@ -91,7 +91,7 @@ def test_an_invalid_window_duration() -> None:
 
 def test_the_override_is_named_as_the_source_when_it_set_the_key() -> None:
     cfg = compose_config("split.test_size=2")
-    where = Provenance(choices={"split": "holdout"}, overrides=["split.test_size=2"])
+    where = ConfigOrigin(choices={"split": "holdout"}, overrides=["split.test_size=2"])
     with pytest.raises(ConfigError) as info:
         validate(cfg, where)
     assert info.value.source == "override split.test_size=2"
@@ -126,3 +126,24 @@ def test_quality_rule_keys_are_checked_per_rule_type() -> None:
     assert "must be a list, got 'monthly'" in str(error)
     error = check("~quality.rules.plausible_age.column")
     assert error.path == "quality.rules.plausible_age.column" and "missing required key" in str(error)
+
+
+@pytest.mark.parametrize(("overrides", "path", "words"), [
+    (["features.target.name=plan"], "features.attributes.plan", "already used by features.target.name"),
+    (["+features.derived.customer_id=n_orders"], "features.derived.customer_id", "features.entity.key"),
+    (["+features.groups.order_behaviour.aggregations.plan={agg: count}"],
+     "features.groups.order_behaviour.aggregations.plan", "already used by features.attributes.plan"),
+    (["+features.derived.left_in='days(cancelled_at - as_of)'"], "features.derived.left_in", "leaks the label"),
+    (["+features.attributes.cancelled=customers.cancelled_at"], "features.attributes.cancelled", "leaks the label"),
+    (["features.entity.source=billing"], "features.entity.source", "unknown source 'billing'"),
+    (["features.attributes.segment=crms.segment"], "features.attributes.segment", "unknown source 'crms'"),
+    (["features.groups.order_behaviour.source=crm"], "features.groups.order_behaviour.source", "declares no timestamp"),
+    (["+features.groups.order_behaviour.aggregations.s={agg: sum}"],
+     "features.groups.order_behaviour.aggregations.s.column", "needs a column"),
+    (["features.groups.order_behaviour.aggregations.n_orders.agg=median"],
+     "features.groups.order_behaviour.aggregations.n_orders.agg", "must be one of: count, sum"),
+])
+def test_feature_mistakes_are_found_before_any_data_is_read(overrides: list[str], path: str, words: str) -> None:
+    error = check(*overrides)
+    assert error.path == path
+    assert words in str(error)

@@ -117,3 +117,17 @@ def test_prepare_writes_the_demo_files_once(tmp_path: Path) -> None:
     assert (tmp_path / "data/demo/orders.parquet").stat().st_mtime_ns == stamp
     cfg["generate"]["customers"] = 400  # other settings: made again
     assert data.prepare(cfg, tmp_path) is True
+
+
+def test_a_numeric_timestamp_column_is_refused_not_read_as_1970(tmp_path: Path) -> None:
+    ORDERS.to_parquet(tmp_path / "orders.parquet", index=False)
+    with pytest.raises(DataError, match="timestamp column 'customer_id' must hold datetimes or date text, got int64"):
+        data.load(config(o={"type": "parquet", "path": "orders.parquet", "key": "order_id",
+                            "timestamp": "customer_id"}), tmp_path)
+
+
+def test_unparseable_timestamps_are_named(tmp_path: Path) -> None:
+    ORDERS.assign(ordered_at=["2026-09-01", "garbage", "2026-09-03"]).to_csv(tmp_path / "o.csv", index=False)
+    with pytest.raises(DataError, match=r"got 1 values that are not, such as \['garbage'\]"):
+        data.load(config(o={"type": "csv", "path": "o.csv", "key": "order_id", "timestamp": "ordered_at"}),
+                  tmp_path)

@@ -133,3 +133,42 @@ def test_duplicate_entity_keys_are_a_data_error() -> None:
 def test_derived_features_may_use_each_other_in_any_order() -> None:
     cfg = config(derived={"double_avg": "avg * 2", "avg": "total / n_orders"})
     assert build(cfg).loc[1, "double_avg"] == 40.0
+
+
+def test_keys_of_different_kinds_are_a_data_error_not_an_empty_join() -> None:
+    orders = ORDERS.assign(customer_id=ORDERS["customer_id"].astype(str))
+    with pytest.raises(DataError, match="key 'customer_id' is number .* but text"):
+        build(orders=orders)
+
+
+def test_sum_of_text_is_a_data_error() -> None:
+    orders = ORDERS.assign(amount=ORDERS["amount"].astype(str))
+    with pytest.raises(DataError, match="sum needs numbers"):
+        build(orders=orders)
+
+
+def test_an_empty_population_says_so() -> None:
+    with pytest.raises(DataError, match="no customers row passes"):
+        build(config(population="signup_date > as_of + 3650d"))
+
+
+def test_an_empty_entity_source_says_so() -> None:
+    with pytest.raises(DataError, match="the entity source is empty"):
+        features.build(config(), tables(CUSTOMERS.iloc[:0], ORDERS), AS_OF)
+
+
+def test_infinite_derived_values_are_missing() -> None:
+    frame = build(config(derived={"avg": "total / n_orders", "log_orders": "log(n_orders)"}),
+                  orders=ORDERS[ORDERS["customer_id"] != 3])
+    assert pd.isna(frame.loc[3, "log_orders"])
+
+
+def test_a_tz_aware_cut_off_against_naive_columns() -> None:
+    table = features.build(config(), tables(CUSTOMERS, ORDERS), pd.Timestamp("2026-10-01", tz="UTC"))
+    pd.testing.assert_frame_equal(table.frame.set_index("customer_id"), build())
+
+
+def test_text_where_dates_are_expected_is_a_data_error_naming_the_columns() -> None:
+    customers = CUSTOMERS.assign(signup_date=CUSTOMERS["signup_date"].astype(str))
+    with pytest.raises(DataError, match=r"signup_date \((str|object)\)"):
+        features.build(config(population="signup_date < as_of"), tables(customers, ORDERS), AS_OF)

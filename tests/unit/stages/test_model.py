@@ -93,3 +93,37 @@ def test_the_missions_simple_estimate_is_3200_dollars_a_month() -> None:
     value = business.value(cfg, {"recall": 0.8})
     assert value["simple_estimate_per_month"] == 3200.0
     assert value["customers_retained_per_month"] == 400.0
+
+
+@pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
+def test_parameters_sklearn_rejects_together_are_a_config_error() -> None:
+    from engine.errors import ConfigError
+
+    X, y = frame()
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression", "penalty": "l1"}, X, PREPROCESS)
+    with pytest.raises(ConfigError, match="LogisticRegression rejected its parameters.*l1"):
+        model.fit(pipe, X, y, threads=1)
+
+
+def test_data_the_estimator_cannot_fit_is_a_data_error() -> None:
+    from engine.errors import DataError
+
+    X, _ = frame()
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    with pytest.raises(DataError, match="could not fit"):
+        model.fit(pipe, X, pd.Series([1] * len(X)), threads=1)  # one class
+
+
+def test_a_feature_mixing_text_and_numbers_is_encoded_as_text() -> None:
+    X, y = frame()
+    X["mixed"] = pd.Series(["a" if i % 2 else 1 for i in range(len(X))], dtype=object)
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    model.fit(pipe, X, y, threads=1)
+
+
+def test_the_training_part_must_have_both_classes() -> None:
+    from engine.errors import DataError
+
+    y = pd.Series([0] * 95 + [1] * 5)
+    with pytest.raises(DataError, match="one class only"):
+        split.holdout(y, {"strategy": "holdout", "test_size": 0.96, "stratify": False, "seed": 0})
