@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_info
 
 from engine import provenance
 from engine.errors import ConfigError, EngineError, QualityGateError
+from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json
 from engine.record import RunRecord
 from engine.stages import business, data, evaluate, features, model, quality, split
@@ -149,9 +150,14 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         return record.data
 
     with record.stage("features") as stage:
-        table = features.build(resolved["features"], tables, as_of)
+        store_cfg = resolved["features"].get("store")
+        store = FeatureStore(root / store_cfg["path"]) if store_cfg else None
+        table = features.build(resolved["features"], tables, as_of, store)
         stage.update(rows=len(table.frame), features=list(table.features),
                      target_rate=round(float(table.y.mean()), 6) if len(table.frame) else None)
+        record.update(features={"store": str(store.root) if store else None, "tables": list(table.tables)})
+        if store is not None:
+            _note_group_use(store, table.tables, record, resolved)
         del tables
 
     with record.stage("split") as stage:
@@ -189,6 +195,26 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     log.info("run %s succeeded in %.1fs: %s  %s", record.id[:8], record.data["duration_s"],
              _display(run_dir, root), headline)
     return record.data
+
+
+def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], record: RunRecord,
+                    resolved: dict[str, Any]) -> None:
+    """Record which run and model used each group; warn when a shared group changed."""
+    used_by = {"run": record.id, "run_dir": str(record.run_dir), "model": resolved["model"]["_target_"]}
+    for entry in (t for t in tables if "group" in t):
+        earlier = store.record_use(entry["group"], entry["definition_hash"], entry.get("version"), used_by)
+        users: dict[str, list[str]] = {}
+        for definition in earlier:
+            for use in definition.get("used_by", []):
+                runs = users.setdefault(str(use.get("model", "?")).rsplit(".", 1)[-1], [])
+                if str(use.get("run", "?"))[:8] not in runs:
+                    runs.append(str(use.get("run", "?"))[:8])
+        if users:
+            log.warning(
+                "shared feature group %s changed since it was last used (definition %s, version %s -> %s, "
+                "version %s); models that used the old definition: %s", entry["group"], earlier[0]["hash"][:12],
+                earlier[0].get("version"), entry["definition_hash"][:12], entry.get("version"),
+                "; ".join(f"{model} (runs {', '.join(runs[-5:])})" for model, runs in sorted(users.items())))
 
 
 def _resolve(cfg: DictConfig) -> dict[str, Any]:

@@ -25,12 +25,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine import expr
+from engine import expr, featurestore
 from engine.errors import ConfigError, DataError
+from engine.featurestore import FeatureStore
 from engine.specs import AGGREGATIONS, FeatureSpec
 from engine.stages.data import Table
 
 log = logging.getLogger(__name__)
+
+#: The version of the feature code: part of every store key, so a change to how
+#: features are computed never reuses tables built by the old code.
+FEATURE_CODE_VERSION = "1"
 
 @dataclass(frozen=True)
 class FeatureTable:
@@ -40,6 +45,8 @@ class FeatureTable:
     key: str
     features: tuple[str, ...]
     target: str
+    #: One record per feature group table: group, key, status (built or reused), rows.
+    tables: tuple[dict[str, Any], ...] = ()
 
     @property
     def X(self) -> pd.DataFrame:  # noqa: N802 - scikit-learn's name
@@ -50,13 +57,16 @@ class FeatureTable:
         return self.frame[self.target]
 
 
-def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> FeatureTable:
+def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp,
+          store: FeatureStore | None = None) -> FeatureTable:
     """Build the feature table.
 
     Args:
         features_cfg: The resolved ``features`` group.
         tables: Loaded sources by name.
         as_of: The cut-off: only events strictly before it are used.
+        store: Where aggregation tables are reused from and saved to; None computes
+            everything.
 
     Raises:
         ConfigError: A name refers to an unknown source or column, or derived
@@ -64,6 +74,38 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
         DataError: The entity source has duplicate keys.
     """
     spec = FeatureSpec.from_config(features_cfg)
+    full_key = _features_key(features_cfg, tables, as_of)
+    cached = store.get(full_key) if store is not None else None
+    if cached is not None:
+        manifest = store.manifest(full_key) or {}  # type: ignore[union-attr]
+        records = [{**r, "status": "reused"} for r in manifest.get("groups", [])]
+        records.append({"table": "features", "key": full_key, "status": "reused", "rows": len(cached)})
+        log.info("feature table features reused (key %s, %d rows): no feature was computed", full_key[:12],
+                 len(cached))
+        return FeatureTable(cached, features_cfg["entity"]["key"], spec.features, features_cfg["target"]["name"],
+                            tuple(records))
+    table = _build(features_cfg, spec, tables, as_of, store)
+    if store is not None:
+        store.put(full_key, table.frame, {"name": "features", "kind": "features", "groups": list(table.tables),
+                                          "as_of": as_of.isoformat(), "code": FEATURE_CODE_VERSION})
+    record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame)}
+    log.info("feature table features built (key %s, %d rows)", full_key[:12], len(table.frame))
+    return FeatureTable(table.frame, table.key, table.features, table.target, (*table.tables, record))
+
+
+def _features_key(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> str:
+    """The store key of the whole feature table: every definition and every input's fingerprint."""
+    definition = {k: v for k, v in features_cfg.items() if k not in ("store", "description")}
+    used = {features_cfg["entity"]["source"]}
+    used |= {ref.partition(".")[0] for ref in (features_cfg.get("attributes") or {}).values()}
+    used |= {group["source"] for group in (features_cfg.get("groups") or {}).values()}
+    fingerprints = {name: tables[name].fingerprint for name in sorted(used) if name in tables}
+    return featurestore.digest({"kind": "features", "definition": definition, "fingerprints": fingerprints,
+                                "as_of": as_of.isoformat(), "code": FEATURE_CODE_VERSION})
+
+
+def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[str, Table],
+           as_of: pd.Timestamp, store: FeatureStore | None) -> FeatureTable:
     exprs = spec.expressions
     entity = features_cfg["entity"]
     key, spine_name = entity["key"], entity["source"]
@@ -93,11 +135,15 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
         columns[name] = _attribute(name, ref, spine, key, spine_name, tables)
 
     keys = spine[key]
+    stored: list[dict[str, Any]] = []
     for group_name, group in (features_cfg.get("groups") or {}).items():
         path = f"features.groups.{group_name}"
         events_table = _table(tables, group["source"], f"{path}.source")
-        for name, series in _aggregate(path, group, events_table, key, keys, as_of).items():
-            columns[name] = series
+        group_columns, record = _aggregate(path, group, events_table, key, keys, as_of, store)
+        columns.update(group_columns)
+        stored.append(record)
+        log.info("feature table %s %s (key %s, %d rows)", group_name, record["status"], record["key"][:12],
+                 record["rows"])
 
     # Features shadow spine columns of the same name (a feature `plan` from crm wins).
     frame = pd.concat([spine.drop(columns=[c for c in columns if c in spine.columns]),
@@ -119,7 +165,7 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
         "features: %d rows x %d features, target %s rate %.4f",
         len(out), len(feature_names), target_name, out[target_name].mean() if len(out) else float("nan"),
     )
-    return FeatureTable(out, key, feature_names, target_name)
+    return FeatureTable(out, key, feature_names, target_name, tuple(stored))
 
 
 def _table(tables: Mapping[str, Table], name: str, path: str) -> Table:
@@ -171,51 +217,94 @@ def _same_key_type(spine_key: pd.Series, other_key: pd.Series, spine_name: str, 
                         f"{spine_name} but {kinds[1]} ({other_key.dtype}) in {other}; expected the same kind")
 
 
-def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str,
-               keys: pd.Series, as_of: pd.Timestamp) -> dict[str, pd.Series]:
-    """All aggregations of one group: one filter and one groupby per distinct window."""
+def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys: pd.Series,
+               as_of: pd.Timestamp, store: FeatureStore | None) -> tuple[dict[str, pd.Series], dict[str, Any]]:
+    """One group's aggregations aligned to the entities, from the store when it has them.
+
+    Returns:
+        The feature columns (index of ``keys``) and what the run records about the table.
+    """
     events = table.frame
     ts = table.source.timestamp
     if ts is None:
         raise ConfigError(f"{path}.source", f"source {table.name!r} declares no timestamp; "
                           "aggregations need an event-time column")
     _require_column(events, key, f"{path}.source", table.name)
-    by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
     for name, spec in group["aggregations"].items():
-        agg_path = f"{path}.aggregations.{name}"
-        agg, column, window = spec["agg"], spec.get("column"), spec.get("window")
+        agg, column = spec["agg"], spec.get("column")
         if AGGREGATIONS[agg].needs_column:
+            agg_path = f"{path}.aggregations.{name}"
             if column is None:
                 raise ConfigError(agg_path, f"aggregation {agg!r} needs a column")
             _require_column(events, column, f"{agg_path}.column", table.name)
             if AGGREGATIONS[agg].numeric and not _is_number(events[column]):
                 raise DataError(f"data error at {agg_path}: {agg} needs numbers, but {table.name}.{column} holds "
                                 f"{events[column].dtype} values such as {events[column].dropna().head(3).tolist()}")
-        span = _parse_window(window, agg_path) if window else None
-        by_window.setdefault(span, {})[name] = (agg, column or ts)
-
     _same_key_type(keys, events[key], "the entity source", table.name, f"{path}.source")
     cutoff = _align_tz(as_of, events[ts])
+
+    definition = {"source": group["source"], "aggregations": group["aggregations"]}
+    table_key = featurestore.digest({
+        "kind": "aggregations", "definition": definition, "entity_key": key, "timestamp": ts,
+        "source_fingerprint": table.fingerprint, "as_of": cutoff.isoformat(), "code": FEATURE_CODE_VERSION,
+    })
+    record = {"group": path.rsplit(".", 1)[1], "key": table_key, "definition_hash": featurestore.digest(definition),
+              "version": group.get("version")}
+    per_key = store.get(table_key) if store is not None else None
+    if per_key is None:
+        per_key = _group_table(path, group, events, key, ts, cutoff)
+        if store is not None:
+            store.put(table_key, per_key, {"name": record["group"], "kind": "aggregations", **record,
+                                           "definition": definition, "source": table.name,
+                                           "source_fingerprint": table.fingerprint, "as_of": cutoff.isoformat(),
+                                           "code": FEATURE_CODE_VERSION})
+        record["status"] = "built"
+    else:
+        record["status"] = "reused"
+    record["rows"] = len(per_key)
+
+    aligned = per_key.set_index(key).reindex(pd.Index(keys))
+    out: dict[str, pd.Series] = {}
+    for name, spec in group["aggregations"].items():
+        values = aligned[name]
+        fill = AGGREGATIONS[spec["agg"]].fill
+        if fill is not None:
+            values = values.fillna(fill)
+        if spec["agg"] != "last":
+            values = values.astype("float64")
+        out[name] = pd.Series(values.to_numpy(), index=keys.index, name=name)
+    return out, record
+
+
+def _group_table(path: str, group: Mapping[str, Any], events: pd.DataFrame, key: str, ts: str,
+                 cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The group's aggregations for every entity with events before the cut-off.
+
+    One filter and one groupby per distinct window; entities without events are left
+    out (they get each aggregation's fill value when aligned), so the table does not
+    depend on which entities a project scores.
+    """
+    by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
+    for name, spec in group["aggregations"].items():
+        window = spec.get("window")
+        span = _parse_window(window, f"{path}.aggregations.{name}") if window else None
+        by_window.setdefault(span, {})[name] = (spec["agg"], spec.get("column") or ts)
     needed = list(dict.fromkeys([key, ts, *(c for aggs in by_window.values() for _, c in aggs.values())]))
     before = events.loc[events[ts] < cutoff, needed]
-    aligned = pd.Index(keys)
-    out: dict[str, pd.Series] = {}
+    parts = []
     for span, aggs in by_window.items():
         rows = before if span is None else before.loc[before[ts] >= cutoff - span]
         if any(agg == "last" for agg, _ in aggs.values()):
             rows = rows.sort_values(ts, kind="stable")
         named = {name: (column, AGGREGATIONS[agg].pandas) for name, (agg, column) in aggs.items()}
-        result = rows.groupby(key, sort=False).agg(**named).reindex(aligned)
+        result = rows.groupby(key, sort=True).agg(**named)
         for name, (agg, _) in aggs.items():
-            values = result[name]
             if agg in ("days_since_last", "days_since_first"):
-                values = (cutoff - values).dt.total_seconds() / 86400.0
-            fill = AGGREGATIONS[agg].fill
-            if fill is not None:
-                values = values.fillna(fill)
-            values = values.astype("float64") if agg != "last" else values
-            out[name] = pd.Series(values.to_numpy(), index=keys.index, name=name)
-    return {name: out[name] for name in group["aggregations"]}
+                result[name] = (cutoff - result[name]).dt.total_seconds() / 86400.0
+        parts.append(result)
+    combined = pd.concat(parts, axis=1, join="outer").sort_index()
+    combined.index.name = key
+    return combined.loc[:, list(group["aggregations"])].reset_index()
 
 
 def _parse_window(window: str, path: str) -> pd.Timedelta:
