@@ -11,6 +11,7 @@ Errors a user can cause become one line on stderr and a documented exit status (
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import sys
@@ -30,6 +31,7 @@ commands:
   run        compose conf/ with Hydra overrides and run the experiment
              (mlops run --help shows Hydra's options; mlops run -m ... sweeps)
   quality    ingest the data and check the quality rules only, same overrides as run
+  features   the feature store: list, show NAME, materialize, gc [--dry-run]
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed, 130 interrupted
@@ -45,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def dispatch(argv: list[str]) -> int:
     """Run one ``mlops`` command and return its exit status."""
-    commands: dict[str, Callable[[list[str]], int]] = {"run": run_command, "quality": quality_command}
+    commands: dict[str, Callable[[list[str]], int]] = {
+        "run": run_command, "quality": quality_command, "features": features_command}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -102,6 +105,54 @@ def quality_command(args: list[str]) -> int:
     if not any(a.startswith("hydra.sweep.dir=") for a in args):
         defaults.append("hydra.sweep.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
     return _hydra_app(quality_task, defaults + args, "mlops quality")
+
+
+FEATURES_USAGE = """\
+usage: mlops features <list|show NAME|materialize [overrides]|gc [--dry-run]> [--store PATH]
+
+  list          every table in the feature store
+  show NAME     a feature group's definitions over time, who used them, and its tables
+  materialize   build the features of the composed config (Hydra overrides), no training
+  gc            remove tables no run under outputs/ references (--dry-run: only list them)
+"""
+
+
+def features_command(args: list[str]) -> int:
+    """``mlops features ...``: look after the feature store."""
+    if args[:1] == ["materialize"]:
+        from engine.run import features_task
+
+        defaults = [f"{flag}=outputs/features/${{now:%Y-%m-%d}}/${{now:%H-%M-%S-%f}}-${{name}}"
+                    for flag in ("hydra.run.dir", "hydra.sweep.dir") if not any(a.startswith(flag) for a in args)]
+        return _hydra_app(features_task, defaults + args[1:], "mlops features materialize")
+    if not args or args[0] in ("-h", "--help"):
+        print(FEATURES_USAGE, end="")
+        return 0 if args else EXIT_BAD_INPUT
+    parser = argparse.ArgumentParser(prog="mlops features", add_help=False)
+    parser.add_argument("action", choices=["list", "show", "gc"])
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--store", default="outputs/feature_store")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--keep-recent", type=float, default=60.0,
+                        help="minutes: younger tables are kept (a run may be about to reference them)")
+
+    def refuse(message: str) -> NoReturn:
+        raise UsageError(f"usage error: {message} (see mlops features --help)")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    options = parser.parse_args(args)
+    from engine import featurestore_cli
+
+    store = Path(options.store)
+    if options.action == "show":
+        if not options.name:
+            refuse("show needs a feature group or table name")
+        return featurestore_cli.show(store, options.name)
+    if options.name:
+        refuse(f"unexpected argument {options.name!r}")
+    if options.action == "list":
+        return featurestore_cli.list_tables(store)
+    return featurestore_cli.gc(store, Path("outputs"), dry_run=options.dry_run, keep_recent_min=options.keep_recent)
 
 
 def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:

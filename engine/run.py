@@ -2,7 +2,8 @@
 
     validate -> ingest -> quality (gate) -> features -> split -> train -> evaluate -> save
 
-``mlops quality`` runs the same job up to and including the quality gate.
+``mlops quality`` runs the same job up to and including the quality gate, and
+``mlops features materialize`` up to and including the features.
 
 Each stage is timed and recorded in ``run.json``; the run becomes ``succeeded`` only
 after every artifact is written. A job is a pure function of its composed config and
@@ -55,15 +56,20 @@ def task(cfg: DictConfig) -> dict[str, Any]:
             the matching status before the error leaves.
         KeyboardInterrupt: Ctrl-C or SIGTERM; the run is recorded as ``interrupted``.
     """
-    return _job(cfg, quality_only=False)
+    return _job(cfg, until="save")
 
 
 def quality_task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task function of ``mlops quality``: ingest and check the data only."""
-    return _job(cfg, quality_only=True)
+    return _job(cfg, until="quality")
 
 
-def _job(cfg: DictConfig, quality_only: bool) -> dict[str, Any]:
+def features_task(cfg: DictConfig) -> dict[str, Any]:
+    """The Hydra task function of ``mlops features materialize``: build features, no training."""
+    return _job(cfg, until="features")
+
+
+def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     root = Path(hydra_cfg.runtime.cwd)
@@ -77,13 +83,13 @@ def _job(cfg: DictConfig, quality_only: bool) -> dict[str, Any]:
     record = RunRecord(
         run_dir,
         name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
-        kind="quality" if quality_only else "run",
+        kind={"save": "run", "quality": "quality", "features": "features"}[until],
         provenance=provenance.collect(root, overrides),
     )
     shown = _display(run_dir, root)
     with _sigterm_as_interrupt():
         try:
-            result = _execute(cfg, record, root, where, quality_only)
+            result = _execute(cfg, record, root, where, until)
         except EngineError as exc:
             record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
             log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
@@ -102,7 +108,7 @@ def _job(cfg: DictConfig, quality_only: bool) -> dict[str, Any]:
 
 
 def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin,
-             quality_only: bool) -> dict[str, Any]:
+             until: str) -> dict[str, Any]:
     run_dir = record.run_dir
     with record.stage("validate"):
         resolved = _resolve(cfg)
@@ -143,7 +149,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
             f"quality gate failed: {len(report.gate_failures)} rule(s) of severity error failed: "
             f"{', '.join(report.gate_failures)} (details in {QUALITY_FILE})"
         )
-    if quality_only:
+    if until == "quality":
         record.finish("succeeded")
         log.info("quality %s passed%s: %s", record.id[:8],
                  f" with {len(report.warnings)} warning(s)" if report.warnings else "", _display(run_dir, root))
@@ -159,6 +165,11 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         if store is not None:
             _note_group_use(store, table.tables, record, resolved)
         del tables
+    if until == "features":
+        record.finish("succeeded")
+        statuses = ", ".join(f"{t.get('group', t.get('table'))} {t['status']}" for t in table.tables)
+        log.info("features %s materialized (%s): %s", record.id[:8], statuses or "no store", _display(run_dir, root))
+        return record.data
 
     with record.stage("split") as stage:
         parts = split.holdout(table.y, resolved["split"])
