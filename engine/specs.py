@@ -47,6 +47,21 @@ AGGREGATIONS: dict[str, Aggregation] = {
 }
 
 
+def attribute_ref(value: str | Mapping[str, Any]) -> tuple[str, str, str | None]:
+    """``crm.segment`` or ``{from: crm.segment, ttl: 90d}`` as (source, column, ttl)."""
+    if isinstance(value, str):
+        text, ttl = value, None
+    else:
+        text, ttl = value["from"], value.get("ttl")
+    source, _, column = text.partition(".")
+    return source, column, ttl
+
+
+#: Names an expression may read besides columns: the run's cut-off, and each row's own
+#: cut-off (its label time when the entity declares one, else as_of).
+CUT_OFFS = frozenset({"as_of", "cutoff"})
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """The ``features`` group, parsed and checked against the declared sources.
@@ -125,7 +140,7 @@ def _check_names(features_cfg: Mapping[str, Any]) -> list[str]:
 
 def _check_leakage(features_cfg: Mapping[str, Any], parsed: Mapping[str, expr.Node]) -> None:
     """No feature may read a column the target is computed from."""
-    label_columns = expr.names(parsed["features.target.expr"]) - {"as_of"}
+    label_columns = expr.names(parsed["features.target.expr"]) - CUT_OFFS
     for path, node in parsed.items():
         if path.startswith(DERIVED):
             leaked = sorted(expr.names(node) & label_columns)
@@ -133,9 +148,10 @@ def _check_leakage(features_cfg: Mapping[str, Any], parsed: Mapping[str, expr.No
                 raise ConfigError(path, f"reads {leaked[0]!r}, which the target reads: that leaks the label "
                                   "into the features; expected columns known at as_of")
     for name, ref in (features_cfg.get("attributes") or {}).items():
-        if ref.partition(".")[2] in label_columns and ref.partition(".")[0] == features_cfg["entity"]["source"]:
-            raise ConfigError(f"features.attributes.{name}", f"{ref!r} is read by the target: that leaks the "
-                              "label into the features; expected columns known at as_of")
+        source, column, _ = attribute_ref(ref)
+        if column in label_columns and source == features_cfg["entity"]["source"]:
+            raise ConfigError(f"features.attributes.{name}", f"'{source}.{column}' is read by the target: that "
+                              "leaks the label into the features; expected columns known at as_of")
 
 
 def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]]) -> None:
@@ -148,7 +164,11 @@ def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mappin
 
     require("features.entity.source", features_cfg["entity"]["source"])
     for name, ref in (features_cfg.get("attributes") or {}).items():
-        require(f"features.attributes.{name}", ref.partition(".")[0])
+        source, _, ttl = attribute_ref(ref)
+        declared = require(f"features.attributes.{name}", source)
+        if ttl and not declared.get("timestamp"):
+            raise ConfigError(f"features.attributes.{name}.ttl", f"source {source!r} declares no timestamp, so "
+                              "a ttl has nothing to measure; expected a source with data.sources.<name>.timestamp")
     for group, spec in (features_cfg.get("groups") or {}).items():
         source = require(f"features.groups.{group}.source", spec["source"])
         if not source.get("timestamp"):

@@ -28,8 +28,8 @@ import pandas as pd
 from engine import expr, featurestore
 from engine.errors import ConfigError, DataError
 from engine.featurestore import FeatureStore
-from engine.specs import AGGREGATIONS, FeatureSpec
-from engine.stages.data import Table
+from engine.specs import AGGREGATIONS, FeatureSpec, attribute_ref
+from engine.stages.data import Table, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _features_key(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], 
     """The store key of the whole feature table: every definition and every input's fingerprint."""
     definition = {k: v for k, v in features_cfg.items() if k not in ("store", "description")}
     used = {features_cfg["entity"]["source"]}
-    used |= {ref.partition(".")[0] for ref in (features_cfg.get("attributes") or {}).values()}
+    used |= {attribute_ref(ref)[0] for ref in (features_cfg.get("attributes") or {}).values()}
     used |= {group["source"] for group in (features_cfg.get("groups") or {}).values()}
     fingerprints = {name: tables[name].fingerprint for name in sorted(used) if name in tables}
     return featurestore.digest({"kind": "features", "definition": definition, "fingerprints": fingerprints,
@@ -108,19 +108,25 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
            as_of: pd.Timestamp, store: FeatureStore | None) -> FeatureTable:
     exprs = spec.expressions
     entity = features_cfg["entity"]
-    key, spine_name = entity["key"], entity["source"]
+    key, spine_name, label_time = entity["key"], entity["source"], entity.get("label_time")
     spine = _table(tables, spine_name, "features.entity.source").frame
     _require_column(spine, key, "features.entity.key", spine_name)
+    if label_time:
+        _require_column(spine, label_time, "features.entity.label_time", spine_name)
+        if not pd.api.types.is_datetime64_any_dtype(spine[label_time]):
+            raise DataError(f"data error at features.entity.label_time: {spine_name}.{label_time} must hold "
+                            f"datetimes, got {spine[label_time].dtype} (parse it with load_args)")
     if spine.empty:
         raise DataError(f"data error at data.sources.{spine_name}: the entity source is empty; "
                         "expected one row per entity")
-    duplicated = spine[key].duplicated()
+    unique_on = [key, label_time] if label_time else [key]
+    duplicated = spine.duplicated(subset=unique_on)
     if duplicated.any():
         raise DataError(
-            f"data error at data.sources.{spine_name}: entity key {key!r} must be unique, "
+            f"data error at data.sources.{spine_name}: {' and '.join(map(repr, unique_on))} must identify a row, "
             f"got {int(duplicated.sum())} duplicate rows, e.g. {spine.loc[duplicated, key].head(3).tolist()}"
         )
-    env_scalars = {"as_of": as_of}
+    env_scalars: dict[str, Any] = {"as_of": as_of, "cutoff": as_of}
 
     if "features.population" in exprs:
         keep = _evaluate(exprs["features.population"], spine, env_scalars, "features.population")
@@ -129,17 +135,24 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
             raise DataError(f"data error at features.population: no {spine_name} row passes "
                             f"{features_cfg['population']!r} at as_of {as_of}; expected at least one")
     spine = spine.reset_index(drop=True)
+    # Each row's own cut-off: its label time when earlier than as_of, else as_of.
+    cutoffs: pd.Series | None = None
+    if label_time:
+        limit = _align_tz(as_of, spine[label_time])
+        cutoffs = spine[label_time].where(spine[label_time] < limit, limit)
+        env_scalars["cutoff"] = cutoffs
     columns: dict[str, pd.Series] = {}
 
     for name, ref in (features_cfg.get("attributes") or {}).items():
-        columns[name] = _attribute(name, ref, spine, key, spine_name, tables)
+        columns[name] = _attribute(name, ref, spine, key, spine_name, tables,
+                                   cutoffs if cutoffs is not None else as_of)
 
     keys = spine[key]
     stored: list[dict[str, Any]] = []
     for group_name, group in (features_cfg.get("groups") or {}).items():
         path = f"features.groups.{group_name}"
         events_table = _table(tables, group["source"], f"{path}.source")
-        group_columns, record = _aggregate(path, group, events_table, key, keys, as_of, store)
+        group_columns, record = _aggregate(path, group, events_table, key, keys, as_of, store, cutoffs)
         columns.update(group_columns)
         stored.append(record)
         log.info("feature table %s %s (key %s, %d rows)", group_name, record["status"], record["key"][:12],
@@ -184,12 +197,16 @@ def _suggest(name: str, choices: Any) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
-def _attribute(name: str, ref: str, spine: pd.DataFrame, key: str, spine_name: str,
-               tables: Mapping[str, Table]) -> pd.Series:
+def _attribute(name: str, ref: str | Mapping[str, Any], spine: pd.DataFrame, key: str, spine_name: str,
+               tables: Mapping[str, Table], cutoff: pd.Timestamp | pd.Series) -> pd.Series:
+    """One column joined onto the spine by the entity key.
+
+    From a source with a timestamp (values that change over time) it is a backward
+    as-of join: the last value strictly before each row's cut-off, and none older than
+    ``ttl`` when one is given. From a source without one, a plain join.
+    """
     path = f"features.attributes.{name}"
-    source, _, column = ref.partition(".")
-    if not column:
-        raise ConfigError(path, f"expected 'source.column', got {ref!r}")
+    source, column, ttl = attribute_ref(ref)
     table = _table(tables, source, path)
     _require_column(table.frame, column, path, source)
     if source == spine_name:
@@ -197,12 +214,33 @@ def _attribute(name: str, ref: str, spine: pd.DataFrame, key: str, spine_name: s
     other = table.frame
     _require_column(other, key, path, source)
     _same_key_type(spine[key], other[key], spine_name, source, path)
+    ts = table.source.timestamp
+    if ts is not None:
+        return _as_of_join(spine[key], other[[key, ts, column]], key, ts, column, cutoff,
+                           _parse_window(ttl, path) if ttl else None)
     duplicated = other[key].duplicated(keep="last")
     if duplicated.any():
         log.warning("%s: %d rows of %s share a %s with another row; the last one is used",
                     path, int(duplicated.sum()), source, key)
         other = other.loc[~duplicated]
     return spine[key].map(other.set_index(key)[column])
+
+
+def _as_of_join(keys: pd.Series, history: pd.DataFrame, key: str, ts: str, column: str,
+                cutoff: pd.Timestamp | pd.Series, ttl: pd.Timedelta | None) -> pd.Series:
+    """Backward as-of join: per row, the newest ``column`` value strictly before its cut-off."""
+    times = history[ts]
+    if isinstance(cutoff, pd.Series):
+        row_cutoff = _to_tz_of(cutoff, times)
+    else:
+        row_cutoff = pd.Series(_align_tz(cutoff, times), index=keys.index)
+    left = pd.DataFrame({"_row": np.arange(len(keys)), key: keys.to_numpy(),
+                         "_cutoff": row_cutoff.to_numpy()}).astype({"_cutoff": times.dtype})
+    right = history.dropna(subset=[ts]).sort_values(ts, kind="stable")
+    merged = pd.merge_asof(left.sort_values("_cutoff", kind="stable"), right, left_on="_cutoff", right_on=ts,
+                           by=key, direction="backward", allow_exact_matches=False, tolerance=ttl)
+    values = merged.set_index("_row")[column].reindex(np.arange(len(keys)))
+    return pd.Series(values.to_numpy(), index=keys.index, name=column)
 
 
 def _same_key_type(spine_key: pd.Series, other_key: pd.Series, spine_name: str, other: str, path: str) -> None:
@@ -218,8 +256,13 @@ def _same_key_type(spine_key: pd.Series, other_key: pd.Series, spine_name: str, 
 
 
 def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys: pd.Series,
-               as_of: pd.Timestamp, store: FeatureStore | None) -> tuple[dict[str, pd.Series], dict[str, Any]]:
+               as_of: pd.Timestamp, store: FeatureStore | None,
+               cutoffs: pd.Series | None = None) -> tuple[dict[str, pd.Series], dict[str, Any]]:
     """One group's aggregations aligned to the entities, from the store when it has them.
+
+    With one cut-off for all (``as_of``), the stored table has one row per entity with
+    events and serves any population. With per-row cut-offs (label times), it has one
+    row per spine row, and its key includes the spine's keys and cut-offs.
 
     Returns:
         The feature columns (index of ``keys``) and what the run records about the table.
@@ -244,15 +287,22 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
     cutoff = _align_tz(as_of, events[ts])
 
     definition = {"source": group["source"], "aggregations": group["aggregations"]}
+    row_cutoffs = None
+    spine_fingerprint = None
+    if cutoffs is not None:
+        row_cutoffs = _to_tz_of(cutoffs, events[ts])
+        spine_fingerprint = fingerprint(pd.DataFrame({key: keys.to_numpy(), "cutoff": row_cutoffs.to_numpy()}))
     table_key = featurestore.digest({
         "kind": "aggregations", "definition": definition, "entity_key": key, "timestamp": ts,
         "source_fingerprint": table.fingerprint, "as_of": cutoff.isoformat(), "code": FEATURE_CODE_VERSION,
+        "rows": spine_fingerprint,
     })
     record = {"group": path.rsplit(".", 1)[1], "key": table_key, "definition_hash": featurestore.digest(definition),
               "version": group.get("version")}
     per_key = store.get(table_key) if store is not None else None
     if per_key is None:
-        per_key = _group_table(path, group, events, key, ts, cutoff)
+        per_key = (_group_table(path, group, events, key, ts, cutoff) if row_cutoffs is None
+                   else _group_table_per_row(path, group, events, key, ts, keys, row_cutoffs))
         if store is not None:
             store.put(table_key, per_key, {"name": record["group"], "kind": "aggregations", **record,
                                            "definition": definition, "source": table.name,
@@ -263,7 +313,8 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
         record["status"] = "reused"
     record["rows"] = len(per_key)
 
-    aligned = per_key.set_index(key).reindex(pd.Index(keys))
+    aligned = (per_key.set_index(key).reindex(pd.Index(keys)) if row_cutoffs is None
+               else per_key.set_index(ROW).reindex(np.arange(len(keys))))
     out: dict[str, pd.Series] = {}
     for name, spec in group["aggregations"].items():
         values = aligned[name]
@@ -305,6 +356,49 @@ def _group_table(path: str, group: Mapping[str, Any], events: pd.DataFrame, key:
     combined = pd.concat(parts, axis=1, join="outer").sort_index()
     combined.index.name = key
     return combined.loc[:, list(group["aggregations"])].reset_index()
+
+
+ROW = "_row"
+
+
+def _group_table_per_row(path: str, group: Mapping[str, Any], events: pd.DataFrame, key: str, ts: str,
+                         keys: pd.Series, cutoffs: pd.Series) -> pd.DataFrame:
+    """The group's aggregations for each spine row, over events strictly before that
+    row's own cut-off (a point-in-time join: no event after a row's label time counts)."""
+    columns = list(dict.fromkeys(spec.get("column") or ts for spec in group["aggregations"].values()))
+    rows = pd.DataFrame({ROW: np.arange(len(keys)), key: keys.to_numpy(), "_cutoff": cutoffs.to_numpy()})
+    joined = rows.merge(events[list(dict.fromkeys([key, ts, *columns]))], on=key, how="inner")
+    joined = joined.loc[joined[ts] < joined["_cutoff"]]
+    by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
+    for name, spec in group["aggregations"].items():
+        window = spec.get("window")
+        span = _parse_window(window, f"{path}.aggregations.{name}") if window else None
+        by_window.setdefault(span, {})[name] = (spec["agg"], spec.get("column") or ts)
+    row_cutoff = rows.set_index(ROW)["_cutoff"]
+    parts = []
+    for span, aggs in by_window.items():
+        part = joined if span is None else joined.loc[joined[ts] >= joined["_cutoff"] - span]
+        if any(agg == "last" for agg, _ in aggs.values()):
+            part = part.sort_values(ts, kind="stable")
+        named = {name: (column, AGGREGATIONS[agg].pandas) for name, (agg, column) in aggs.items()}
+        result = part.groupby(ROW, sort=True).agg(**named)
+        for name, (agg, _) in aggs.items():
+            if agg in ("days_since_last", "days_since_first"):
+                result[name] = (row_cutoff.reindex(result.index) - result[name]).dt.total_seconds() / 86400.0
+        parts.append(result)
+    combined = pd.concat(parts, axis=1, join="outer").sort_index()
+    combined.index.name = ROW
+    return combined.loc[:, list(group["aggregations"])].reset_index()
+
+
+def _to_tz_of(values: pd.Series, like: pd.Series) -> pd.Series:
+    """Datetimes made comparable with ``like``: naive means UTC."""
+    tz = getattr(like.dtype, "tz", None)
+    if getattr(values.dtype, "tz", None) is None:
+        values = values.dt.tz_localize("UTC") if tz is not None else values
+    else:
+        values = values.dt.tz_convert(tz) if tz is not None else values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.astype(like.dtype)
 
 
 def _parse_window(window: str, path: str) -> pd.Timedelta:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -126,7 +127,7 @@ def test_an_aggregation_of_an_unknown_column() -> None:
 
 def test_duplicate_entity_keys_are_a_data_error() -> None:
     dup = pd.concat([CUSTOMERS, CUSTOMERS.iloc[[0]]], ignore_index=True)
-    with pytest.raises(DataError, match="entity key 'customer_id' must be unique"):
+    with pytest.raises(DataError, match="'customer_id' must identify a row"):
         features.build(config(), tables(dup, ORDERS), AS_OF)
 
 
@@ -172,3 +173,58 @@ def test_text_where_dates_are_expected_is_a_data_error_naming_the_columns() -> N
     customers = CUSTOMERS.assign(signup_date=CUSTOMERS["signup_date"].astype(str))
     with pytest.raises(DataError, match=r"signup_date \((str|object)\)"):
         features.build(config(population="signup_date < as_of"), tables(customers, ORDERS), AS_OF)
+
+
+# ------------------------------------------------------------------ per-row label times and as-of joins
+
+LABELLED = pd.DataFrame({  # one customer scored at two moments: a training set over time
+    "customer_id": [1, 1, 2],
+    "label_at": pd.to_datetime(["2026-09-01", "2026-09-25", "2026-09-26"]),
+    "plan": ["monthly", "monthly", "annual"],
+    "signup_date": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-07-03"]),
+    "cancelled_at": pd.to_datetime([None, None, "2026-10-10"]),
+})
+
+
+def labelled_config(**changes: Any) -> dict[str, Any]:
+    return config(entity={"key": "customer_id", "source": "customers", "label_time": "label_at"},
+                  population=None, derived={"avg": "total / n_orders", "tenure_days": "days(cutoff - signup_date)"},
+                  **changes)
+
+
+def test_no_event_after_a_rows_own_label_time_influences_it() -> None:
+    table = features.build(labelled_config(), tables(LABELLED, ORDERS), AS_OF)
+    frame = table.frame
+    # Customer 1 at 09-01 has seen only the 06-01 order; at 09-25 also the 09-20 one.
+    assert frame["n_orders"].tolist() == [1.0, 2.0, 2.0]
+    assert frame["total"].tolist() == [10.0, 30.0, 20.0]
+    assert frame["orders_30d"].tolist() == [0.0, 1.0, 1.0]
+    assert frame["recency"].tolist() == [92.0, 5.0, 1.0]
+    assert frame["tenure_days"].tolist() == [243.0, 267.0, 85.0]
+    # Moving events after each row's label time changes nothing.
+    later = ORDERS.assign(amount=np.where(ORDERS["ordered_at"] >= "2026-09-01", 999.0, ORDERS["amount"]))
+    later_tables = tables(LABELLED, later)
+    assert features.build(labelled_config(), later_tables, AS_OF).frame.loc[0, "total"] == 10.0
+
+
+def test_label_times_after_as_of_are_capped_at_as_of() -> None:
+    late = LABELLED.assign(label_at=pd.to_datetime(["2026-12-01", "2026-12-02", "2026-12-01"]))
+    frame = features.build(labelled_config(), tables(late, ORDERS), AS_OF).frame
+    assert frame["n_orders"].tolist() == [3.0, 3.0, 2.0]  # as if scored at as_of: 10-01 00:00 excluded
+
+
+def test_an_attribute_from_a_source_with_history_is_joined_as_of_each_cut_off() -> None:
+    history = pd.DataFrame({
+        "customer_id": [1, 1, 2],
+        "changed_at": pd.to_datetime(["2026-08-01", "2026-09-10", "2026-01-01"]),
+        "segment": ["student", "consumer", "small_business"],
+    })
+    crm = data.Table("crm", history, data.CsvSource(key="customer_id", timestamp="changed_at"), "x")
+    all_tables = {**tables(LABELLED, ORDERS), "crm": crm}
+    cfg = labelled_config(attributes={"segment": "crm.segment"})
+    assert features.build(cfg, all_tables, AS_OF).frame["segment"].tolist() == [
+        "student", "consumer", "small_business"]
+    cfg = labelled_config(attributes={"segment": {"from": "crm.segment", "ttl": "45d"}})
+    frame = features.build(cfg, all_tables, AS_OF).frame
+    assert frame["segment"].iloc[:2].tolist() == ["student", "consumer"]
+    assert pd.isna(frame["segment"].iloc[2])  # the 2026-01-01 value is older than the ttl
