@@ -6,6 +6,7 @@ same objects to execute it, so a config is parsed one way only.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,8 @@ class FeatureSpec:
     expressions: Mapping[str, expr.Node]
     derived_order: tuple[str, ...]
     features: tuple[str, ...]
+    #: The features the model uses (``features.use``; all of them when it is null).
+    used: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, features_cfg: Mapping[str, Any],
@@ -114,7 +117,30 @@ class FeatureSpec:
         _check_leakage(features_cfg, parsed)
         if sources is not None:
             _check_sources(features_cfg, sources)
-        return cls(parsed, tuple(order), tuple(names))
+        return cls(parsed, tuple(order), tuple(names), _used(features_cfg, names))
+
+
+def _used(features_cfg: Mapping[str, Any], names: list[str]) -> tuple[str, ...]:
+    """Expand ``features.use`` (group names and feature names) to feature names, in table order."""
+    use = features_cfg.get("use")
+    if use is None:
+        return tuple(names)
+    groups = {group: list(spec["aggregations"]) for group, spec in (features_cfg.get("groups") or {}).items()}
+    chosen: set[str] = set()
+    for i, name in enumerate(use):
+        if name in groups:
+            chosen.update(groups[name])
+        elif name in names:
+            chosen.add(name)
+        else:
+            choices = [*groups, *names]
+            close = difflib.get_close_matches(name, choices, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"features.use.{i}", f"unknown feature or group {name!r}; {hint}expected one of: "
+                              f"{', '.join(choices)}")
+    if not chosen:
+        raise ConfigError("features.use", "must name at least one feature or group, got an empty list")
+    return tuple(n for n in names if n in chosen)
 
 
 def _check_names(features_cfg: Mapping[str, Any]) -> list[str]:

@@ -82,7 +82,7 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
         records.append({"table": "features", "key": full_key, "status": "reused", "rows": len(cached)})
         log.info("feature table features reused (key %s, %d rows): no feature was computed", full_key[:12],
                  len(cached))
-        return FeatureTable(cached, features_cfg["entity"]["key"], spec.features, features_cfg["target"]["name"],
+        return FeatureTable(cached, features_cfg["entity"]["key"], spec.used, features_cfg["target"]["name"],
                             tuple(records))
     table = _build(features_cfg, spec, tables, as_of, store)
     if store is not None:
@@ -90,12 +90,12 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
                                           "as_of": as_of.isoformat(), "code": FEATURE_CODE_VERSION})
     record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame)}
     log.info("feature table features built (key %s, %d rows)", full_key[:12], len(table.frame))
-    return FeatureTable(table.frame, table.key, table.features, table.target, (*table.tables, record))
+    return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record))
 
 
 def _features_key(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> str:
     """The store key of the whole feature table: every definition and every input's fingerprint."""
-    definition = {k: v for k, v in features_cfg.items() if k not in ("store", "description")}
+    definition = {k: v for k, v in features_cfg.items() if k not in ("store", "description", "use")}
     used = {features_cfg["entity"]["source"]}
     used |= {attribute_ref(ref)[0] for ref in (features_cfg.get("attributes") or {}).values()}
     used |= {group["source"] for group in (features_cfg.get("groups") or {}).values()}

@@ -228,3 +228,15 @@ def test_an_attribute_from_a_source_with_history_is_joined_as_of_each_cut_off() 
     frame = features.build(cfg, all_tables, AS_OF).frame
     assert frame["segment"].iloc[:2].tolist() == ["student", "consumer"]
     assert pd.isna(frame["segment"].iloc[2])  # the 2026-01-01 value is older than the ttl
+
+
+def test_use_selects_groups_and_columns_without_changing_the_table(tmp_path: Any) -> None:
+    from engine.featurestore import FeatureStore
+
+    store = FeatureStore(tmp_path)
+    full = features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, store)
+    some = features.build(config(use=["orders", "tenure_days"]), tables(CUSTOMERS, ORDERS), AS_OF, store)
+    assert some.features == ("n_orders", "total", "mean_amount", "recency", "orders_30d", "biggest", "tenure_days")
+    assert list(some.X.columns) == list(some.features)
+    assert {t["status"] for t in some.tables} == {"reused"}  # the stored tables serve every selection
+    assert len(full.features) > len(some.features)
