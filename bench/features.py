@@ -308,13 +308,14 @@ class Bench:
         def remove(ctx: Any, result: Any) -> None:
             shutil.rmtree(ctx, ignore_errors=True)
 
-        def expect(want: dict[str, str]) -> Callable[[Any, Any], None]:
+        def expect(group: str, features: str, cleanup: bool) -> Callable[[Any, Any], None]:
             def check(ctx: Any, result: Any) -> None:
-                got = {r.get("table") or r.get("group"): r["status"] for r in result.tables}
-                for table, status in want.items():
-                    if not any(status == s for t, s in got.items() if (t == "features") == (table == "features")):
-                        self.problems.append(f"{name}: expected the {table} table {status}, got {got}")
-                if ctx is not None:
+                groups = {r["status"] for r in result.tables if r.get("table") != "features"}
+                whole = [r["status"] for r in result.tables if r.get("table") == "features"]
+                if groups != {group} or whole != [features]:
+                    self.problems.append(f"{name}: expected the group table {group} and the feature table "
+                                         f"{features}, got groups {sorted(groups)}, features {whole}")
+                if cleanup:
                     remove(ctx, result)
             return check
 
@@ -327,15 +328,14 @@ class Bench:
                 return out
             return lambda: Path(tempfile.mkdtemp(prefix="hand-", dir=self.scratch)), hand_parquet, remove
         if name == "engine_nostore":
-            return no_setup, lambda ctx: self.engine(None), expect({"group": "built", "features": "built"})
+            return no_setup, lambda ctx: self.engine(None), expect("built", "built", cleanup=False)
         if name == "engine_cold":
-            return self.fresh_store, self.engine, expect({"group": "built", "features": "built"})
+            return self.fresh_store, self.engine, expect("built", "built", cleanup=True)
         if name == "engine_partial":
             return (lambda: self.fresh_store(with_groups=True), self.engine,
-                    expect({"group": "reused", "features": "built"}))
+                    expect("reused", "built", cleanup=True))
         if name == "engine_warm":
-            return (lambda: self.warm_store, self.engine,
-                    lambda ctx, result: expect({"group": "reused", "features": "reused"})(None, result))
+            return lambda: self.warm_store, self.engine, expect("reused", "reused", cleanup=False)
         if name == "fingerprints":
             return no_setup, lambda ctx: self.fingerprints(), no_teardown
         raise KeyError(name)

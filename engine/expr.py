@@ -121,7 +121,8 @@ def _tokenize(text: str) -> list[_Token]:
         if match is None:
             char = text[pos]
             hint = " (attribute access is not allowed)" if char == "." else ""
-            raise ExpressionError(f"unexpected character {char!r} at position {pos}{hint}")
+            raise ExpressionError(f"unexpected character {char!r} at position {pos}: "
+                                  f"{text[max(0, pos - 10):pos + 10]!r}{hint}")
         kind = match.lastgroup or ""
         if kind != "ws":
             word = match.group()
