@@ -54,9 +54,14 @@ of customers + crm + orders).
     /work/venv/bin/python bench/features.py --customers 20000 --repeats 2  # quick
     /work/venv/bin/python bench/features.py --json outputs/bench-features.json
 
-Exits 0 even when a target is missed (a measurement, not a test). When one is missed
-(or with ``--profile``), one cold build (and the warm build, if that target missed) is
-profiled with cProfile and the costliest engine code paths are printed.
+After the targets, the cold and the warm build are broken down by phase (timing
+wrappers put around engine functions for the duration: config parse, store key,
+expressions, attributes, aggregations, store writes and their to_parquet / sha256 /
+fsync parts; for the warm build the store read and its sha256 / read_parquet parts).
+When a target is missed (or with ``--profile``), one cold build (and the warm build, if
+that target missed) is also profiled with cProfile.
+
+Exits 0 even when a target is missed (a measurement, not a test).
 """
 
 from __future__ import annotations
@@ -453,7 +458,8 @@ def profile_build(bench: Bench, name: str, top: int = 14) -> dict[str, Any]:
     stats = pstats.Stats(profiler, stream=io.StringIO())
     total = max(stats.total_tt, 1e-12)  # type: ignore[attr-defined]
     rows = []
-    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    entries = stats.stats.items()  # type: ignore[attr-defined]
+    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in entries:
         rows.append({"where": _short(filename, line, func), "calls": ncalls, "tottime": tottime,
                      "cumtime": cumtime, "engine": "/engine/" in filename.replace(os.sep, "/")})
     engine_rows = sorted((r for r in rows if r["engine"]), key=lambda r: -r["cumtime"])[:top]
@@ -481,6 +487,98 @@ def print_profile(prof: dict[str, Any]) -> None:
     for r in prof["all_by_tottime"]:
         print(f"    {r['tottime']:>7.3f}s own {r['tottime'] / prof['total_s']:>5.0%}  {r['calls']:>5} calls  "
               f"{r['where']}")
+
+
+# ------------------------------------------------------------------ where the cold build's time goes
+
+
+#: What the breakdowns time, by wrapping functions for the duration (not the profiler):
+#: label -> "owner.attribute". Top-level phases never nest inside one another; labels
+#: starting with spaces are parts of the phase above them. Missing names are skipped
+#: (the engine may change).
+COLD_PHASES = {
+    "config parse (FeatureSpec.from_config)": "FeatureSpec.from_config",
+    "store key (digest of definitions + fingerprints)": "features._features_key",
+    "store lookups (misses)": "FeatureStore.get",
+    "population, derived, target (expressions)": "features._evaluate",
+    "attributes (plan, CRM segment join)": "features._attribute",
+    "aggregations (filter + groupbys)": "features._group_table",
+    "store writes (FeatureStore.put, 2 tables)": "FeatureStore.put",
+    "  of which DataFrame.to_parquet": "DataFrame.to_parquet",
+    "  of which sha256 of the written file": "featurestore.sha256_file",
+    "  of which fsync (table + manifest)": "os.fsync",
+}
+WARM_PHASES = {
+    "config parse (FeatureSpec.from_config)": "FeatureSpec.from_config",
+    "store key (digest of definitions + fingerprints)": "features._features_key",
+    "store read (FeatureStore.get + manifest)": "FeatureStore.get",
+    "  of which sha256 of the stored file": "featurestore.sha256_file",
+    "  of which pandas.read_parquet": "pandas.read_parquet",
+    "manifest read for the run record": "FeatureStore.manifest",
+}
+
+
+def breakdown(bench: Bench, contender: str, phases: Mapping[str, str], runs: int = 3) -> dict[str, float]:
+    """Median seconds per phase of one contender; ``other`` is what no phase covers
+    (for the cold build: aligning the group table to the spine, assembling the frame,
+    checks, the final copy)."""
+    import engine.featurestore as featurestore_mod
+    from engine.specs import FeatureSpec
+
+    owners: dict[str, Any] = {"features": features_stage, "featurestore": featurestore_mod,
+                              "FeatureStore": FeatureStore, "FeatureSpec": FeatureSpec,
+                              "DataFrame": pd.DataFrame, "pandas": pd, "os": os}
+    spent: dict[str, float] = {}
+    depth = [0]
+
+    def wrap(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*a: Any, **k: Any) -> Any:
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                depth[0] -= 1
+                # a top-level phase called from inside another (manifest from get) counts once
+                if label.startswith(" ") or depth[0] == 0:
+                    spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
+        return timed_call
+
+    patched = []
+    for label, target in phases.items():
+        owner_name, _, attr = target.partition(".")
+        owner = owners[owner_name]
+        raw = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
+        if raw is None:
+            continue
+        patched.append((owner, attr, raw))
+        setattr(owner, attr, wrap(label, getattr(owner, attr)))
+    per_run: list[dict[str, float]] = []
+    try:
+        for _ in range(runs):
+            spent.clear()
+            setup, call, teardown = bench.contender(contender)
+            ctx = setup()
+            gc.collect()
+            start = time.perf_counter()
+            result = call(ctx)
+            total = time.perf_counter() - start
+            teardown(ctx, result)
+            row = dict(spent)
+            row["other"] = total - sum(v for k, v in spent.items() if not k.startswith(" "))
+            row["total"] = total
+            per_run.append(row)
+    finally:
+        for owner, attr, raw in reversed(patched):
+            setattr(owner, attr, raw)
+    labels = [*phases, "other", "total"]
+    return {k: statistics.median(r.get(k, 0.0) for r in per_run) for k in labels if any(k in r for r in per_run)}
+
+
+def print_breakdown(title: str, phases: Mapping[str, float]) -> None:
+    print(f"\n{title} (median of 3, timing wrappers around engine functions)")
+    for label, seconds in phases.items():
+        print(f"  {label:<52}{seconds * 1000:>8.1f} ms {seconds / phases['total']:>5.0%}")
 
 
 # ------------------------------------------------------------------ report
@@ -620,8 +718,8 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
         print(f"{LABELS[c]:<33}{med[c]:>9.3f}{min(times[c]):>8.3f}{med[c] / hand:>8.2f}{cells}")
     print(f"(input frames: {mib(size)} MiB = customers {mib(frame_bytes(tables['customers'].frame))} + "
           f"crm {mib(frame_bytes(tables['crm'].frame))} + orders {mib(frame_bytes(tables['orders'].frame))}; "
-          "trace = tracemalloc peak during the call, no Arrow buffers; rss = VmHWM - VmRSS before, "
-          "one fresh process per contender)")
+          "trace = tracemalloc peak during the call, blind to Arrow buffers (so to most of the warm "
+          "build's Parquet read: use its rss); rss = VmHWM - VmRSS before, one fresh process per contender)")
     print(f"store write cost (cold - store=None): {ratios['store_write_cost_s']:+.3f}s; "
           f"warm = {med['engine_warm'] * 1000:.1f} ms; fingerprints a warm run also pays at ingest: "
           f"{med['fingerprints'] * 1000:.0f} ms")
@@ -640,6 +738,12 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
     if problems:
         print("  correctness               MISMATCH (see above)")
 
+    phases = {"engine_cold": breakdown(bench, "engine_cold", COLD_PHASES),
+              "engine_warm": breakdown(bench, "engine_warm", WARM_PHASES)}
+    print_breakdown("where the engine's cold build (empty store) spends its time", phases["engine_cold"])
+    print(f"  (hand-written, whole script, median: {hand * 1000:.1f} ms)")
+    print_breakdown("where the engine's warm build (full store) spends its time", phases["engine_warm"])
+
     judged = ("cold_store_over_hand", "warm_speedup")
     missed = [k for k in judged if not targets[k][0]]
     profiles: list[dict[str, Any]] = []
@@ -650,13 +754,14 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
         for prof in profiles:
             print_profile(prof)
 
-    peak = {c: mem("tracemalloc", c) for c in MEMORY_CONTENDERS}
-    peak_text = ", ".join(f"{c} {v / size:.2f}x" for c, v in peak.items() if v is not None) or "not measured"
+    peak = {c: (mem("tracemalloc", c), mem("rss", c)) for c in MEMORY_CONTENDERS}
+    peak_text = ", ".join(f"{c} {t / size:.2f}/{r / size:.2f}" for c, (t, r) in peak.items()
+                          if t is not None and r is not None) or "not measured"
     print(f"\nsummary: {args.customers:,} customers / {rows['orders']:,} orders: "
           f"engine cold (store) {med['engine_cold']:.3f}s = {ratios['cold_store_over_hand']:.2f}x hand "
           f"{verdict(targets['cold_store_over_hand'][0])}, store=None {ratios['cold_nostore_over_hand']:.2f}x; "
           f"warm {med['engine_warm'] * 1000:.1f} ms = {ratios['warm_speedup']:.1f}x faster than cold "
-          f"{verdict(targets['warm_speedup'][0])}; tracemalloc peak / input: {peak_text}; "
+          f"{verdict(targets['warm_speedup'][0])}; peak memory / input (tracemalloc/rss): {peak_text}; "
           f"results {'EQUAL' if not problems else 'DIFFER'}")
 
     if args.json:
@@ -668,7 +773,7 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
             "seconds": times, "median_seconds": med, "ratios": ratios,
             "targets": {k: {"ok": ok, "target": t, "note": why} for k, (ok, t, why) in targets.items()},
             "memory": memory, "problems": problems, "dtype_notes": list(dict.fromkeys(notes)),
-            "profiles": profiles,
+            "breakdown_seconds": phases, "profiles": profiles,
         }, indent=2, default=str))
         print(f"figures written to {args.json}")
     return 0

@@ -18,10 +18,13 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 from pathlib import Path
 
 from engine import __version__
+
+if TYPE_CHECKING:
+    from engine.tracking import RunStore
 from engine.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, ConfigError, EngineError, UsageError
 
 USAGE = """\
@@ -32,6 +35,8 @@ commands:
              (mlops run --help shows Hydra's options; mlops run -m ... sweeps)
   quality    ingest the data and check the quality rules only, same overrides as run
   features   the feature store: list, show NAME, materialize, gc [--dry-run]
+  runs       the runs in the metadata store: --where, --sort, --limit, --format; reindex
+  show RUN   one run (id, id prefix, run directory or latest)
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed, 130 interrupted
@@ -48,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 def dispatch(argv: list[str]) -> int:
     """Run one ``mlops`` command and return its exit status."""
     commands: dict[str, Callable[[list[str]], int]] = {
-        "run": run_command, "quality": quality_command, "features": features_command}
+        "run": run_command, "quality": quality_command, "features": features_command, "runs": runs_command,
+        "show": show_command}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -78,6 +84,10 @@ def _guarded(call: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("mlops: interrupted; the run is recorded as interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (mlops runs | head): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:
         traceback.print_exc()
         print(
@@ -153,6 +163,84 @@ def features_command(args: list[str]) -> int:
     if options.action == "list":
         return featurestore_cli.list_tables(store)
     return featurestore_cli.gc(store, Path("outputs"), dry_run=options.dry_run, keep_recent_min=options.keep_recent)
+
+
+def _tracking_store(uri: str | None) -> RunStore:
+    from engine import tracking
+
+    return tracking.open_store(uri or os.environ.get("MLOPS_TRACKING_URI") or tracking.DEFAULT_URI, Path.cwd())
+
+
+def _parser(prog: str, usage: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, usage=usage, add_help=False)
+
+    def refuse(message: str) -> NoReturn:
+        raise UsageError(f"usage error: {message} (see {prog} --help)")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    parser.add_argument("--tracking-uri", default=None)
+    return parser
+
+
+RUNS_USAGE = """\
+usage: mlops runs [--where FILTER] [--sort FIELD] [--asc|--desc] [--limit N]
+                  [--columns F1,F2,...] [--format table|csv|json] [--tracking-uri URI]
+       mlops runs reindex [--outputs DIR] [--tracking-uri URI]
+
+  --where    metrics.roc_auc > 0.8 and params.model._target_ ~ Forest
+             (= != < <= > >= ~ !~, in (a, b), and, or, not, parentheses)
+  --sort     a field: metrics.<name> (best first), params.<key>, tags.<name>, started_at, ...
+  reindex    rebuild the store from the run directories under outputs/
+"""
+
+
+def runs_command(args: list[str]) -> int:
+    """``mlops runs``: a table of runs from the metadata store; ``mlops runs reindex``."""
+    from engine import runs
+
+    if args[:1] in (["-h"], ["--help"]):
+        print(RUNS_USAGE, end="")
+        return 0
+    if args[:1] == ["reindex"]:
+        parser = _parser("mlops runs reindex", RUNS_USAGE)
+        parser.add_argument("--outputs", default="outputs")
+        options = parser.parse_args(args[1:])
+        uri = options.tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or "sqlite:///outputs/mlops.db"
+        if not uri.startswith("sqlite:///"):
+            raise UsageError(f"usage error: reindex rebuilds SQLite stores only, got {uri}")
+        path = Path(uri.removeprefix("sqlite:///"))
+        count = runs.reindex(path if path.is_absolute() else Path.cwd() / path, Path(options.outputs))
+        print(f"indexed {count} run(s) from {options.outputs}/ into {uri}")
+        return 0
+    parser = _parser("mlops runs", RUNS_USAGE)
+    parser.add_argument("--where")
+    parser.add_argument("--sort")
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument("--asc", dest="descending", action="store_false", default=None)
+    order.add_argument("--desc", dest="descending", action="store_true")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--columns")
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    options = parser.parse_args(args)
+    store = _tracking_store(options.tracking_uri)
+    rows = runs.select(runs.all_runs(store), options.where, options.sort, options.descending, options.limit)
+    columns = options.columns.split(",") if options.columns else list(runs.DEFAULT_COLUMNS)
+    print(runs.render(rows, columns, options.format))
+    if options.format == "table":
+        print(f"{len(rows)} run(s)")
+    return 0
+
+
+def show_command(args: list[str]) -> int:
+    """``mlops show RUN``: one run, by id, id prefix, run directory or ``latest``."""
+    from engine import runs
+
+    parser = _parser("mlops show", "mlops show RUN [--tracking-uri URI]")
+    parser.add_argument("run")
+    options = parser.parse_args(args)
+    store = _tracking_store(options.tracking_uri)
+    runs.show(runs.resolve(store, options.run, runs.all_runs(store)))
+    return 0
 
 
 def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:

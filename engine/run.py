@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import traceback
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_info
 
-from engine import provenance
+from engine import provenance, tracking
 from engine.errors import ConfigError, EngineError, QualityGateError
 from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json
@@ -80,6 +81,7 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
         conf_dir=_conf_label(hydra_cfg, root),
     )
     logging.captureWarnings(True)
+    index = _Index(cfg, root)
     record = RunRecord(
         run_dir,
         name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
@@ -87,34 +89,39 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
         provenance=provenance.collect(root, overrides),
     )
     shown = _display(run_dir, root)
+    index(record)
     with _sigterm_as_interrupt():
         try:
-            result = _execute(cfg, record, root, where, until)
+            result = _execute(cfg, record, root, where, until, index)
         except EngineError as exc:
             record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
+            index(record)
             log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
             raise
         except KeyboardInterrupt as exc:
             reason = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
             record.finish("interrupted", {"type": "Interrupted", "message": f"interrupted by {reason}"})
+            index(record)
             log.info("run %s interrupted by %s: %s", record.id[:8], reason, shown)
             raise
         except Exception as exc:
             record.finish("failed", {"type": type(exc).__name__, "message": str(exc),
                                      "traceback": traceback.format_exc()})
+            index(record)
             log.info("run %s failed with an internal error: %s", record.id[:8], shown)
             raise
     return result
 
 
 def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin,
-             until: str) -> dict[str, Any]:
+             until: str, index: _Index) -> dict[str, Any]:
     run_dir = record.run_dir
     with record.stage("validate"):
         resolved = _resolve(cfg)
         with atomic_path(run_dir / RESOLVED_CONFIG) as tmp:
             OmegaConf.save(OmegaConf.create(resolved), tmp)
         validate(resolved, where)
+        index.resolved = resolved
         as_of = pd.Timestamp(resolved["as_of"])
         threads = resolved["threads"]
         record.update(
@@ -151,6 +158,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         )
     if until == "quality":
         record.finish("succeeded")
+        index(record)
         log.info("quality %s passed%s: %s", record.id[:8],
                  f" with {len(report.warnings)} warning(s)" if report.warnings else "", _display(run_dir, root))
         return record.data
@@ -167,6 +175,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         del tables
     if until == "features":
         record.finish("succeeded")
+        index(record)
         statuses = ", ".join(f"{t.get('group', t.get('table'))} {t['status']}" for t in table.tables)
         log.info("features %s materialized (%s): %s", record.id[:8], statuses or "no store", _display(run_dir, root))
         return record.data
@@ -202,10 +211,39 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
                       metrics={k: metrics[k] for k in ("accuracy", *HEADLINE, "log_loss")})
 
     record.finish("succeeded")
+    index.metrics = metrics
+    index(record)
     headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
     log.info("run %s succeeded in %.1fs: %s  %s", record.id[:8], record.data["duration_s"],
              _display(run_dir, root), headline)
     return record.data
+
+
+class _Index:
+    """Mirrors the run record into the metadata store (``tracking.uri``).
+
+    The run directory is the source of truth: when the store cannot be written the run
+    goes on with a warning, and ``mlops runs reindex`` rebuilds the store later.
+    """
+
+    def __init__(self, cfg: DictConfig, root: Path) -> None:
+        self.resolved: dict[str, Any] | None = None
+        self.metrics: dict[str, Any] | None = None
+        self.store: tracking.RunStore | None = None
+        uri = OmegaConf.select(cfg, "tracking.uri", default=tracking.DEFAULT_URI, throw_on_missing=False)
+        try:
+            self.store = tracking.open_store(str(uri), root)
+        except EngineError as exc:
+            log.warning("run store: %s; the run is not indexed", exc)
+
+    def __call__(self, record: RunRecord) -> None:
+        if self.store is None:
+            return
+        try:
+            tracking.track(self.store, record.data, self.resolved, self.metrics)
+        except (EngineError, sqlite3.Error, OSError) as exc:
+            log.warning("run store: could not index run %s (%s); mlops runs reindex rebuilds the index",
+                        record.id[:8], str(exc).splitlines()[0])
 
 
 def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], record: RunRecord,
