@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from engine import runs, tracking
+from engine.errors import DataError, UsageError
+
+
+def record(run_id: str, status: str = "succeeded", **extra: object) -> dict:
+    return {"id": run_id, "name": "churn", "kind": "run", "status": status, "started_at": f"2026-11-27T10:00:{run_id[-2:]}",
+            "run_dir": f"/runs/{run_id}", "pid": 1, "host": "elsewhere", **extra}
+
+
+def test_upsert_get_and_search(tmp_path: Path) -> None:
+    store = tracking.SqliteRunStore(tmp_path / "mlops.db")
+    tracking.track(store, record("run-01", "running"), None)
+    tracking.track(store, record("run-01"), {"model": {"_target_": "a.B", "C": 0.5}, "seed": 7},
+                   {"roc_auc": 0.81, "threshold": 0.5, "note": "text"})
+    run = store.get("run-01")
+    assert run["status"] == "succeeded"
+    assert run["params"]["model.C"] == "0.5" and run["params"]["model._target_"] == "a.B"
+    assert run["metrics"] == {"roc_auc": 0.81, "threshold": 0.5}
+    assert run["tags"] == {"kind": "run", "model": "B"}
+    assert [r["id"] for r in store.search()] == ["run-01"]
+
+
+def test_flatten() -> None:
+    assert tracking.flatten({"model": {"C": 1, "x": {"y": [1, 2]}}, "seed": 7, "empty": {}}) == {
+        "model.C": 1, "model.x.y": [1, 2], "seed": 7, "empty": {}}
+
+
+def _many(path: str, worker: int, count: int) -> None:
+    store = tracking.SqliteRunStore(Path(path))
+    for i in range(count):
+        tracking.track(store, record(f"w{worker}-{i:03d}"), {"model": {"_target_": "m.M"}, "i": i},
+                       {"roc_auc": i / count})
+
+
+def test_eight_workers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "mlops.db"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_many, args=(str(path), w, 40)) for w in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+        assert worker.exitcode == 0
+    rows = tracking.SqliteRunStore(path).search()
+    assert len(rows) == 8 * 40
+    assert all(len(r["params"]) == 2 and "roc_auc" in r["metrics"] for r in rows)
+
+
+def test_a_corrupted_store_is_a_clear_error_and_reindex_recovers(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+    for i in range(3):
+        run_dir = outputs / "runs" / f"r{i}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps(record(f"run-0{i}", run_dir=str(run_dir))))
+        (run_dir / "config.resolved.yaml").write_text("seed: 7\nmodel:\n  _target_: m.Forest\n")
+        (run_dir / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.7 + i / 100}}))
+    db = outputs / "mlops.db"
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DataError, match="mlops runs reindex"):
+        tracking.SqliteRunStore(db).search()
+    assert runs.reindex(db, outputs) == 3
+    rows = tracking.SqliteRunStore(db).search()
+    assert sorted(r["metrics"]["roc_auc"] for r in rows) == [0.7, 0.71, 0.72]
+    assert list(outputs.glob("mlops.db.old-*"))  # the damaged file is kept aside, not deleted
+
+
+def test_a_running_run_whose_process_is_gone_becomes_interrupted(tmp_path: Path) -> None:
+    import socket
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    dead = record("run-99", "running", pid=2**22 + 12345, host=socket.gethostname(), run_dir=str(run_dir))
+    (run_dir / "run.json").write_text(json.dumps(dead))
+    store = tracking.SqliteRunStore(tmp_path / "mlops.db")
+    tracking.track(store, dead, None)
+    (row,) = runs.all_runs(store)
+    assert row["status"] == "interrupted"
+    assert store.get("run-99")["status"] == "interrupted"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    alive = record("run-98", "running", pid=os.getpid(), host=socket.gethostname())
+    assert tracking.alive(alive) is True
+
+
+ROWS = [
+    {"id": "aaa111", "status": "succeeded", "name": "churn", "kind": "run", "started_at": "2026-11-01T10:00",
+     "run_dir": "/x/a", "metrics": {"roc_auc": 0.82}, "params": {"model._target_": "sk.RandomForestClassifier",
+                                                                  "split.test_size": "0.25"}, "tags": {}},
+    {"id": "aab222", "status": "failed", "name": "churn", "kind": "run", "started_at": "2026-11-02T10:00",
+     "run_dir": "/x/b", "metrics": {}, "params": {"model._target_": "sk.LogisticRegression",
+                                                  "split.test_size": "0.3"}, "tags": {}},
+    {"id": "bbb333", "status": "succeeded", "name": "churn", "kind": "run", "started_at": "2026-11-03T10:00",
+     "run_dir": "/x/c", "metrics": {"roc_auc": 0.78}, "params": {"model._target_": "sk.LogisticRegression",
+                                                                  "split.test_size": "0.25"}, "tags": {}},
+]
+
+
+@pytest.mark.parametrize(("where", "ids"), [
+    ("metrics.roc_auc > 0.8", ["aaa111"]),
+    ("metrics.roc_auc > 0.7 and params.model._target_ ~ Forest", ["aaa111"]),
+    ("params.model._target_ ~ Logistic or metrics.roc_auc >= 0.82", ["bbb333", "aab222", "aaa111"]),
+    ("status in (failed, interrupted)", ["aab222"]),
+    ("not status = failed and params.split.test_size = 0.25", ["bbb333", "aaa111"]),
+    ("(status = succeeded or status = failed) and started_at > 2026-11-01T12", ["bbb333", "aab222"]),
+    ("params.model._target_ !~ Forest", ["bbb333", "aab222"]),
+])
+def test_where_filters(where: str, ids: list[str]) -> None:
+    assert [r["id"] for r in runs.select(ROWS, where, None, None, None)] == ids
+
+
+@pytest.mark.parametrize("where", ["metrics.roc_auc >", "status in (a", "(status = x", "x ~ '['", "status @ 3"])
+def test_bad_filters_are_usage_errors(where: str) -> None:
+    with pytest.raises(UsageError, match="--where"):
+        runs.select(ROWS, where, None, None, None)
+
+
+def test_sorting_puts_the_best_metric_first_and_missing_last() -> None:
+    assert [r["id"] for r in runs.select(ROWS, None, "metrics.roc_auc", None, None)] == ["aaa111", "bbb333", "aab222"]
+    assert [r["id"] for r in runs.select(ROWS, None, "roc_auc", False, None)] == ["bbb333", "aaa111", "aab222"]
+    assert [r["id"] for r in runs.select(ROWS, None, None, None, 2)] == ["bbb333", "aab222"]
+
+
+def test_resolving_a_run_argument(tmp_path: Path) -> None:
+    assert runs.resolve(None, "bbb", ROWS)["id"] == "bbb333"  # type: ignore[arg-type]
+    assert runs.resolve(None, "latest", ROWS)["id"] == "bbb333"  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="'aa' matches 2 runs"):
+        runs.resolve(None, "aa", ROWS)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="no run matches 'zz'"):
+        runs.resolve(None, "zz", ROWS)  # type: ignore[arg-type]
+
+
+def test_render_formats() -> None:
+    table = runs.render(ROWS, ["id", "metrics.roc_auc"], "table")
+    assert table.splitlines()[1].split() == ["aaa111", "0.8200"]
+    csv_text = runs.render(ROWS, ["id", "metrics.roc_auc"], "csv")
+    assert csv_text.splitlines() == ["id,metrics.roc_auc", "aaa111,0.82", "aab222,", "bbb333,0.78"]
+    assert json.loads(runs.render(ROWS, ["id"], "json")) == [{"id": "aaa111"}, {"id": "aab222"}, {"id": "bbb333"}]
+
+
+def test_an_unknown_store_scheme() -> None:
+    with pytest.raises(UsageError, match="no run store for 'postgresql'"):
+        tracking.open_store("postgresql://db/mlops", Path("."))
