@@ -37,9 +37,12 @@ commands:
   features   the feature store: list, show NAME, materialize, gc [--dry-run]
   runs       the runs in the metadata store: --where, --sort, --limit, --format; reindex
   show RUN   one run (id, id prefix, run directory or latest)
+  compare    RUN RUN...: config differences, metric deltas, data fingerprints and code
+  reproduce  RUN [--force]: re-execute a run, check code and data first, verify identical results
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
-               3 quality gate failed, 4 requirements gate failed, 130 interrupted
+               3 quality gate failed, 4 requirements gate failed,
+               5 reproduce: results differ, 130 interrupted
 """
 
 CONFIG_DIR_FLAGS = ("-cp", "--config-path", "-cd", "--config-dir")
@@ -54,7 +57,7 @@ def dispatch(argv: list[str]) -> int:
     """Run one ``mlops`` command and return its exit status."""
     commands: dict[str, Callable[[list[str]], int]] = {
         "run": run_command, "quality": quality_command, "features": features_command, "runs": runs_command,
-        "show": show_command}
+        "show": show_command, "compare": compare_command, "reproduce": reproduce_command}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -241,6 +244,40 @@ def show_command(args: list[str]) -> int:
     store = _tracking_store(options.tracking_uri)
     runs.show(runs.resolve(store, options.run, runs.all_runs(store)))
     return 0
+
+
+def compare_command(args: list[str]) -> int:
+    """``mlops compare RUN RUN...``: config differences, metric deltas, data and code."""
+    from engine import runs
+
+    parser = _parser("mlops compare", "mlops compare RUN RUN... [--all] [--tracking-uri URI]")
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--only-changed", action="store_true", default=True, help="the default")
+    parser.add_argument("--all", action="store_true", help="show every config key, not only the changed ones")
+    options = parser.parse_args(args)
+    if len(options.runs) < 2:
+        raise UsageError("usage error: compare needs at least two runs (see mlops compare --help)")
+    store = _tracking_store(options.tracking_uri)
+    rows = runs.all_runs(store)
+    runs.compare([runs.resolve(store, ref, rows) for ref in options.runs], only_changed=not options.all)
+    return 0
+
+
+def reproduce_command(args: list[str]) -> int:
+    """``mlops reproduce RUN [--force]``: re-execute a run and verify identical results."""
+    from engine import reproduce, runs
+    from engine.run import task
+
+    parser = _parser("mlops reproduce", "mlops reproduce RUN [--force] [--tracking-uri URI]")
+    parser.add_argument("run")
+    parser.add_argument("--force", action="store_true")
+    options = parser.parse_args(args)
+    path = Path(options.run)
+    if not path.is_dir():
+        store = _tracking_store(options.tracking_uri)
+        path = Path(runs.resolve(store, options.run, runs.all_runs(store))["run_dir"])
+    return reproduce.reproduce(path, Path.cwd(), options.force,
+                               lambda hydra_args: _hydra_app(task, hydra_args, "mlops reproduce"))
 
 
 def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:

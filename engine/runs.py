@@ -352,3 +352,57 @@ def all_runs(store: tracking.RunStore) -> list[Row]:
             tracking.track(store, record, resolved, metrics)
             row.update(status=record["status"], error=record["error"]["message"])
     return rows
+
+
+# ------------------------------------------------------------------ compare
+
+
+def compare(rows: list[Row], only_changed: bool = True, out: Any = sys.stdout) -> None:
+    """Config differences, metric deltas, and differences in data and code, side by side.
+
+    The first run is the reference: metric deltas are against it.
+    """
+    table: list[tuple[str, list[str]] | str] = [("run", [r["id"][:8] for r in rows])]
+    if any(r.get("hypothesis") for r in rows):
+        table.append("hypothesis:")
+        table += [f"  {r['id'][:8]}: {r.get('hypothesis') or '-'}" for r in rows]
+    keys = sorted({k for r in rows for k in r["params"]})
+    changed = [k for k in keys if len({r["params"].get(k) for r in rows}) > 1]
+    table.append(f"config ({len(changed)} of {len(keys)} keys differ{'' if only_changed else ', all shown'}):")
+    for key in changed if only_changed else keys:
+        values = [r["params"].get(key) for r in rows]
+        if key.endswith("_target_"):  # a class path: its name says it
+            values = [v.rsplit(".", 1)[-1] if isinstance(v, str) else v for v in values]
+        table.append((key, [_short(v) for v in values]))
+    table.append("metrics (delta against the first run):")
+    base = rows[0]["metrics"]
+    for name in sorted({k for r in rows for k in r["metrics"]}):
+        cells = [_short(base.get(name))]
+        for r in rows[1:]:
+            value = r["metrics"].get(name)
+            cells.append("-" if value is None or base.get(name) is None
+                         else f"{_short(value)} ({value - base[name]:+.4g})")
+        table.append((name, cells))
+    table.append("data fingerprints:")
+    for name in sorted({k for r in rows for k in r.get("fingerprints", {})}):
+        values = [str(r.get("fingerprints", {}).get(name) or "-").removeprefix("sha256:")[:12] for r in rows]
+        table.append((name + ("  (differs)" if len(set(values)) > 1 else ""), values))
+    commits = [f"{str(r.get('git_commit') or '-')[:10]}{'+dirty' if r.get('git_dirty') else ''}" for r in rows]
+    table += ["code:", ("git commit" + ("  (differs)" if len(set(commits)) > 1 else ""), commits)]
+    cells = [c for entry in table if isinstance(entry, tuple) for c in entry[1]]
+    labels = [entry[0] for entry in table if isinstance(entry, tuple)]
+    label_width, width = max(map(len, labels)) + 2, max(map(len, cells)) + 2
+    for entry in table:
+        if isinstance(entry, str):
+            print(entry, file=out)
+        else:
+            print(f"  {entry[0]:<{label_width}}" + "".join(f"{c:>{width}}" for c in entry[1]), file=out)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return text if len(text) <= 28 else text[:12] + "…" + text[-14:]

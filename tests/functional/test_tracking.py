@@ -23,13 +23,43 @@ def test_a_sweep_is_listed_sorted_filtered_and_shown(project: Path) -> None:
     forests = run_mlops(project, "runs", "--where", "params.model._target_ ~ Forest and metrics.roc_auc > 0",
                         "--format", "csv", "--columns", "id,params.split.test_size")
     lines = forests.stdout.strip().splitlines()
-    assert lines[0] == "id,params.split.test_size" and sorted(lines[1:])[0].endswith(",0.25") and len(lines) == 3
+    assert lines[0] == "id,params.split.test_size"
+    assert sorted(line.split(",")[1] for line in lines[1:]) == ["0.25", "0.3"]
     shown = run_mlops(project, "show", "latest")
     assert shown.returncode == 0 and "(succeeded)" in shown.stdout and "model._target_:" in shown.stdout
     prefix = rows[0]["id"][:6]
     assert run_mlops(project, "show", prefix).stdout.startswith(f"run {rows[0]['id']}")
     bad = run_mlops(project, "runs", "--where", "metrics.roc_auc >")
     assert bad.returncode == 2 and bad.stderr.startswith("mlops: usage error: --where")
+    # compare two runs that differ in the model only: only the changed keys are shown
+    pair = [r for r in json.loads(run_mlops(project, "runs", "--format", "json", "--columns",
+                                            "id,params.split.test_size").stdout)
+            if r["params.split.test_size"] == 0.25]
+    compared = run_mlops(project, "compare", pair[0]["id"], pair[1]["id"])
+    assert compared.returncode == 0, compared.stderr
+    config_lines = compared.stdout.split("config (")[1].split("metrics (")[0].strip().splitlines()[1:]
+    assert config_lines and all(line.split()[0].startswith("model.") for line in config_lines)
+    assert "split.test_size" not in compared.stdout.split("metrics (")[0]
+    reproduced = run_mlops(project, "reproduce", "latest")
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
+    for item in ("metrics", "predictions", "model"):
+        assert f"identical  {item}" in reproduced.stdout
+
+
+def test_reproduce_refuses_when_the_data_changed(project: Path) -> None:
+    assert run_mlops(project, "run").returncode == 0
+    customers = project / "data" / "churn" / "customers.csv"
+    lines = customers.read_text().splitlines()
+    lines[1] = lines[1].replace(",monthly,", ",annual,") if ",monthly," in lines[1] else lines[1].replace(
+        ",annual,", ",monthly,")
+    customers.write_text("\n".join(lines) + "\n")
+    refused = run_mlops(project, "reproduce", "latest")
+    assert refused.returncode == 2
+    assert "differs  data: source customers fingerprint was" in refused.stdout
+    assert "pass --force" in refused.stdout
+    forced = run_mlops(project, "reproduce", "latest", "--force")
+    assert forced.returncode in (0, 5)
+    assert "reproduce: run" in forced.stdout
 
 
 def test_kill_9_during_training_shows_interrupted_and_reindex_agrees(project: Path) -> None:
