@@ -2,4 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def load_model(ref: str, registry: str | Path = Path("outputs") / "registry") -> Any:
+    """The fitted scikit-learn Pipeline registered as ``ref``, after checking its sha256.
+
+    Args:
+        ref: ``churn@champion``, ``churn/3`` or ``churn`` (the latest version).
+        registry: The registry folder.
+
+    Raises:
+        engine.registry.ModelIntegrityError: The file does not match the registry.
+    """
+    from engine.registry import load_model as _load
+
+    return _load(ref, registry)

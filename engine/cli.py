@@ -39,6 +39,7 @@ commands:
   show RUN   one run (id, id prefix, run directory or latest)
   compare    RUN RUN...: config differences, metric deltas, data fingerprints and code
   reproduce  RUN [--force]: re-execute a run, check code and data first, verify identical results
+  registry   register RUN --name N | list | show N[@ALIAS|/V] | promote N/V --alias A | history N
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed,
@@ -57,7 +58,8 @@ def dispatch(argv: list[str]) -> int:
     """Run one ``mlops`` command and return its exit status."""
     commands: dict[str, Callable[[list[str]], int]] = {
         "run": run_command, "quality": quality_command, "features": features_command, "runs": runs_command,
-        "show": show_command, "compare": compare_command, "reproduce": reproduce_command}
+        "show": show_command, "compare": compare_command, "reproduce": reproduce_command,
+        "registry": registry_command}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -278,6 +280,78 @@ def reproduce_command(args: list[str]) -> int:
         path = Path(runs.resolve(store, options.run, runs.all_runs(store))["run_dir"])
     return reproduce.reproduce(path, Path.cwd(), options.force,
                                lambda hydra_args: _hydra_app(task, hydra_args, "mlops reproduce"))
+
+
+REGISTRY_USAGE = """\
+usage: mlops registry register RUN --name NAME
+       mlops registry list
+       mlops registry show NAME[@ALIAS|/VERSION]
+       mlops registry promote NAME/VERSION --alias ALIAS
+       mlops registry history NAME
+       (every form takes --registry PATH; default outputs/registry or $MLOPS_REGISTRY)
+"""
+
+
+def registry_command(args: list[str]) -> int:
+    """``mlops registry ...``: numbered model versions with aliases."""
+    from engine import registry, runs
+
+    if not args or args[0] in ("-h", "--help"):
+        print(REGISTRY_USAGE, end="")
+        return 0 if args else EXIT_BAD_INPUT
+    parser = _parser("mlops registry", REGISTRY_USAGE)
+    parser.add_argument("action", choices=["register", "list", "show", "promote", "history"])
+    parser.add_argument("ref", nargs="?")
+    parser.add_argument("--name")
+    parser.add_argument("--alias")
+    parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(registry.DEFAULT_PATH)))
+    options = parser.parse_args(args)
+    store = registry.Registry(Path(options.registry))
+    needs_ref = {"register": "RUN", "show": "NAME[@ALIAS|/VERSION]", "promote": "NAME/VERSION", "history": "NAME"}
+    if options.action in needs_ref and not options.ref:
+        raise UsageError(f"usage error: registry {options.action} needs {needs_ref[options.action]}")
+    if options.action == "register":
+        if not options.name:
+            raise UsageError("usage error: registry register needs --name NAME")
+        path = Path(options.ref)
+        if not path.is_dir():
+            tracking_store = _tracking_store(options.tracking_uri)
+            path = Path(runs.resolve(tracking_store, options.ref, runs.all_runs(tracking_store))["run_dir"])
+        version = store.register(options.name, path)
+        print(f"registered {options.name}/{version['version']} from run {version['run_id'][:8]} "
+              f"(model sha256 {version['model_sha256'][:12]})")
+    elif options.action == "list":
+        names = store.names()
+        for name in names:
+            entry = store.read(name)
+            aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(entry["aliases"].items()))
+            print(f"{name:<20} {len(entry['versions'])} version(s)  {aliases}")
+        print(f"{len(names)} model(s) in {store.root}")
+    elif options.action == "show":
+        entry, version = store.resolve(options.ref)
+        holders = [a for a, v in entry["aliases"].items() if v == version["version"]]
+        print(f"{entry['name']}/{version['version']}" + (f"  ({', '.join(holders)})" if holders else ""))
+        for key in ("run_id", "run_dir", "model", "model_sha256", "model_target", "config_sha256",
+                    "registered_at"):
+            print(f"  {key}: {version.get(key)}")
+        for name, value in sorted((version.get("metrics") or {}).items()):
+            print(f"  metrics.{name}: {value}")
+    elif options.action == "promote":
+        if not options.alias:
+            raise UsageError("usage error: registry promote needs --alias ALIAS")
+        name, _, number = options.ref.partition("/")
+        if not number.isdigit():
+            raise UsageError(f"usage error: promote takes NAME/VERSION, got {options.ref!r}")
+        move = store.promote(name, int(number), options.alias)
+        before = f" (was v{move['previous']})" if move["previous"] else ""
+        print(f"{name}@{options.alias} -> v{move['version']}{before}")
+    else:
+        entry = store.read(options.ref)
+        for move in entry["alias_history"]:
+            before = f"v{move['previous']}" if move["previous"] else "-"
+            print(f"{move['at']}  {options.ref}@{move['alias']}: {before} -> v{move['version']}")
+        print(f"{len(entry['alias_history'])} alias change(s)")
+    return 0
 
 
 def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:

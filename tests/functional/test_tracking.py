@@ -83,3 +83,51 @@ def test_kill_9_during_training_shows_interrupted_and_reindex_agrees(project: Pa
     assert reindexed.returncode == 0 and "indexed 1 run(s)" in reindexed.stdout
     listed = json.loads(run_mlops(project, "runs", "--format", "json", "--columns", "status").stdout)
     assert listed == [{"status": "interrupted"}]
+
+
+def test_register_promote_load_and_refuse_a_changed_file(project: Path) -> None:
+    assert run_mlops(project, "run").returncode == 0
+    registered = run_mlops(project, "registry", "register", "latest", "--name", "churn")
+    assert registered.returncode == 0 and registered.stdout.startswith("registered churn/1 from run")
+    promoted = run_mlops(project, "registry", "promote", "churn/1", "--alias", "champion")
+    assert promoted.stdout.strip() == "churn@champion -> v1"
+    script = ("import engine, pandas as pd, sys\n"
+              "m = engine.load_model('churn@champion')\n"
+              "X = pd.read_parquet(sys.argv[1])\n"
+              "print(len(m.predict_proba(X)))\n")
+    run = run_dirs(project)[0]
+    features = read_json(run / "run.json")["stages"]["features"]["features"]
+    import pandas as pd
+
+    rows = pd.read_parquet(sorted((project / "outputs" / "feature_store" / "tables").glob("*.parquet"),
+                                  key=lambda p: p.stat().st_size)[-1])
+    rows.loc[:, features].head(5).to_parquet(project / "rows.parquet")
+    python = Path(MLOPS).parent / "python"
+    done = subprocess.run([str(python), "-c", script, str(project / "rows.parquet")], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "5"
+    model_file = project / "outputs" / "registry" / "churn" / "1" / "model.joblib"
+    data = bytearray(model_file.read_bytes())
+    data[-10] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    done = subprocess.run([str(python), "-c", script, str(project / "rows.parquet")], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "ModelIntegrityError: registry error: refusing to load churn/1" in done.stderr
+
+
+def test_a_failed_run_cannot_be_registered(project: Path) -> None:
+    assert run_mlops(project, "run", "quality=strict").returncode == 3
+    done = run_mlops(project, "registry", "register", str(run_dirs(project)[0]), "--name", "churn")
+    assert done.returncode == 2
+    assert "is 'failed_quality' (run); only a succeeded training run can be registered" in done.stderr
+
+
+def test_a_sweep_registers_its_best_run_as_challenger(project: Path) -> None:
+    done = run_mlops(project, "run", "experiment=compare_models", "hydra.sweeper.params.model='logistic,random_forest'")
+    assert done.returncode == 0, done.stderr
+    assert "registered as churn/1 and aliased challenger" in done.stdout
+    listed = json.loads(run_mlops(project, "runs", "--format", "json", "--sort", "metrics.roc_auc",
+                                  "--columns", "id,metrics.roc_auc").stdout)
+    shown = run_mlops(project, "registry", "show", "churn@challenger").stdout
+    assert f"run_id: {listed[0]['id']}" in shown
