@@ -12,6 +12,7 @@ Exit statuses (the one table, shared by every command):
 2    bad input: config, CLI arguments, or data that does not match its schema
 3    the quality gate failed (``failed_quality``)
 4    the requirements gate failed (``failed_requirements``)
+5    ``mlops reproduce``: the re-executed run is not identical
 130  interrupted (Ctrl-C / SIGTERM); the run is recorded as ``interrupted``
 ==== ==========================================================================
 """
