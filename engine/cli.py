@@ -228,7 +228,13 @@ def runs_command(args: list[str]) -> int:
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
     options = parser.parse_args(args)
     store = _tracking_store(options.tracking_uri)
-    rows = runs.select(runs.all_runs(store), options.where, options.sort, options.descending, options.limit)
+    metric = (options.sort or "").removeprefix("metrics.")
+    if options.limit and not options.where and (options.sort or "").startswith("metrics."):
+        # A leaderboard: the store finds the top N itself instead of loading every run.
+        top = store.search((metric, options.descending is not False, options.limit))
+        rows = runs.select(top, None, options.sort, options.descending, options.limit)
+    else:
+        rows = runs.select(runs.all_runs(store), options.where, options.sort, options.descending, options.limit)
     columns = options.columns.split(",") if options.columns else list(runs.DEFAULT_COLUMNS)
     print(runs.render(rows, columns, options.format))
     if options.format == "table":

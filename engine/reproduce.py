@@ -19,11 +19,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from engine import provenance
-from engine.errors import EXIT_BAD_INPUT, UsageError
+from engine.errors import EXIT_BAD_INPUT, EXIT_NOT_REPRODUCED, UsageError
 from engine.stages import data
-
-#: Exit status when the re-executed run differs from the recorded one.
-EXIT_NOT_REPRODUCED = 5
 
 
 def differences(record: Mapping[str, Any], resolved: Mapping[str, Any], root: Path) -> list[str]:

@@ -32,7 +32,7 @@ from engine.errors import DataError, UsageError
 from engine.files import write_json
 
 DEFAULT_COLUMNS = ("id", "started_at", "status", "name", "params.model._target_", "metrics.roc_auc",
-                   "metrics.f1", "metrics.recall", "duration_s")
+                   "metrics.f1", "metrics.recall", "duration_s", "hypothesis")
 
 Row = dict[str, Any]
 
@@ -319,6 +319,8 @@ def _cell(value: Any, column: str, fmt: str) -> str:
             return str(value)[:19].replace("T", " ")
         if isinstance(value, float):
             return f"{value:.4f}"
+        if column == "hypothesis" and len(str(value)) > 48:
+            return str(value)[:47] + "…"
     return str(value)
 
 

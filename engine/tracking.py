@@ -48,8 +48,14 @@ class RunStore(ABC):
         """One run with its params, metrics and tags, by full id."""
 
     @abstractmethod
-    def search(self) -> list[dict[str, Any]]:
-        """Every run with its params, metrics and tags (filtering happens in :mod:`engine.runs`)."""
+    def search(self, top: tuple[str, bool, int] | None = None) -> list[dict[str, Any]]:
+        """Runs with their params, metrics and tags.
+
+        Args:
+            top: ``(metric, descending, n)``: only the best ``n`` runs by a metric, found
+                by the store itself (runs without the metric are left out); None: every
+                run (filtering and sorting then happen in :mod:`engine.runs`).
+        """
 
 
 def open_store(uri: str, root: Path) -> RunStore:
@@ -83,6 +89,10 @@ class SqliteRunStore(RunStore):
             raise DataError(f"data error at run store {self.path}: cannot open it: {exc}") from exc
         try:
             conn.execute("PRAGMA busy_timeout = 60000")
+            # WAL with synchronous=NORMAL: no fsync per commit. A power cut may lose the
+            # last index rows, never corrupt the file; the run dirs are the source of
+            # truth and `mlops runs reindex` restores them.
+            conn.execute("PRAGMA synchronous = NORMAL")
             self._ensure_schema(conn)
             yield conn
         except sqlite3.DatabaseError as exc:
@@ -145,9 +155,17 @@ class SqliteRunStore(RunStore):
             rows = self._read(conn, "WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
-    def search(self) -> list[dict[str, Any]]:
+    def search(self, top: tuple[str, bool, int] | None = None) -> list[dict[str, Any]]:
         with self._connect() as conn:
-            return self._read(conn, "", ())
+            if top is None:
+                return self._read(conn, "", ())
+            metric, descending, n = top
+            ids = [row[0] for row in conn.execute(
+                f"SELECT run_id FROM metrics WHERE key = ? ORDER BY value {'DESC' if descending else 'ASC'} LIMIT ?",
+                (metric, n))]
+            marks = ", ".join("?" * len(ids))
+            found = {r["id"]: r for r in self._read(conn, f"WHERE id IN ({marks})", tuple(ids))} if ids else {}
+            return [found[i] for i in ids if i in found]
 
     def _read(self, conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         conn.row_factory = sqlite3.Row
@@ -156,7 +174,7 @@ class SqliteRunStore(RunStore):
         for table in ("params", "metrics", "tags"):
             query = f"SELECT run_id, key, value FROM {table}"
             if where:
-                query += " WHERE run_id = ?"
+                query += " " + where.replace("WHERE id", "WHERE run_id")
             for run_id, key, value in conn.execute(query, args):
                 if run_id in runs:
                     runs[run_id][table][key] = value

@@ -148,3 +148,17 @@ def test_render_formats() -> None:
 def test_an_unknown_store_scheme() -> None:
     with pytest.raises(UsageError, match="no run store for 'postgresql'"):
         tracking.open_store("postgresql://db/mlops", Path("."))
+
+
+def test_the_store_finds_the_top_runs_by_a_metric_itself(tmp_path: Path) -> None:
+    store = tracking.SqliteRunStore(tmp_path / "mlops.db")
+    for i in range(30):
+        tracking.track(store, record(f"run-{i:02d}"), {"i": i}, {"roc_auc": (i * 7 % 30) / 30})
+    tracking.track(store, record("run-xx"), {"i": -1}, {})  # no roc_auc: never in a top list
+    top = store.search(("roc_auc", True, 3))
+    assert [r["metrics"]["roc_auc"] for r in top] == [29 / 30, 28 / 30, 27 / 30]
+    assert all(len(r["params"]) == 1 for r in top)
+    bottom = store.search(("roc_auc", False, 2))
+    assert [r["metrics"]["roc_auc"] for r in bottom] == [0.0, 1 / 30]
+    everything = runs.select(store.search(), None, "metrics.roc_auc", None, 3)
+    assert [r["id"] for r in everything] == [r["id"] for r in top]
