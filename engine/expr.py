@@ -299,6 +299,22 @@ def _running_depth(text: str) -> Iterator[int]:
         yield depth
 
 
+def duration(text: str) -> pd.Timedelta:
+    """A duration literal such as ``30d``, ``12h`` or ``2w``.
+
+    Raises:
+        ExpressionError: The text is not one duration.
+    """
+    node = None
+    try:
+        node = parse(str(text))
+    except ExpressionError:
+        pass
+    if not isinstance(node, Literal) or not isinstance(node.value, pd.Timedelta):
+        raise ExpressionError(f"expected a duration such as 30d or 12h, got {text!r}")
+    return node.value
+
+
 def names(node: Node) -> set[str]:
     """Every column or variable name an expression reads."""
     return {n.name for n in _walk(node) if isinstance(n, Name)}

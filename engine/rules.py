@@ -340,12 +340,9 @@ def parse_rules(quality_cfg: Mapping[str, Any]) -> dict[str, Rule]:
 def duration(text: str, path: str) -> Any:
     """Parse a duration literal such as ``1d`` into a ``pd.Timedelta``."""
     try:
-        node = expr.parse(str(text))
-    except expr.ExpressionError:
-        node = None
-    if not isinstance(node, expr.Literal) or not hasattr(node.value, "total_seconds"):
-        raise ConfigError(path, f"must be a duration such as 1d or 12h, got {text!r}")
-    return node.value
+        return expr.duration(text)
+    except expr.ExpressionError as exc:
+        raise ConfigError(path, f"must be a duration such as 1d or 12h, got {text!r}") from exc
 
 
 def schema() -> dict[str, Any]:

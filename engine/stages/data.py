@@ -262,3 +262,15 @@ def _check_columns(frame: pd.DataFrame, source: Source, where: str) -> pd.DataFr
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def align_time(when: Any, like: pd.Series) -> pd.Timestamp:
+    """``when`` as a Timestamp comparable with the column ``like``: a naive time is UTC
+    against a tz-aware column, and an aware time becomes naive UTC against a naive one."""
+    stamp = pd.Timestamp(when)
+    tz = getattr(like.dtype, "tz", None)
+    if tz is not None and stamp.tzinfo is None:
+        return stamp.tz_localize("UTC").tz_convert(tz)
+    if tz is None and stamp.tzinfo is not None:
+        return stamp.tz_convert("UTC").tz_localize(None)
+    return stamp

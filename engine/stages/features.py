@@ -29,7 +29,7 @@ from engine import expr, featurestore
 from engine.errors import ConfigError, DataError
 from engine.featurestore import FeatureStore
 from engine.specs import AGGREGATIONS, FeatureSpec, attribute_ref
-from engine.stages.data import Table, fingerprint
+from engine.stages.data import Table, align_time, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
     # Each row's own cut-off: its label time when earlier than as_of, else as_of.
     cutoffs: pd.Series | None = None
     if label_time:
-        limit = _align_tz(as_of, spine[label_time])
+        limit = align_time(as_of, spine[label_time])
         cutoffs = spine[label_time].where(spine[label_time] < limit, limit)
         env_scalars["cutoff"] = cutoffs
     columns: dict[str, pd.Series] = {}
@@ -233,7 +233,7 @@ def _as_of_join(keys: pd.Series, history: pd.DataFrame, key: str, ts: str, colum
     if isinstance(cutoff, pd.Series):
         row_cutoff = _to_tz_of(cutoff, times)
     else:
-        row_cutoff = pd.Series(_align_tz(cutoff, times), index=keys.index)
+        row_cutoff = pd.Series(align_time(cutoff, times), index=keys.index)
     left = pd.DataFrame({"_row": np.arange(len(keys)), key: keys.to_numpy(),
                          "_cutoff": row_cutoff.to_numpy()}).astype({"_cutoff": times.dtype})
     right = history.dropna(subset=[ts]).sort_values(ts, kind="stable")
@@ -284,7 +284,7 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
                 raise DataError(f"data error at {agg_path}: {agg} needs numbers, but {table.name}.{column} holds "
                                 f"{events[column].dtype} values such as {events[column].dropna().head(3).tolist()}")
     _same_key_type(keys, events[key], "the entity source", table.name, f"{path}.source")
-    cutoff = _align_tz(as_of, events[ts])
+    cutoff = align_time(as_of, events[ts])
 
     definition = {"source": group["source"], "aggregations": group["aggregations"]}
     row_cutoffs = None
@@ -402,24 +402,10 @@ def _to_tz_of(values: pd.Series, like: pd.Series) -> pd.Series:
 
 
 def _parse_window(window: str, path: str) -> pd.Timedelta:
-    node = None
     try:
-        node = expr.parse(str(window))
-    except expr.ExpressionError:
-        pass
-    if not isinstance(node, expr.Literal) or not isinstance(node.value, pd.Timedelta):
-        raise ConfigError(f"{path}.window", f"expected a duration such as 30d or 12h, got {window!r}")
-    return node.value
-
-
-def _align_tz(as_of: pd.Timestamp, column: pd.Series) -> pd.Timestamp:
-    """Compare like with like: a naive cut-off is UTC against a tz-aware column."""
-    tz = getattr(column.dtype, "tz", None)
-    if tz is not None and as_of.tzinfo is None:
-        return as_of.tz_localize("UTC").tz_convert(tz)
-    if tz is None and as_of.tzinfo is not None:
-        return as_of.tz_convert("UTC").tz_localize(None)
-    return as_of
+        return expr.duration(window)
+    except expr.ExpressionError as exc:
+        raise ConfigError(f"{path}.window", str(exc)) from exc
 
 
 def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], path: str) -> Any:
@@ -433,7 +419,7 @@ def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], 
     env.update(scalars)
     for column in (env[n] for n in read if n in frame.columns):
         if pd.api.types.is_datetime64_any_dtype(column):
-            env["as_of"] = _align_tz(scalars["as_of"], column)  # compare like with like
+            env["as_of"] = align_time(scalars["as_of"], column)  # compare like with like
     try:
         result = expr.evaluate(node, env)
     except expr.ExpressionError as exc:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from engine import expr, rules
 from engine.errors import ConfigError, DataError
-from engine.stages.data import Table
+from engine.stages.data import Table, align_time
 
 log = logging.getLogger(__name__)
 
@@ -286,17 +286,6 @@ def _as_time(column: pd.Series, rule: rules.Rule) -> pd.Series:
                         ) from exc
 
 
-def _align(when: Any, column: pd.Series) -> pd.Timestamp:
-    """A bound as a Timestamp comparable with ``column`` (naive bounds are UTC)."""
-    stamp = pd.Timestamp(when)
-    tz = getattr(column.dtype, "tz", None)
-    if tz is not None and stamp.tzinfo is None:
-        return stamp.tz_localize("UTC").tz_convert(tz)
-    if tz is None and stamp.tzinfo is not None:
-        return stamp.tz_convert("UTC").tz_localize(None)
-    return stamp
-
-
 def _comparable(column: pd.Series, bound: Any, rule: rules.Rule, key: str) -> tuple[pd.Series, Any]:
     """Values and a bound of one kind: dates with dates, numbers with numbers.
 
@@ -306,7 +295,7 @@ def _comparable(column: pd.Series, bound: Any, rule: rules.Rule, key: str) -> tu
     path = f"quality.rules.{rule.name}.{key}"
     if pd.api.types.is_datetime64_any_dtype(column):
         try:
-            return column, _align(bound, column)
+            return column, align_time(bound, column)
         except (ValueError, TypeError) as exc:
             raise ConfigError(path, f"must be a date or time for timestamp column {column.name!r}, "
                               f"got {bound!r}") from exc
@@ -538,7 +527,7 @@ def _row_count_equal(rule: rules.RowCountEqual, frame: pd.DataFrame, ctx: Contex
 @check("freshness")
 def _freshness(rule: rules.Freshness, frame: pd.DataFrame, ctx: Context) -> RuleResult:
     times = _as_time(frame[rule.column], rule)
-    as_of = _align(ctx.as_of, times)
+    as_of = align_time(ctx.as_of, times)
     newest = times.where(times <= as_of).max()
     max_age = rules.duration(rule.max_age, f"quality.rules.{rule.name}.max_age")
     if pd.isna(newest):
@@ -552,7 +541,7 @@ def _freshness(rule: rules.Freshness, frame: pd.DataFrame, ctx: Context) -> Rule
 def _after_cutoff(rule: rules.AfterCutoff, frame: pd.DataFrame, ctx: Context) -> RuleResult:
     times = _as_time(frame[rule.column], rule)
     present = ~_missing(times)
-    bad = present & (times > _align(ctx.as_of, times)).to_numpy()
+    bad = present & (times > align_time(ctx.as_of, times)).to_numpy()
     return _share_result(rule, frame, ctx, bad, int(present.sum()), "non-null timestamps", rule.max, times)
 
 
@@ -562,9 +551,9 @@ def _newest_between(rule: rules.NewestBetween, frame: pd.DataFrame, ctx: Context
     newest = times.max()
     ok = not pd.isna(newest)
     if ok and rule.min is not None:
-        ok = newest >= _align(rule.min, times)
+        ok = newest >= align_time(rule.min, times)
     if ok and rule.max is not None:
-        ok = newest <= _align(rule.max, times)
+        ok = newest <= align_time(rule.max, times)
     return _aggregate_result(rule, bool(ok), _plain(newest), _range(rule.min, rule.max))
 
 
