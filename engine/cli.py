@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import traceback
@@ -191,11 +192,13 @@ RUNS_USAGE = """\
 usage: mlops runs [--where FILTER] [--sort FIELD] [--asc|--desc] [--limit N]
                   [--columns F1,F2,...] [--format table|csv|json] [--tracking-uri URI]
        mlops runs reindex [--outputs DIR] [--tracking-uri URI]
+       mlops runs sync-mlflow --uri URI [--outputs DIR] [--all]
 
   --where    metrics.roc_auc > 0.8 and params.model._target_ ~ Forest
              (= != < <= > >= ~ !~, in (a, b), and, or, not, parentheses)
   --sort     a field: metrics.<name> (best first), params.<key>, tags.<name>, started_at, ...
   reindex    rebuild the store from the run directories under outputs/
+  sync-mlflow  mirror runs not yet in MLflow (--all: every run) to the MLflow at URI
 """
 
 
@@ -206,6 +209,30 @@ def runs_command(args: list[str]) -> int:
     if args[:1] in (["-h"], ["--help"]):
         print(RUNS_USAGE, end="")
         return 0
+    if args[:1] == ["sync-mlflow"]:
+        from engine.mlflow_mirror import record_mirror
+
+        parser = _parser("mlops runs sync-mlflow", "mlops runs sync-mlflow --uri URI [--outputs DIR] [--all]")
+        parser.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+        parser.add_argument("--outputs", default="outputs")
+        parser.add_argument("--all", action="store_true", help="also runs already mirrored")
+        options = parser.parse_args(args[1:])
+        if not options.uri:
+            raise UsageError("usage error: sync-mlflow needs --uri URI (or MLFLOW_TRACKING_URI)")
+        from engine.tracking import index_run_dirs
+
+        done = failed = 0
+        for run_dir in index_run_dirs(Path(options.outputs)):
+            record = json.loads((run_dir / "run.json").read_text())
+            if record.get("status") == "running" or (not options.all and (record.get("mlflow") or {}).get("synced")):
+                continue
+            outcome = record_mirror(run_dir, options.uri)
+            done += outcome["synced"]
+            failed += not outcome["synced"]
+            if not outcome["synced"]:
+                print(f"not mirrored: {run_dir}: {outcome['error']}", file=sys.stderr)
+        print(f"mirrored {done} run(s) to {options.uri}" + (f"; {failed} failed" if failed else ""))
+        return 0 if not failed else EXIT_BAD_INPUT
     if args[:1] == ["reindex"]:
         parser = _parser("mlops runs reindex", RUNS_USAGE)
         parser.add_argument("--outputs", default="outputs")

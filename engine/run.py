@@ -96,6 +96,7 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
         except EngineError as exc:
             record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
             index(record)
+            _mirror(cfg, record)
             log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
             raise
         except KeyboardInterrupt as exc:
@@ -110,7 +111,22 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
             index(record)
             log.info("run %s failed with an internal error: %s", record.id[:8], shown)
             raise
+    _mirror(cfg, record)
     return result
+
+
+def _mirror(cfg: DictConfig, record: RunRecord) -> None:
+    """Mirror a finished run into MLflow when ``tracking.mlflow.uri`` is set; never fails the run."""
+    uri = OmegaConf.select(cfg, "tracking.mlflow.uri", default=None, throw_on_missing=False)
+    if not uri:
+        return
+    from engine.mlflow_mirror import record_mirror
+
+    outcome = record_mirror(record.run_dir, str(uri))
+    record.data["mlflow"] = outcome
+    if not outcome["synced"]:
+        log.warning("mlflow: run %s not mirrored to %s (%s); replay later with: mlops runs sync-mlflow",
+                    record.id[:8], uri, outcome["error"])
 
 
 def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin,
