@@ -41,17 +41,17 @@ def _many(path: str, worker: int, count: int) -> None:
                        {"roc_auc": i / count})
 
 
-def test_eight_workers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
+def test_eight_workers_times_100_runs_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "fresh" / "mlops.db"
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_many, args=(str(path), w, 40)) for w in range(8)]
+    workers = [context.Process(target=_many, args=(str(path), w, 100)) for w in range(8)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=300)
         assert worker.exitcode == 0
     rows = tracking.SqliteRunStore(path).search()
-    assert len(rows) == 8 * 40
+    assert len(rows) == 8 * 100
     assert all(len(r["params"]) == 2 and "roc_auc" in r["metrics"] for r in rows)
 
 
