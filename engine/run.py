@@ -117,7 +117,10 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
 
 def _mirror(cfg: DictConfig, record: RunRecord) -> None:
     """Mirror a finished run into MLflow when ``tracking.mlflow.uri`` is set; never fails the run."""
-    uri = OmegaConf.select(cfg, "tracking.mlflow.uri", default=None, throw_on_missing=False)
+    try:
+        uri = OmegaConf.select(cfg, "tracking.mlflow.uri", default=None, throw_on_missing=False)
+    except OmegaConfBaseException:
+        return  # the config itself is broken: the run already failed for that
     if not uri:
         return
     from engine.mlflow_mirror import record_mirror
@@ -246,11 +249,11 @@ class _Index:
         self.resolved: dict[str, Any] | None = None
         self.metrics: dict[str, Any] | None = None
         self.store: tracking.RunStore | None = None
-        uri = OmegaConf.select(cfg, "tracking.uri", default=tracking.DEFAULT_URI, throw_on_missing=False)
         try:
+            uri = OmegaConf.select(cfg, "tracking.uri", default=tracking.DEFAULT_URI, throw_on_missing=False)
             self.store = tracking.open_store(str(uri), root)
-        except EngineError as exc:
-            log.warning("run store: %s; the run is not indexed", exc)
+        except (EngineError, OmegaConfBaseException) as exc:
+            log.warning("run store: %s; the run is not indexed", str(exc).splitlines()[0])
 
     def __call__(self, record: RunRecord) -> None:
         if self.store is None:
