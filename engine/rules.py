@@ -9,11 +9,14 @@ one vectorised function per rule type.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
+
+import pandas as pd
 
 from engine import expr
 from engine.errors import ConfigError
@@ -312,6 +315,7 @@ COMPARE_OPS = ("<", "<=", ">", ">=", "==", "!=")
 DTYPES = ("integer", "float", "numeric", "string", "bool", "datetime", "category")
 STATS = ("min", "max", "mean", "median", "std", "quantile")
 _ENUMS = {"dimension": DIMENSIONS, "severity": SEVERITIES, "op": COMPARE_OPS, "expected": DTYPES, "stat": STATS}
+#: Keys that name ``source.column``, and the one check where they do.
 _QUALIFIED = {"left": "agree", "right": "agree", "references": "foreign_key"}
 
 
@@ -331,8 +335,24 @@ def parse_rules(quality_cfg: Mapping[str, Any]) -> dict[str, Rule]:
                 expr.parse(rule.filter)
             except expr.ExpressionError as exc:
                 raise ConfigError(f"{path}.filter", f"invalid expression {rule.filter!r}: {exc}") from exc
+        if rule.filter and getattr(rule, "source", None) is None:
+            raise ConfigError(f"{path}.filter", f"check {rule.check!r} reads two sources, so a filter has no "
+                              "single source to apply to; expected no filter")
         if isinstance(rule, Freshness):
             duration(rule.max_age, f"{path}.max_age")
+        if isinstance(rule, Regex):
+            try:
+                re.compile(rule.pattern)
+            except re.error as exc:
+                raise ConfigError(f"{path}.pattern", f"must be a regular expression, got {rule.pattern!r} ({exc})") \
+                    from exc
+        if isinstance(rule, NewestBetween):
+            for key in ("min", "max"):
+                bound = getattr(rule, key)
+                if bound is not None and pd.isna(pd.to_datetime(bound, errors="coerce")):
+                    raise ConfigError(f"{path}.{key}", f"must be a date or time such as 2026-10-01, got {bound!r}")
+        if isinstance(rule, RowCount | Length | Stat) and None not in (rule.min, rule.max) and rule.min > rule.max:
+            raise ConfigError(f"{path}.min", f"must be <= max ({rule.max}), got {rule.min}")
         rules[name] = rule
     return rules
 
@@ -376,11 +396,13 @@ def _json_type(name: str, cls: type) -> dict[str, Any]:
         return {"type": "number", "minimum": 0, "maximum": 1}
     if name == "filter":
         return {"type": ["string", "null"]}
-    if name in _QUALIFIED:
+    if name in _QUALIFIED and _QUALIFIED[name] == cls.check:
         pattern = "^[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_]*$"
-        if cls.check == "row_count_equal":
-            return {"type": "string"}
         return {"type": "string", "pattern": pattern, "x-expected": "'source.column'"}
+    if name == "q":
+        return {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    if name in ("columns", "values"):
+        return {"type": "array", "minItems": 1, "items": _from_hint(typing.get_args(typing.get_type_hints(cls)[name])[0])}
     hint = typing.get_type_hints(cls)[name]
     return _from_hint(hint)
 

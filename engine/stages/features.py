@@ -99,7 +99,8 @@ def _features_key(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], 
     used = {features_cfg["entity"]["source"]}
     used |= {attribute_ref(ref)[0] for ref in (features_cfg.get("attributes") or {}).values()}
     used |= {group["source"] for group in (features_cfg.get("groups") or {}).values()}
-    fingerprints = {name: tables[name].fingerprint for name in sorted(used) if name in tables}
+    fingerprints = {name: [tables[name].fingerprint, tables[name].source.key, tables[name].source.timestamp]
+                    for name in sorted(used) if name in tables}
     return featurestore.digest({"kind": "features", "definition": definition, "fingerprints": fingerprints,
                                 "as_of": as_of.isoformat(), "code": FEATURE_CODE_VERSION})
 
@@ -127,20 +128,24 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
             f"got {int(duplicated.sum())} duplicate rows, e.g. {spine.loc[duplicated, key].head(3).tolist()}"
         )
     env_scalars: dict[str, Any] = {"as_of": as_of, "cutoff": as_of}
+    # Each row's own cut-off: its label time when earlier than as_of, else as_of.
+    if label_time:
+        limit = align_time(as_of, spine[label_time])
+        env_scalars["cutoff"] = spine[label_time].where(spine[label_time] < limit, limit)
 
     if "features.population" in exprs:
-        keep = _evaluate(exprs["features.population"], spine, env_scalars, "features.population")
-        spine = spine.loc[_as_mask(keep, spine.index)]
+        keep = _as_mask(_evaluate(exprs["features.population"], spine, env_scalars, "features.population"),
+                        spine.index)
+        spine = spine.loc[keep]
+        if label_time:
+            env_scalars["cutoff"] = env_scalars["cutoff"].loc[keep]
         if spine.empty:
             raise DataError(f"data error at features.population: no {spine_name} row passes "
                             f"{features_cfg['population']!r} at as_of {as_of}; expected at least one")
     spine = spine.reset_index(drop=True)
-    # Each row's own cut-off: its label time when earlier than as_of, else as_of.
     cutoffs: pd.Series | None = None
     if label_time:
-        limit = align_time(as_of, spine[label_time])
-        cutoffs = spine[label_time].where(spine[label_time] < limit, limit)
-        env_scalars["cutoff"] = cutoffs
+        cutoffs = env_scalars["cutoff"] = env_scalars["cutoff"].reset_index(drop=True)
     columns: dict[str, pd.Series] = {}
 
     for name, ref in (features_cfg.get("attributes") or {}).items():
@@ -166,6 +171,9 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
         values = _evaluate(exprs[path], frame, env_scalars, path)
         if pd.api.types.is_float_dtype(values):
             values = values.replace([np.inf, -np.inf], np.nan)  # log(0), x / tiny: missing, not inf
+        elif values.dtype == object:
+            # where(x, plan, 3) mixes text and numbers: a category, stored and encoded as text
+            values = values.astype(str).where(values.notna(), None)
         frame[name] = values
 
     target_name = features_cfg["target"]["name"]
@@ -418,8 +426,10 @@ def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], 
     env: dict[str, Any] = {name: frame[name] for name in read if name in frame.columns}
     env.update(scalars)
     for column in (env[n] for n in read if n in frame.columns):
-        if pd.api.types.is_datetime64_any_dtype(column):
-            env["as_of"] = align_time(scalars["as_of"], column)  # compare like with like
+        if pd.api.types.is_datetime64_any_dtype(column):  # compare like with like
+            env["as_of"] = align_time(scalars["as_of"], column)
+            cutoff = scalars.get("cutoff")
+            env["cutoff"] = _to_tz_of(cutoff, column) if isinstance(cutoff, pd.Series) else env["as_of"]
     try:
         result = expr.evaluate(node, env)
     except expr.ExpressionError as exc:

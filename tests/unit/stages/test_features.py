@@ -187,9 +187,10 @@ LABELLED = pd.DataFrame({  # one customer scored at two moments: a training set 
 
 
 def labelled_config(**changes: Any) -> dict[str, Any]:
-    return config(entity={"key": "customer_id", "source": "customers", "label_time": "label_at"},
-                  population=None, derived={"avg": "total / n_orders", "tenure_days": "days(cutoff - signup_date)"},
-                  **changes)
+    base: dict[str, Any] = {"entity": {"key": "customer_id", "source": "customers", "label_time": "label_at"},
+                            "population": None,
+                            "derived": {"avg": "total / n_orders", "tenure_days": "days(cutoff - signup_date)"}}
+    return config(**{**base, **changes})
 
 
 def test_no_event_after_a_rows_own_label_time_influences_it() -> None:
@@ -240,3 +241,33 @@ def test_use_selects_groups_and_columns_without_changing_the_table(tmp_path: Any
     assert list(some.X.columns) == list(some.features)
     assert {t["status"] for t in some.tables} == {"reused"}  # the stored tables serve every selection
     assert len(full.features) > len(some.features)
+
+
+def test_with_label_times_the_population_sees_each_rows_cut_off() -> None:
+    late = LABELLED.assign(signup_date=pd.to_datetime(["2026-09-10", "2026-01-01", "2026-07-03"]))
+    cfg = labelled_config(population="signup_date < cutoff")
+    frame = features.build(cfg, tables(late, ORDERS), AS_OF).frame
+    # Row 0 is labelled on 09-01, before its signup on 09-10: not a customer then (as_of would keep it).
+    assert len(frame) == 2 and (frame["tenure_days"] >= 0).all()
+
+
+def test_the_full_table_key_changes_with_a_sources_declared_timestamp(tmp_path: Any) -> None:
+    from engine.featurestore import FeatureStore
+
+    store = FeatureStore(tmp_path)
+    shipped = ORDERS.assign(shipped_at=ORDERS["ordered_at"] + pd.Timedelta("40D"))
+    by_order = tables(CUSTOMERS, shipped)
+    by_ship = {**by_order, "orders": data.Table("orders", shipped,
+                                               data.CsvSource(key="order_id", timestamp="shipped_at"), "x")}
+    first = features.build(config(), by_order, AS_OF, store)
+    second = features.build(config(), by_ship, AS_OF, store)
+    assert {t["status"] for t in second.tables} == {"built"}
+    assert first.frame["n_orders"].tolist() != second.frame["n_orders"].tolist()
+
+
+def test_a_derived_feature_mixing_text_and_numbers_is_stored_as_text(tmp_path: Any) -> None:
+    from engine.featurestore import FeatureStore
+
+    cfg = config(derived={"avg": "total / n_orders", "mixed": "where(n_orders > 1, plan, 3)"})
+    table = features.build(cfg, tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
+    assert table.frame["mixed"].tolist() == ["monthly", "annual", "3"]
