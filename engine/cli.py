@@ -142,7 +142,7 @@ def features_command(args: list[str]) -> int:
                     for flag in ("hydra.run.dir", "hydra.sweep.dir") if not any(a.startswith(flag) for a in args)]
         return _hydra_app(features_task, defaults + args[1:], "mlops features materialize")
     if not args or args[0] in ("-h", "--help"):
-        print(FEATURES_USAGE, end="")
+        print(FEATURES_USAGE, end="", file=sys.stdout if args else sys.stderr)
         return 0 if args else EXIT_BAD_INPUT
     parser = argparse.ArgumentParser(prog="mlops features", add_help=False)
     parser.add_argument("action", choices=["list", "show", "gc"])
@@ -254,6 +254,8 @@ def runs_command(args: list[str]) -> int:
     parser.add_argument("--columns")
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
     options = parser.parse_args(args)
+    if options.limit is not None and options.limit < 1:
+        raise UsageError(f"usage error: --limit must be 1 or more, got {options.limit}")
     store = _tracking_store(options.tracking_uri)
     metric = (options.sort or "").removeprefix("metrics.")
     if options.limit and not options.where and (options.sort or "").startswith("metrics."):
@@ -310,7 +312,7 @@ def reproduce_command(args: list[str]) -> int:
     path = Path(options.run)
     if not path.is_dir():
         store = _tracking_store(options.tracking_uri)
-        path = Path(runs.resolve(store, options.run, runs.all_runs(store))["run_dir"])
+        path = Path(runs.resolve(store, options.run, runs.all_runs(store), succeeded=True)["run_dir"])
     return reproduce.reproduce(path, Path.cwd(), options.force,
                                lambda hydra_args: _hydra_app(task, hydra_args, "mlops reproduce"))
 
@@ -330,7 +332,7 @@ def registry_command(args: list[str]) -> int:
     from engine import registry, runs
 
     if not args or args[0] in ("-h", "--help"):
-        print(REGISTRY_USAGE, end="")
+        print(REGISTRY_USAGE, end="", file=sys.stdout if args else sys.stderr)
         return 0 if args else EXIT_BAD_INPUT
     parser = _parser("mlops registry", REGISTRY_USAGE)
     parser.add_argument("action", choices=["register", "list", "show", "promote", "history"])
@@ -349,7 +351,8 @@ def registry_command(args: list[str]) -> int:
         path = Path(options.ref)
         if not path.is_dir():
             tracking_store = _tracking_store(options.tracking_uri)
-            path = Path(runs.resolve(tracking_store, options.ref, runs.all_runs(tracking_store))["run_dir"])
+            path = Path(runs.resolve(tracking_store, options.ref, runs.all_runs(tracking_store),
+                                     succeeded=True)["run_dir"])
         version = store.register(options.name, path)
         print(f"registered {options.name}/{version['version']} from run {version['run_id'][:8]} "
               f"(model sha256 {version['model_sha256'][:12]})")

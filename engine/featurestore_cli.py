@@ -51,12 +51,19 @@ def show(root: Path, name: str) -> int:
 def gc(root: Path, outputs: Path, dry_run: bool, keep_recent_min: float) -> int:
     """Remove tables that no run directory under ``outputs`` references."""
     store = _existing(root)
+    # Runs of this project, and of every project sharing the store: each run that used
+    # a group left its run dir in the group's history.
+    records = set(outputs.rglob("run.json"))
+    for path in store.groups.glob("*.json") if store.groups.is_dir() else ():
+        history = json.loads(path.read_text())
+        for definition in history.get("definitions", []):
+            records |= {Path(u["run_dir"]) / "run.json" for u in definition.get("used_by", []) if u.get("run_dir")}
     referenced: set[str] = set()
-    for path in outputs.rglob("run.json"):
+    for path in records:
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
-            continue
+            continue  # a deleted run no longer holds its tables
         referenced |= {t["key"] for t in (record.get("features") or {}).get("tables", []) if "key" in t}
     cutoff = datetime.now(timezone.utc) - timedelta(minutes=keep_recent_min)
     removed = kept_recent = 0

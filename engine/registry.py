@@ -116,6 +116,7 @@ class Registry:
         """Point ``alias`` at a version; the alias history keeps every move."""
         if not re.match(r"^[A-Za-z0-9_-]+$", alias):
             raise UsageError(f"usage error: alias {alias!r} must be letters, digits, '_', '-'")
+        self.read(name)  # an unknown model is a usage error before anything is created
         with locked(self.root / ".lock"):
             entry = self.read(name)
             self._version(entry, version)
@@ -162,19 +163,24 @@ def load_model(ref: str, registry: str | Path = DEFAULT_PATH) -> Any:
         ModelIntegrityError: The file does not match its recorded sha256.
         UsageError: The name, alias or version does not exist.
     """
+    import io
+
     import joblib
 
     store = Registry(Path(registry))
     entry, version = store.resolve(ref)
     path = store.model_path(version)
-    if not path.is_file():
-        raise ModelIntegrityError(f"registry error: the file of {entry['name']}/{version['version']} is missing: {path}")
-    actual = sha256_file(path)
+    try:
+        payload = path.read_bytes()  # hash and unpickle the same bytes: no swap in between
+    except OSError as exc:
+        raise ModelIntegrityError(f"registry error: cannot read the file of {entry['name']}/{version['version']}: "
+                                  f"{path} ({exc.strerror})") from exc
+    actual = hashlib.sha256(payload).hexdigest()
     if actual != version["model_sha256"]:
         raise ModelIntegrityError(
             f"registry error: refusing to load {entry['name']}/{version['version']}: {path} has sha256 "
             f"{actual[:12]}, the registry recorded {version['model_sha256'][:12]} (the file was changed or replaced)")
-    return joblib.load(path)
+    return joblib.load(io.BytesIO(payload))
 
 
 def _now() -> str:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +32,7 @@ def differences(record: Mapping[str, Any], resolved: Mapping[str, Any], root: Pa
     for name in ("commit", "dirty", "diff_sha256"):
         if then.get(name) != now.get(name):
             found.append(f"code: git {name} was {then.get(name)!r}, is {now.get(name)!r}")
-    data.prepare(resolved["data"], root)
-    tables = data.load(resolved["data"], root)
+    tables = data.load(resolved["data"], root)  # as the files are now: never regenerated here
     recorded = record.get("data") or {}
     for name, table in tables.items():
         was = (recorded.get(name) or {}).get("fingerprint")
@@ -65,7 +65,7 @@ def reproduce(run_dir: Path, root: Path, force: bool, execute: Callable[[list[st
         print(f"differs  {line}")
     if found and not force:
         print(f"mlops: refusing to reproduce run {record['id'][:8]}: {len(found)} difference(s) in code or data "
-              "(listed above); pass --force to run it anyway")
+              "(listed above); pass --force to run it anyway", file=sys.stderr)
         return EXIT_BAD_INPUT
     stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
     new_dir = root / "outputs" / "reproduce" / f"{stamp}-{record['id'][:8]}"

@@ -99,17 +99,23 @@ def close_if_dead(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ resolving RUN arguments
 
 
-def resolve(store: tracking.RunStore, ref: str, rows: list[Row] | None = None) -> Row:
+def resolve(store: tracking.RunStore, ref: str, rows: list[Row] | None = None,
+            succeeded: bool = False) -> Row:
     """A run by id, unique id prefix, run directory, or ``latest``.
+
+    Args:
+        succeeded: ``latest`` means the newest succeeded training run (for reproduce and
+            register) instead of the newest training run of any status.
 
     Raises:
         UsageError: No run, or several, match.
     """
     rows = rows if rows is not None else store.search()
     if ref == "latest":
-        done = [r for r in rows if r["kind"] == "run"]
+        done = [r for r in rows if r["kind"] == "run" and (not succeeded or r["status"] == "succeeded")]
         if not done:
-            raise UsageError("usage error: no run in the store yet; expected a run before 'latest'")
+            what = "succeeded training run" if succeeded else "training run"
+            raise UsageError(f"usage error: no {what} in the store yet; expected one before 'latest'")
         return max(done, key=lambda r: r["started_at"] or "")
     path = Path(ref)
     if path.is_dir():
@@ -204,6 +210,7 @@ class _WhereParser:
             self.expect("paren", ")")
             return inner
         name = self.expect("word")
+        _check_field(name)
         if self.word("in"):
             self.expect("paren", "(")
             values = [self.value()]
@@ -231,6 +238,19 @@ class _WhereParser:
         return value
 
 
+RUN_COLUMNS = frozenset({*tracking.RUN_FIELDS, "id"})
+
+
+def _check_field(name: str) -> None:
+    section, _, rest = name.partition(".")
+    if section in ("metrics", "params", "tags") and rest:
+        return
+    if name in RUN_COLUMNS or "." not in name:  # a run column, or a bare metric name
+        return
+    raise UsageError(f"usage error: --where: unknown field {name!r}; expected metrics.<name>, params.<key>, "
+                     f"tags.<name> or one of: {', '.join(sorted(RUN_COLUMNS))}")
+
+
 def field(row: Row, name: str) -> Any:
     """A run's value for a field name: ``metrics.x``, ``params.a.b``, ``tags.x`` or a run column."""
     section, _, rest = name.partition(".")
@@ -250,8 +270,14 @@ def field(row: Row, name: str) -> Any:
 
 
 def _compare(left: Any, op: str, right: str) -> bool:
+    if right.lower() in ("null", "none"):  # field = null: the run has no such value
+        if op in ("=", "=="):
+            return left is None
+        if op == "!=":
+            return left is not None
+        raise UsageError(f"usage error: --where: only = and != compare with null, got {op!r}")
     if left is None:
-        return op == "!=" and right.lower() not in ("null", "none")
+        return op == "!="
     try:
         a: Any = float(left) if not isinstance(left, bool) else left
         b: Any = float(right)
@@ -346,10 +372,13 @@ def all_runs(store: tracking.RunStore) -> list[Row]:
     """All runs, with dead ``running`` runs closed as interrupted in the store and run dir."""
     rows = store.search()
     for row in rows:
-        if row["status"] == "running" and tracking.alive(row) is False and row.get("run_dir"):
-            loaded = load_run_dir(Path(row["run_dir"]))
-            if loaded is None:
-                raise DataError(f"data error at {row['run_dir']}: run.json is missing or unreadable")
+        if row["status"] == "running" and tracking.alive(row) is False:
+            loaded = load_run_dir(Path(row["run_dir"])) if row.get("run_dir") else None
+            if loaded is None:  # the run dir is gone too: close the run from what the store knows
+                message = f"process {row.get('pid')} ended without closing the run, and its run dir is gone"
+                store.upsert({**row, "status": "interrupted", "error": message})
+                row.update(status="interrupted", error=message)
+                continue
             record, resolved, metrics = loaded
             tracking.track(store, record, resolved, metrics)
             row.update(status=record["status"], error=record["error"]["message"])

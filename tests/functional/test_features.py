@@ -46,6 +46,18 @@ def test_two_projects_pointing_at_one_store_share_tables(project: Path, tmp_path
     assert set(tables(run_dirs(other)[0]).values()) == {"reused"}
 
 
+def test_gc_keeps_tables_another_project_sharing_the_store_uses(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(project / "conf", other / "conf")
+    shared = tmp_path / "shared-store"
+    assert run_mlops(other, "run", f"features.store.path={shared}").returncode == 0
+    done = run_mlops(project, "features", "gc", "--store", str(shared), "--keep-recent", "0")
+    assert "removed 0 table(s)" in done.stdout
+    shutil.rmtree(other / "outputs" / "runs")  # the only run that used them is gone
+    done = run_mlops(project, "features", "gc", "--store", str(shared), "--keep-recent", "0")
+    assert "removed 2 table(s)" in done.stdout
+
+
 def test_materialize_list_show_and_gc(project: Path) -> None:
     done = run_mlops(project, "features", "materialize")
     assert done.returncode == 0, done.stderr

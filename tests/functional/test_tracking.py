@@ -56,7 +56,7 @@ def test_reproduce_refuses_when_the_data_changed(project: Path) -> None:
     refused = run_mlops(project, "reproduce", "latest")
     assert refused.returncode == 2
     assert "differs  data: source customers fingerprint was" in refused.stdout
-    assert "pass --force" in refused.stdout
+    assert "pass --force" in refused.stderr
     forced = run_mlops(project, "reproduce", "latest", "--force")
     assert forced.returncode in (0, 5)
     assert "reproduce: run" in forced.stdout

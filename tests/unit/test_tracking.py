@@ -162,3 +162,24 @@ def test_the_store_finds_the_top_runs_by_a_metric_itself(tmp_path: Path) -> None
     assert [r["metrics"]["roc_auc"] for r in bottom] == [0.0, 1 / 30]
     everything = runs.select(store.search(), None, "metrics.roc_auc", None, 3)
     assert [r["id"] for r in everything] == [r["id"] for r in top]
+
+
+def test_where_null_unknown_fields_and_latest_succeeded() -> None:
+    assert [r["id"] for r in runs.select(ROWS, "metrics.roc_auc = null", None, None, None)] == ["aab222"]
+    assert len(runs.select(ROWS, "metrics.roc_auc != null", None, None, None)) == 2
+    with pytest.raises(UsageError, match="unknown field 'metric.roc_auc'"):
+        runs.select(ROWS, "metric.roc_auc > 0.8", None, None, None)
+    assert runs.resolve(None, "latest", ROWS, succeeded=True)["id"] == "bbb333"  # type: ignore[arg-type]
+    failed_last = [*ROWS, {**ROWS[1], "id": "ccc444", "started_at": "2026-11-04T10:00"}]
+    assert runs.resolve(None, "latest", failed_last)["id"] == "ccc444"  # type: ignore[arg-type]
+    assert runs.resolve(None, "latest", failed_last, succeeded=True)["id"] == "bbb333"  # type: ignore[arg-type]
+
+
+def test_a_dead_run_whose_directory_is_gone_is_closed_from_the_store(tmp_path: Path) -> None:
+    import socket
+
+    store = tracking.SqliteRunStore(tmp_path / "mlops.db")
+    tracking.track(store, record("run-77", "running", pid=2**22 + 999, host=socket.gethostname(),
+                                 run_dir=str(tmp_path / "gone")), None)
+    (row,) = runs.all_runs(store)
+    assert row["status"] == "interrupted" and store.get("run-77")["status"] == "interrupted"

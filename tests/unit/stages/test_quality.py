@@ -331,3 +331,35 @@ def test_the_fast_duplicate_finder_agrees_with_pandas(kind: str) -> None:
     present = column.notna().to_numpy()
     expected = column.duplicated(keep=False).to_numpy() & present
     np.testing.assert_array_equal(quality._duplicated(column) & present, expected)
+
+
+@pytest.mark.parametrize(("spec", "path"), [
+    ({"check": "stat", "column": "age", "stat": "quantile", "q": 1.5}, "quality.rules.r.q"),
+    ({"check": "regex", "column": "email", "pattern": "("}, "quality.rules.r.pattern"),
+    ({"check": "newest_between", "column": "ordered_at", "min": "nope"}, "quality.rules.r.min"),
+    ({"check": "unique", "columns": []}, "quality.rules.r.columns"),
+    ({"check": "row_count", "min": 10, "max": 5}, "quality.rules.r.min"),
+    ({"check": "agree", "left": "t.a", "right": "u.a", "key": "id", "filter": "a > 1"}, "quality.rules.r.filter"),
+])
+def test_bad_rule_parameters_are_config_errors_before_any_check(spec: dict[str, Any], path: str) -> None:
+    from engine.validation import validate
+    from tests.conftest import compose_config
+
+    cfg = compose_config()
+    cfg["quality"]["rules"] = {"r": {"dimension": "accuracy", **({"source": "customers"} if spec["check"] not in (
+        "agree",) else {}), **spec}}
+    if spec["check"] == "agree":
+        cfg["quality"]["rules"]["r"].update(left="customers.active", right="crm.active")
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert info.value.path == path, str(info.value)
+
+
+def test_a_compare_rule_from_config_validates() -> None:
+    from engine.validation import validate
+    from tests.conftest import compose_config
+
+    cfg = compose_config()
+    cfg["quality"]["rules"] = {"discount": {"dimension": "consistency", "check": "compare", "source": "orders",
+                                            "left": "amount", "op": "<=", "right": "amount"}}
+    validate(cfg)
