@@ -147,7 +147,7 @@ def features_command(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mlops features", add_help=False)
     parser.add_argument("action", choices=["list", "show", "gc"])
     parser.add_argument("name", nargs="?")
-    parser.add_argument("--store", default="outputs/feature_store")
+    parser.add_argument("--store", default=None, help="default: features.store.path of the project's config")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--keep-recent", type=float, default=60.0,
                         help="minutes: younger tables are kept (a run may be about to reference them)")
@@ -159,7 +159,7 @@ def features_command(args: list[str]) -> int:
     options = parser.parse_args(args)
     from engine import featurestore_cli
 
-    store = Path(options.store)
+    store = Path(options.store or str(_project_setting("features.store.path", "outputs/feature_store")))
     if options.action == "show":
         if not options.name:
             refuse("show needs a feature group or table name")
@@ -174,7 +174,27 @@ def features_command(args: list[str]) -> int:
 def _tracking_store(uri: str | None) -> RunStore:
     from engine import tracking
 
-    return tracking.open_store(uri or os.environ.get("MLOPS_TRACKING_URI") or tracking.DEFAULT_URI, Path.cwd())
+    return tracking.open_store(uri or str(_project_setting("tracking.uri", tracking.DEFAULT_URI)), Path.cwd())
+
+
+def _project_setting(key: str, default: object) -> object:
+    """A setting of the project's composed config (conf/ in this folder), for the plain
+    commands that look at stores: they find what ``mlops run`` wrote, env variables
+    included. Outside a project, or when conf/ does not compose, the default."""
+    conf = Path.cwd() / "conf"
+    if not (conf / "config.yaml").is_file():
+        return default
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            value = OmegaConf.select(compose(config_name="config"), key, default=default)
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return default
+    return default if value is None else value
 
 
 def _parser(prog: str, usage: str) -> argparse.ArgumentParser:
@@ -237,7 +257,9 @@ def runs_command(args: list[str]) -> int:
         parser = _parser("mlops runs reindex", RUNS_USAGE)
         parser.add_argument("--outputs", default="outputs")
         options = parser.parse_args(args[1:])
-        uri = options.tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or "sqlite:///outputs/mlops.db"
+        from engine.tracking import DEFAULT_URI
+
+        uri = options.tracking_uri or str(_project_setting("tracking.uri", DEFAULT_URI))
         if not uri.startswith("sqlite:///"):
             raise UsageError(f"usage error: reindex rebuilds SQLite stores only, got {uri}")
         path = Path(uri.removeprefix("sqlite:///"))

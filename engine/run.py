@@ -278,10 +278,12 @@ def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], rec
                 if str(use.get("run", "?"))[:8] not in runs:
                     runs.append(str(use.get("run", "?"))[:8])
         if users:
+            same_version = earlier[0].get("version") == entry.get("version")
             log.warning(
-                "shared feature group %s changed since it was last used (definition %s, version %s -> %s, "
-                "version %s); models that used the old definition: %s", entry["group"], earlier[0]["hash"][:12],
+                "shared feature group %s changed since it was last used: definition %s (version %s) is now %s "
+                "(version %s%s); models that used the old definition: %s", entry["group"], earlier[0]["hash"][:12],
                 earlier[0].get("version"), entry["definition_hash"][:12], entry.get("version"),
+                ", not bumped" if same_version else "",
                 "; ".join(f"{model} (runs {', '.join(runs[-5:])})" for model, runs in sorted(users.items())))
 
 

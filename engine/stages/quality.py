@@ -99,14 +99,14 @@ class QualityReport:
 
     def table(self) -> str:
         """The terminal summary: one line per rule, grouped by dimension, then the scores."""
-        header = f"{'dimension':<13}{'rule':<24}{'check':<15}{'observed':>22}  {'threshold':<16}{'unexpected':<30}verdict"
+        header = f"{'dimension':<13}{'rule':<24}{'check':<15}{'observed':>22}  {'threshold':<16}{'unexpected':<36}verdict"
         lines = [header]
         for dimension in rules.DIMENSIONS:
             for r in (r for r in self.results if r.dimension == dimension):
                 verdict = "pass" if r.passed else ("FAIL" if r.severity == "error" else "WARN")
                 count = "-" if r.unexpected is None else f"{r.unexpected} / {r.denominator} {r.denominator_kind}"
                 lines.append(f"{dimension:<13}{r.rule:<24}{r.check:<15}{_short(r.observed):>22}  "
-                             f"{r.threshold:<16}{count:<30}{verdict}")
+                             f"{r.threshold:<16}{count:<36}{verdict}")
         scores = ", ".join(f"{d} {s['passed']}/{s['rules']}" for d, s in self.scores().items() if s["rules"])
         lines.append(f"scores (rules passed): {scores}")
         return "\n".join(lines)
@@ -294,6 +294,8 @@ def _comparable(column: pd.Series, bound: Any, rule: rules.Rule, key: str) -> tu
     """
     path = f"quality.rules.{rule.name}.{key}"
     if pd.api.types.is_datetime64_any_dtype(column):
+        if isinstance(bound, int | float):  # pd.Timestamp(5) is 1970 plus 5 ns: never meant
+            raise ConfigError(path, f"must be a date or time for timestamp column {column.name!r}, got {bound!r}")
         try:
             return column, align_time(bound, column)
         except (ValueError, TypeError) as exc:
