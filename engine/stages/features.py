@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,31 +339,12 @@ def _group_table(path: str, group: Mapping[str, Any], events: pd.DataFrame, key:
                  cutoff: pd.Timestamp) -> pd.DataFrame:
     """The group's aggregations for every entity with events before the cut-off.
 
-    One filter and one groupby per distinct window; entities without events are left
-    out (they get each aggregation's fill value when aligned), so the table does not
-    depend on which entities a project scores.
+    Entities without events are left out (they get each aggregation's fill value when
+    aligned), so the table does not depend on which entities a project scores.
     """
-    by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
-    for name, spec in group["aggregations"].items():
-        window = spec.get("window")
-        span = _parse_window(window, f"{path}.aggregations.{name}") if window else None
-        by_window.setdefault(span, {})[name] = (spec["agg"], spec.get("column") or ts)
-    needed = list(dict.fromkeys([key, ts, *(c for aggs in by_window.values() for _, c in aggs.values())]))
-    before = events.loc[events[ts] < cutoff, needed]
-    parts = []
-    for span, aggs in by_window.items():
-        rows = before if span is None else before.loc[before[ts] >= cutoff - span]
-        if any(agg == "last" for agg, _ in aggs.values()):
-            rows = rows.sort_values(ts, kind="stable")
-        named = {name: (column, AGGREGATIONS[agg].pandas) for name, (agg, column) in aggs.items()}
-        result = rows.groupby(key, sort=True).agg(**named)
-        for name, (agg, _) in aggs.items():
-            if agg in ("days_since_last", "days_since_first"):
-                result[name] = (cutoff - result[name]).dt.total_seconds() / 86400.0
-        parts.append(result)
-    combined = pd.concat(parts, axis=1, join="outer").sort_index()
-    combined.index.name = key
-    return combined.loc[:, list(group["aggregations"])].reset_index()
+    columns = [spec.get("column") or ts for spec in group["aggregations"].values()]
+    before = events.loc[events[ts] < cutoff, list(dict.fromkeys([key, ts, *columns]))]
+    return _reduce(path, group, before, key, ts, cutoff, lambda index: cutoff)
 
 
 ROW = "_row"
@@ -373,29 +354,40 @@ def _group_table_per_row(path: str, group: Mapping[str, Any], events: pd.DataFra
                          keys: pd.Series, cutoffs: pd.Series) -> pd.DataFrame:
     """The group's aggregations for each spine row, over events strictly before that
     row's own cut-off (a point-in-time join: no event after a row's label time counts)."""
-    columns = list(dict.fromkeys(spec.get("column") or ts for spec in group["aggregations"].values()))
+    columns = [spec.get("column") or ts for spec in group["aggregations"].values()]
     rows = pd.DataFrame({ROW: np.arange(len(keys)), key: keys.to_numpy(), "_cutoff": cutoffs.to_numpy()})
     joined = rows.merge(events[list(dict.fromkeys([key, ts, *columns]))], on=key, how="inner")
     joined = joined.loc[joined[ts] < joined["_cutoff"]]
+    row_cutoff = rows.set_index(ROW)["_cutoff"]
+    return _reduce(path, group, joined, ROW, ts, joined["_cutoff"], lambda index: row_cutoff.reindex(index))
+
+
+def _reduce(path: str, group: Mapping[str, Any], rows: pd.DataFrame, by: str, ts: str, limit: Any,
+            cutoff_of: Callable[[pd.Index], Any]) -> pd.DataFrame:
+    """Aggregate event rows (already before their cut-off) per ``by``: one groupby per window.
+
+    Args:
+        limit: The cut-off the windows count back from: one time, or one per event row.
+        cutoff_of: Given the groups' index, their cut-offs (for days since an event).
+    """
     by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
     for name, spec in group["aggregations"].items():
         window = spec.get("window")
         span = _parse_window(window, f"{path}.aggregations.{name}") if window else None
         by_window.setdefault(span, {})[name] = (spec["agg"], spec.get("column") or ts)
-    row_cutoff = rows.set_index(ROW)["_cutoff"]
     parts = []
     for span, aggs in by_window.items():
-        part = joined if span is None else joined.loc[joined[ts] >= joined["_cutoff"] - span]
+        part = rows if span is None else rows.loc[rows[ts] >= limit - span]
         if any(agg == "last" for agg, _ in aggs.values()):
             part = part.sort_values(ts, kind="stable")
         named = {name: (column, AGGREGATIONS[agg].pandas) for name, (agg, column) in aggs.items()}
-        result = part.groupby(ROW, sort=True).agg(**named)
+        result = part.groupby(by, sort=True).agg(**named)
         for name, (agg, _) in aggs.items():
             if agg in ("days_since_last", "days_since_first"):
-                result[name] = (row_cutoff.reindex(result.index) - result[name]).dt.total_seconds() / 86400.0
+                result[name] = (cutoff_of(result.index) - result[name]).dt.total_seconds() / 86400.0
         parts.append(result)
     combined = pd.concat(parts, axis=1, join="outer").sort_index()
-    combined.index.name = ROW
+    combined.index.name = by
     return combined.loc[:, list(group["aggregations"])].reset_index()
 
 
