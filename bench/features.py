@@ -89,6 +89,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import frame_bytes, status_kib, verdict
 from omegaconf import OmegaConf
 
 from engine.featurestore import FeatureStore
@@ -149,8 +150,6 @@ def load_tables(data_dir: Path, customers: int) -> dict[str, Table]:
     return data_stage.load(cfg, data_dir)
 
 
-def frame_bytes(df: pd.DataFrame) -> int:
-    return int(df.memory_usage(deep=True).sum())
 
 
 def input_bytes(tables: Mapping[str, Table]) -> int:
@@ -373,11 +372,6 @@ def bench_times(bench: Bench, repeats: int) -> dict[str, list[float]]:
 # ------------------------------------------------------------------ memory (fresh subprocesses)
 
 
-def _status_kib(name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    raise KeyError(name)
 
 
 def memory_probe(data_dir: Path, customers: int, warm_store: Path, scratch: Path, method: str) -> dict[str, Any]:
@@ -422,9 +416,9 @@ def memory_probe(data_dir: Path, customers: int, warm_store: Path, scratch: Path
         fn = call(name)
         gc.collect()
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        before = _status_kib("VmRSS")
+        before = status_kib("VmRSS")
         result = fn()
-        peak = _status_kib("VmHWM")
+        peak = status_kib("VmHWM")
         del result
         out[name] = (peak - before) * 1024
         out["rss_before"] = before * 1024
@@ -584,8 +578,6 @@ def print_breakdown(title: str, phases: Mapping[str, float]) -> None:
 # ------------------------------------------------------------------ report
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def mib(n: float) -> str:

@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import frame_bytes, status_kib, verdict
 
 from engine.stages import quality
 from engine.stages.data import CsvSource, Table
@@ -142,8 +143,6 @@ def make_frame(rows: int, dirty: bool, seed: int = SEED) -> pd.DataFrame:
     })
 
 
-def frame_bytes(df: pd.DataFrame) -> int:
-    return int(df.memory_usage(deep=True).sum())
 
 
 # ------------------------------------------------------------------ contender (a): the engine
@@ -324,11 +323,6 @@ def bench_times(frames: dict[str, pd.DataFrame], repeats: int) -> dict[str, dict
 # ------------------------------------------------------------------ memory (fresh subprocess)
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def memory_probe(rows: int, variant: str, method: str, seed: int) -> dict[str, Any]:
@@ -358,9 +352,9 @@ def memory_probe(rows: int, variant: str, method: str, seed: int) -> dict[str, A
         name = method.partition(":")[2]
         gc.collect()
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        before = _status_kib("VmRSS")
+        before = status_kib("VmRSS")
         result = calls[name]()
-        peak = _status_kib("VmHWM")
+        peak = status_kib("VmHWM")
         del result
         out[name] = (peak - before) * 1024
     return out
@@ -377,8 +371,6 @@ def run_probe(rows: int, variant: str, method: str, seed: int) -> dict[str, Any]
 # ------------------------------------------------------------------ report
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def main(argv: list[str] | None = None) -> int:
