@@ -1,10 +1,12 @@
-"""Hydra callbacks: what happens when a sweep ends."""
+"""Hydra callbacks: progress while a sweep runs, and what happens when it ends."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from engine.errors import EngineError
+from engine.files import atomic_path, write_json, write_text
 from engine.registry import DEFAULT_PATH, Registry
 
 log = logging.getLogger("engine.sweep")
@@ -52,3 +55,121 @@ class RegisterBest(Callback):
             return
         log.info("sweep best by %s (%s): run %s with %.4f, registered as %s/%d and aliased challenger",
                  metric, mode, run_id[:8], value, name, version["version"])
+
+
+class SweepSummary(Callback):
+    """A progress line per finished job, and the sweep's summary when it ends.
+
+    The summary, in the sweep's root directory: ``leaderboard.csv`` and
+    ``leaderboard.md`` (every job, best first by ``select.metric``, default roc_auc),
+    and ``summary.json`` (the best run, the failed jobs with their errors, the wall
+    time). Progress counts jobs finished in this process: with the basic launcher,
+    all of them.
+    """
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.total: int | None = None
+        self.done = self.failed = 0
+        self.best: tuple[float, str] | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.start = time.monotonic()
+        self.total = _planned_jobs(config)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if not self.start:  # a single run, not a sweep
+            return
+        self.done += 1
+        metric, mode = _selection(config)
+        try:
+            run_dir = Path(str(config.hydra.runtime.output_dir))
+            record = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            record = {}
+        if record.get("status") != "succeeded":
+            self.failed += 1
+        else:
+            value = (record.get("metrics") or {}).get(metric)
+            if isinstance(value, int | float) and (self.best is None or (value > self.best[0]) == (mode == "max")):
+                self.best = (float(value), str(record.get("id", ""))[:8])
+        elapsed = time.monotonic() - self.start
+        left = ""
+        if self.total:
+            left = f", ~{elapsed / self.done * (self.total - self.done):.0f}s left"
+        best = f"best {metric} {self.best[0]:.4f} (run {self.best[1]})" if self.best else f"no {metric} yet"
+        log.info("sweep: %d/%s jobs done, %d failed, %s%s", self.done, self.total or "?", self.failed, best, left)
+        # Written after every job: Hydra stops a sweep whose job failed before its end
+        # callbacks run, and that is when the failed jobs matter most.
+        self._summarise(Path(str(config.hydra.sweep.dir)), metric, mode, elapsed)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        metric, mode = _selection(config)
+        summary = self._summarise(sweep_dir, metric, mode, time.monotonic() - self.start if self.start else None)
+        best = summary["best"]
+        described = f"best {metric} {best[metric]:.4f}: job {best['job']} (run {best['run']})" if best \
+            else "no run succeeded"
+        log.info("sweep done: %d jobs, %d failed, %s; leaderboard.csv/.md and summary.json in %s",
+                 summary["jobs"], len(summary["failed"]), described, sweep_dir)
+
+    @staticmethod
+    def _summarise(sweep_dir: Path, metric: str, mode: str, wall: float | None) -> dict[str, Any]:
+        rows, failed = [], []
+        for record_path in sorted(sweep_dir.glob("*/run.json"), key=lambda p: int(p.parent.name)
+                                  if p.parent.name.isdigit() else 0):
+            record = json.loads(record_path.read_text())
+            job = record_path.parent
+            overrides = (job / ".hydra" / "overrides.yaml").read_text().strip().splitlines() \
+                if (job / ".hydra" / "overrides.yaml").exists() else []
+            row = {"job": job.name, "run": str(record.get("id", ""))[:8], "status": record.get("status"),
+                   "overrides": " ".join(o.lstrip("- ").strip() for o in overrides),
+                   **{k: v for k, v in (record.get("metrics") or {}).items()}}
+            rows.append(row)
+            if record.get("status") != "succeeded":
+                failed.append({"job": job.name, "run": row["run"], "status": record.get("status"),
+                               "error": (record.get("error") or {}).get("message")})
+        ranked = sorted((r for r in rows if isinstance(r.get(metric), int | float)),
+                        key=lambda r: r[metric], reverse=mode == "max")
+        ordered = ranked + [r for r in rows if r not in ranked]
+        columns = ["job", "run", "status", metric, *sorted({k for r in rows for k in r} - {
+            "job", "run", "status", "overrides", metric}), "overrides"]
+        with atomic_path(sweep_dir / "leaderboard.csv") as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(ordered)
+        lines = [f"# Sweep {sweep_dir.name}: best by {metric} ({mode})", "",
+                 "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in ordered]
+        write_text(sweep_dir / "leaderboard.md", "\n".join(lines) + "\n")
+        summary = {"metric": metric, "mode": mode, "jobs": len(rows), "succeeded": len(ranked),
+                   "best": ranked[0] if ranked else None, "failed": failed,
+                   "wall_time_s": None if wall is None else round(wall, 2)}
+        write_json(sweep_dir / "summary.json", summary)
+        return summary
+
+
+def _selection(config: DictConfig) -> tuple[str, str]:
+    select = config.get("select") or {}
+    return str(select.get("metric", "roc_auc")), str(select.get("mode", "max"))
+
+
+def _planned_jobs(config: DictConfig) -> int | None:
+    """How many jobs the basic sweeper will launch (None for other sweepers)."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+            return None
+        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    except Exception:  # noqa: BLE001 - a count is a nicety; never fail a sweep for it
+        return None
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value).replace("|", "/")

@@ -1,0 +1,30 @@
+"""Sweeps: a progress line per finished job, and the summary in the sweep's folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tests.conftest import run_mlops
+
+
+def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(project: Path) -> None:
+    done = run_mlops(project, "run", "-m", "model=logistic,random_forest", "split.test_size=0.25,1.5")
+    assert done.returncode == 2  # two jobs had a bad config; the others ran
+    progress = [line for line in done.stdout.splitlines() if "] sweep: " in line]
+    assert [line.split("sweep: ")[1].split(" jobs")[0] for line in progress] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "2 failed" in progress[-1] and "best roc_auc" in progress[-1]
+    (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
+    with open(sweep / "leaderboard.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["status"] for r in rows] == ["succeeded", "succeeded", "failed", "failed"]
+    assert float(rows[0]["roc_auc"]) >= float(rows[1]["roc_auc"])
+    assert "model=" in rows[0]["overrides"]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["jobs"] == 4 and summary["succeeded"] == 2
+    assert summary["best"]["run"] == rows[0]["run"]
+    assert [f["job"] for f in summary["failed"]] == ["1", "3"]
+    assert all("split.test_size" in f["error"] for f in summary["failed"])
+    assert summary["wall_time_s"] > 0
+    assert (sweep / "leaderboard.md").read_text().startswith("# Sweep ")
