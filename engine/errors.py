@@ -54,6 +54,11 @@ class ConfigError(EngineError, ValueError):
             where = f"{where} ({source})"
         super().__init__(f"config error at {where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str, str | None]]:
+        # Picklable with its own arguments: a sweep worker process (joblib, submitit)
+        # sends the error back to the launcher.
+        return (type(self), (self.path, self.problem, self.source))
+
 
 class UsageError(EngineError, ValueError):
     """A bad command-line argument of a plain (non-Hydra) ``mlops`` command."""

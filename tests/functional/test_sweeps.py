@@ -28,3 +28,19 @@ def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(
     assert all("split.test_size" in f["error"] for f in summary["failed"])
     assert summary["wall_time_s"] > 0
     assert (sweep / "leaderboard.md").read_text().startswith("# Sweep ")
+
+
+def test_a_parallel_sweep_with_the_joblib_launcher(project: Path) -> None:
+    import pytest
+
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    done = run_mlops(project, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "model=logistic,random_forest", "split.test_size=0.25,1.5")
+    assert done.returncode == 2  # the bad jobs' error comes back from the worker as one line
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("mlops: config error at split.test_size")
+    (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
+    statuses = sorted(json.loads((job / "run.json").read_text())["status"] for job in sweep.glob("[0-9]*"))
+    assert statuses == ["failed", "failed", "succeeded", "succeeded"]
+    listed = run_mlops(project, "runs", "--format", "json", "--columns", "id,status")
+    assert sorted(r["status"] for r in json.loads(listed.stdout)) == statuses  # both workers indexed
