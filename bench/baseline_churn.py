@@ -73,38 +73,55 @@ def ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den).mask(den == 0)
 
 
-def build_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
-    # Population: still a customer at the cut-off.
-    spine = customers[(customers["signup_date"] < AS_OF)
-                      & (customers["cancelled_at"].isna() | (customers["cancelled_at"] > AS_OF))]
-    df = spine[["customer_id", "plan", "signup_date", "cancelled_at"]].reset_index(drop=True)
-    df["segment"] = df["customer_id"].map(
-        crm.drop_duplicates("customer_id", keep="last").set_index("customer_id")["segment"])
+def build_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFrame,
+                  as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
+    """``conf/features/churn.yaml`` written by hand: what a data scientist would write.
 
-    # Order behaviour, strictly before the cut-off.
-    before = orders[orders["ordered_at"] < AS_OF]
+    bench/features.py times this same function against the engine's feature stage.
+
+    Same semantics as the engine: events strictly before ``as_of``; windows
+    ``[as_of - 30d, as_of)``; customers without orders get 0 counts/sums and missing
+    mean/recency; ``x / 0`` is missing; missing compares false.
+    """
+    signup, cancelled = customers["signup_date"], customers["cancelled_at"]
+    population = (signup < as_of) & (cancelled.isna() | (cancelled > as_of))
+    spine = customers.loc[population, ["customer_id", "plan", "signup_date", "cancelled_at"]].reset_index(drop=True)
+    ids = spine["customer_id"]
+
+    segment = crm.drop_duplicates("customer_id", keep="last").set_index("customer_id")["segment"]
+
+    before = orders.loc[orders["ordered_at"] < as_of, ["customer_id", "ordered_at", "amount"]]
     per_customer = before.groupby("customer_id").agg(
         n_orders=("amount", "size"),
         total_expenditure=("amount", "sum"),
         mean_order_amount=("amount", "mean"),
         last_order=("ordered_at", "max"),
     )
-    recent = before["ordered_at"]
-    per_customer["orders_30d"] = before[recent >= AS_OF - pd.Timedelta(days=30)].groupby("customer_id").size()
-    per_customer["orders_90d"] = before[recent >= AS_OF - pd.Timedelta(days=90)].groupby("customer_id").size()
-    per_customer["days_since_last_order"] = (AS_OF - per_customer["last_order"]).dt.total_seconds() / 86400.0
-    df = df.join(per_customer.drop(columns="last_order"), on="customer_id")
-    for column in ("n_orders", "total_expenditure", "orders_30d", "orders_90d"):
-        df[column] = df[column].fillna(0).astype("float64")
+    when = before["ordered_at"]
+    per_customer["orders_30d"] = before.loc[when >= as_of - pd.Timedelta(days=30), "customer_id"].value_counts()
+    per_customer["orders_90d"] = before.loc[when >= as_of - pd.Timedelta(days=90), "customer_id"].value_counts()
+    per = per_customer.reindex(ids)
 
+    def counted(column: str) -> np.ndarray:
+        return per[column].fillna(0).to_numpy(dtype="float64")
+
+    df = pd.DataFrame({
+        "customer_id": ids,
+        "plan": spine["plan"],
+        "segment": ids.map(segment),
+        "n_orders": counted("n_orders"),
+        "total_expenditure": counted("total_expenditure"),
+        "mean_order_amount": per["mean_order_amount"].to_numpy(),
+        "days_since_last_order": ((as_of - per["last_order"]).dt.total_seconds() / 86400.0).to_numpy(),
+        "orders_30d": counted("orders_30d"),
+        "orders_90d": counted("orders_90d"),
+    })
     df["avg_expenditure"] = ratio(df["total_expenditure"], df["n_orders"])
-    df["tenure_days"] = (AS_OF - df["signup_date"]).dt.total_seconds() / 86400.0
+    df["tenure_days"] = (as_of - spine["signup_date"]).dt.total_seconds() / 86400.0
     df["orders_per_month"] = ratio(df["n_orders"], df["tenure_days"] / 30)
     df["recent_share"] = ratio(df["orders_30d"], df["orders_90d"])
-
-    # Target: cancels in the 30 days after the cut-off (NaT compares false).
-    df["churned"] = ((df["cancelled_at"] > AS_OF)
-                     & (df["cancelled_at"] <= AS_OF + pd.Timedelta(days=30))).astype("int64")
+    churned = (spine["cancelled_at"] > as_of) & (spine["cancelled_at"] <= as_of + pd.Timedelta(days=30))
+    df["churned"] = churned.astype("int64")
     return df[["customer_id", *FEATURES, "churned"]]
 
 

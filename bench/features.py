@@ -80,7 +80,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -89,7 +88,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import frame_bytes, status_kib, verdict
+from _common import frame_bytes, rss_peak, traced_peak, verdict
+from baseline_churn import build_features as hand_features
 from omegaconf import OmegaConf
 
 from engine.featurestore import FeatureStore
@@ -167,59 +167,6 @@ def subset_tables(tables: Mapping[str, Table], n: int) -> dict[str, Table]:
 
 
 # ------------------------------------------------------------------ the hand-written version
-
-
-def hand_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFrame,
-                  as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
-    """``conf/features/churn.yaml`` written by hand: what a data scientist would write.
-
-    Same semantics as the engine: events strictly before ``as_of``; windows
-    ``[as_of - 30d, as_of)``; customers without orders get 0 counts/sums and missing
-    mean/recency; ``x / 0`` is missing; missing compares false.
-    """
-    signup, cancelled = customers["signup_date"], customers["cancelled_at"]
-    population = (signup < as_of) & (cancelled.isna() | (cancelled > as_of))
-    spine = customers.loc[population, ["customer_id", "plan", "signup_date", "cancelled_at"]].reset_index(drop=True)
-    ids = spine["customer_id"]
-
-    segment = crm.drop_duplicates("customer_id", keep="last").set_index("customer_id")["segment"]
-
-    before = orders.loc[orders["ordered_at"] < as_of, ["customer_id", "ordered_at", "amount"]]
-    per_customer = before.groupby("customer_id").agg(
-        n_orders=("amount", "size"),
-        total_expenditure=("amount", "sum"),
-        mean_order_amount=("amount", "mean"),
-        last_order=("ordered_at", "max"),
-    )
-    when = before["ordered_at"]
-    per_customer["orders_30d"] = before.loc[when >= as_of - pd.Timedelta(days=30), "customer_id"].value_counts()
-    per_customer["orders_90d"] = before.loc[when >= as_of - pd.Timedelta(days=90), "customer_id"].value_counts()
-    per = per_customer.reindex(ids)
-
-    def counted(column: str) -> np.ndarray:
-        return per[column].fillna(0).to_numpy(dtype="float64")
-
-    def ratio(num: pd.Series, den: pd.Series) -> pd.Series:
-        return (num / den).mask(den == 0)
-
-    df = pd.DataFrame({
-        "customer_id": ids,
-        "plan": spine["plan"],
-        "segment": ids.map(segment),
-        "n_orders": counted("n_orders"),
-        "total_expenditure": counted("total_expenditure"),
-        "mean_order_amount": per["mean_order_amount"].to_numpy(),
-        "days_since_last_order": ((as_of - per["last_order"]).dt.total_seconds() / 86400.0).to_numpy(),
-        "orders_30d": counted("orders_30d"),
-        "orders_90d": counted("orders_90d"),
-    })
-    df["avg_expenditure"] = ratio(df["total_expenditure"], df["n_orders"])
-    df["tenure_days"] = (as_of - spine["signup_date"]).dt.total_seconds() / 86400.0
-    df["orders_per_month"] = ratio(df["n_orders"], df["tenure_days"] / 30)
-    df["recent_share"] = ratio(df["orders_30d"], df["orders_90d"])
-    churned = (spine["cancelled_at"] > as_of) & (spine["cancelled_at"] <= as_of + pd.Timedelta(days=30))
-    df["churned"] = churned.astype("int64")
-    return df
 
 
 # ------------------------------------------------------------------ correctness
@@ -401,27 +348,10 @@ def memory_probe(data_dir: Path, customers: int, warm_store: Path, scratch: Path
     out: dict[str, Any] = {"input_bytes": input_bytes(tables), "method": method}
     if method == "tracemalloc":
         for name in MEMORY_CONTENDERS:
-            fn = call(name)
-            gc.collect()
-            tracemalloc.start()
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            result = fn()
-            peak = tracemalloc.get_traced_memory()[1] - base
-            tracemalloc.stop()
-            del result
-            out[name] = peak
+            out[name] = traced_peak(call(name))
     else:  # rss:<contender>: one contender per fresh process
         name = method.partition(":")[2]
-        fn = call(name)
-        gc.collect()
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        before = status_kib("VmRSS")
-        result = fn()
-        peak = status_kib("VmHWM")
-        del result
-        out[name] = (peak - before) * 1024
-        out["rss_before"] = before * 1024
+        out[name], out["rss_before"] = rss_peak(call(name))
     return out
 
 
@@ -473,11 +403,11 @@ def _short(filename: str, line: int, func: str) -> str:
 
 def print_profile(prof: dict[str, Any]) -> None:
     print(f"\nprofile of one {prof['contender']} call (cProfile, {prof['total_s']:.3f}s under the profiler)")
-    print(f"  engine functions by cumulative time:")
+    print("  engine functions by cumulative time:")
     for r in prof["engine_by_cumtime"]:
         print(f"    {r['cumtime']:>7.3f}s cum {r['cumtime'] / prof['total_s']:>5.0%}  {r['calls']:>5} calls  "
               f"{r['where']}")
-    print(f"  all functions by own time:")
+    print("  all functions by own time:")
     for r in prof["all_by_tottime"]:
         print(f"    {r['tottime']:>7.3f}s own {r['tottime'] / prof['total_s']:>5.0%}  {r['calls']:>5} calls  "
               f"{r['where']}")

@@ -57,7 +57,6 @@ import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +64,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import frame_bytes, status_kib, verdict
+from _common import frame_bytes, rss_peak, traced_peak, verdict
 
 from engine.stages import quality
 from engine.stages.data import CsvSource, Table
@@ -339,24 +338,10 @@ def memory_probe(rows: int, variant: str, method: str, seed: int) -> dict[str, A
     out: dict[str, Any] = {"frame_bytes": size, "method": method}
     if method == "tracemalloc":
         for name, call in calls.items():
-            gc.collect()
-            tracemalloc.start()
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            result = call()
-            peak = tracemalloc.get_traced_memory()[1] - base
-            tracemalloc.stop()
-            del result
-            out[name] = peak
+            out[name] = traced_peak(call)
     else:  # "rss:<contender>": one contender per fresh process
         name = method.partition(":")[2]
-        gc.collect()
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        before = status_kib("VmRSS")
-        result = calls[name]()
-        peak = status_kib("VmHWM")
-        del result
-        out[name] = (peak - before) * 1024
+        out[name], _ = rss_peak(calls[name])
     return out
 
 
