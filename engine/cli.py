@@ -141,9 +141,12 @@ def features_command(args: list[str]) -> int:
         defaults = [f"{flag}=outputs/features/${{now:%Y-%m-%d}}/${{now:%H-%M-%S-%f}}-${{name}}"
                     for flag in ("hydra.run.dir", "hydra.sweep.dir") if not any(a.startswith(flag) for a in args)]
         return _hydra_app(features_task, defaults + args[1:], "mlops features materialize")
-    if not args or args[0] in ("-h", "--help"):
-        print(FEATURES_USAGE, end="", file=sys.stdout if args else sys.stderr)
-        return 0 if args else EXIT_BAD_INPUT
+    if not args:
+        raise UsageError("usage error: features needs an action; expected one of: list, show, materialize, gc "
+                         "(see mlops features --help)")
+    if args[0] in ("-h", "--help"):
+        print(FEATURES_USAGE, end="")
+        return 0
     parser = argparse.ArgumentParser(prog="mlops features", add_help=False)
     parser.add_argument("action", choices=["list", "show", "gc"])
     parser.add_argument("name", nargs="?")
@@ -353,9 +356,12 @@ def registry_command(args: list[str]) -> int:
     """``mlops registry ...``: numbered model versions with aliases."""
     from engine import registry, runs
 
-    if not args or args[0] in ("-h", "--help"):
-        print(REGISTRY_USAGE, end="", file=sys.stdout if args else sys.stderr)
-        return 0 if args else EXIT_BAD_INPUT
+    if not args:
+        raise UsageError("usage error: registry needs an action; expected one of: register, list, show, promote, "
+                         "history (see mlops registry --help)")
+    if args[0] in ("-h", "--help"):
+        print(REGISTRY_USAGE, end="")
+        return 0
     parser = _parser("mlops registry", REGISTRY_USAGE)
     parser.add_argument("action", choices=["register", "list", "show", "promote", "history"])
     parser.add_argument("ref", nargs="?")

@@ -148,6 +148,8 @@ def test_no_conf_folder_is_a_usage_error(tmp_path: Path) -> None:
     (["run", "=5"], "mlops: usage error: Config group override must be a string or a list"),
     (["run", "hydra.run.dir=/proc/no-such-dir"], "mlops: usage error: cannot write the run directory"),
     ([], "mlops: usage error: a command is required; expected one of: run, quality"),
+    (["features"], "mlops: usage error: features needs an action; expected one of: list, show"),
+    (["registry"], "mlops: usage error: registry needs an action; expected one of: register, list"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(project: Path, args: list[str], words: str) -> None:
     done = run_mlops(project, *args)
