@@ -6,14 +6,16 @@ import csv
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from engine.errors import EngineError
+from engine.errors import (EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_QUALITY, EXIT_REQUIREMENTS,
+                           ConfigError, EngineError)
 from engine.files import atomic_path, write_json, write_text
 from engine.registry import DEFAULT_PATH, Registry
 
@@ -57,79 +59,143 @@ class RegisterBest(Callback):
                  metric, mode, run_id[:8], value, name, version["version"])
 
 
+class SweepStopped(EngineError):
+    """A sweep stopped launching jobs after ``max_failures`` of them failed.
+
+    Its exit status is the one the first failed job would have had alone.
+    """
+
+    def __init__(self, message: str, exit_status: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+    def __reduce__(self) -> tuple[type[SweepStopped], tuple[str, int]]:
+        return (type(self), (str(self), self.exit_status))
+
+
 class SweepSummary(Callback):
     """A progress line per finished job, and the sweep's summary when it ends.
 
     The summary, in the sweep's root directory: ``leaderboard.csv`` and
     ``leaderboard.md`` (every job, best first by ``select.metric``, default roc_auc),
     and ``summary.json`` (the best run, the failed jobs with their errors, the wall
-    time). Progress counts jobs finished in this process: with the basic launcher,
-    all of them.
+    time). Counts come from the run records in the sweep folder, so they are right
+    whatever process a launcher runs a job in: jobs that run in this process report
+    when they end; jobs in worker processes (joblib, submitit, ray) are picked up by a
+    thread that looks at the sweep folder every ``poll_s`` seconds. Workers rewrite the
+    summary files after each job, so a sweep whose launcher dies still has them.
+
+    Args:
+        max_failures: Stop launching jobs once this many jobs of the sweep have failed
+            (``null``: never stop early). Jobs already running finish.
+        fail_fast: The same as ``max_failures: 1``.
+        poll_s: How often the progress thread looks at the sweep folder.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_failures: int | None = None, fail_fast: bool = False, poll_s: float = 2.0) -> None:
+        self.max_failures = max_failures
+        self.fail_fast = fail_fast
+        self.poll_s = poll_s
+        self.limit: int | None = None
         self.start = 0.0
+        self.parent = 0
         self.total: int | None = None
-        self.done = self.failed = 0
-        self.best: tuple[float, str] | None = None
+        self.reported = 0
+        self._lock: threading.Lock | None = None
+        self._stop: threading.Event | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers pickle the callbacks to their workers; a thread and a lock stay here.
+        return {**self.__dict__, "_lock": None, "_stop": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.start = time.monotonic()
+        self.limit = failure_limit(config)
+        self.start = time.time()
+        self.parent = os.getpid()
         self.total = _planned_jobs(config)
+        self.reported = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        metric, mode = _selection(config)
+        threading.Thread(target=self._poll, args=(sweep_dir, metric, mode), name="mlops-sweep-progress",
+                         daemon=True).start()
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.start or not self.limit:
+            return
+        # Only where stopping means "launch no more": this process (the basic launcher)
+        # and joblib, which hands a worker's error back to the sweep. Launchers that
+        # submit every job at once (submitit, ray) are stopped between batches by the
+        # Optuna sweeper, or by the basic sweeper with hydra.sweeper.max_batch_size.
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+        if os.getpid() != self.parent and "joblib" not in launcher.lower():
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        failed = [r for r in _records(sweep_dir) if r[1].get("status") not in ("succeeded", "running")]
+        if len(failed) >= self.limit:
+            raise stop_error(failed, self.limit)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not self.start:  # a single run, not a sweep
             return
-        self.done += 1
         metric, mode = _selection(config)
-        try:
-            run_dir = Path(str(config.hydra.runtime.output_dir))
-            record = json.loads((run_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            record = {}
-        if record.get("status") != "succeeded":
-            self.failed += 1
-        else:
-            value = (record.get("metrics") or {}).get(metric)
-            if isinstance(value, int | float) and (self.best is None or (value > self.best[0]) == (mode == "max")):
-                self.best = (float(value), str(record.get("id", ""))[:8])
-        elapsed = time.monotonic() - self.start
-        left = ""
-        if self.total:
-            left = f", ~{elapsed / self.done * (self.total - self.done):.0f}s left"
-        best = f"best {metric} {self.best[0]:.4f} (run {self.best[1]})" if self.best else f"no {metric} yet"
-        log.info("sweep: %d/%s jobs done, %d failed, %s%s", self.done, self.total or "?", self.failed, best, left)
-        # Written after every job: Hydra stops a sweep whose job failed before its end
-        # callbacks run, and that is when the failed jobs matter most.
-        self._summarise(Path(str(config.hydra.sweep.dir)), metric, mode, elapsed)
+        summary = self._summarise(Path(str(config.hydra.sweep.dir)), metric, mode, time.time() - self.start)
+        if os.getpid() == self.parent:
+            self._report(summary)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._stop is not None:
+            self._stop.set()
         sweep_dir = Path(str(config.hydra.sweep.dir))
         metric, mode = _selection(config)
-        summary = self._summarise(sweep_dir, metric, mode, time.monotonic() - self.start if self.start else None)
+        summary = self._summarise(sweep_dir, metric, mode, time.time() - self.start if self.start else None)
+        self._report(summary)
         best = summary["best"]
         described = f"best {metric} {best[metric]:.4f}: job {best['job']} (run {best['run']})" if best \
             else "no run succeeded"
         log.info("sweep done: %d jobs, %d failed, %s; leaderboard.csv/.md and summary.json in %s",
                  summary["jobs"], len(summary["failed"]), described, sweep_dir)
 
+    def _poll(self, sweep_dir: Path, metric: str, mode: str) -> None:
+        stop = self._stop
+        assert stop is not None
+        while not stop.wait(self.poll_s):
+            try:
+                finished = sum(1 for _, r in _records(sweep_dir) if r.get("status") != "running")
+                if finished > self.reported:
+                    self._report(self._summarise(sweep_dir, metric, mode, time.time() - self.start))
+            except Exception as exc:  # noqa: BLE001 - progress is a nicety; never fail a sweep for it
+                log.debug("sweep progress: %s", exc)
+
+    def _report(self, summary: dict[str, Any]) -> None:
+        lock = self._lock or threading.Lock()
+        with lock:
+            if summary["finished"] <= self.reported:
+                return
+            self.reported = done = summary["finished"]
+            metric, best = summary["metric"], summary["best"]
+            left = ""
+            if self.total and summary["wall_time_s"]:
+                left = f", ~{summary['wall_time_s'] / done * max(self.total - done, 0):.0f}s left"
+            shown = f"best {metric} {best[metric]:.4f} (run {best['run']})" if best else f"no {metric} yet"
+            log.info("sweep: %d/%s jobs done, %d failed, %s%s", done, self.total or "?", len(summary["failed"]),
+                     shown, left)
+
     @staticmethod
     def _summarise(sweep_dir: Path, metric: str, mode: str, wall: float | None) -> dict[str, Any]:
         rows, failed = [], []
-        for record_path in sorted(sweep_dir.glob("*/run.json"), key=lambda p: int(p.parent.name)
-                                  if p.parent.name.isdigit() else 0):
-            record = json.loads(record_path.read_text())
-            job = record_path.parent
+        for job, record in _records(sweep_dir):
             overrides = (job / ".hydra" / "overrides.yaml").read_text().strip().splitlines() \
                 if (job / ".hydra" / "overrides.yaml").exists() else []
             row = {"job": job.name, "run": str(record.get("id", ""))[:8], "status": record.get("status"),
                    "overrides": " ".join(o.lstrip("- ").strip() for o in overrides),
                    **{k: v for k, v in (record.get("metrics") or {}).items()}}
             rows.append(row)
-            if record.get("status") != "succeeded":
+            if record.get("status") not in ("succeeded", "running"):
                 failed.append({"job": job.name, "run": row["run"], "status": record.get("status"),
                                "error": (record.get("error") or {}).get("message")})
-        ranked = sorted((r for r in rows if isinstance(r.get(metric), int | float)),
+        ranked = sorted((r for r in rows if r["status"] == "succeeded" and isinstance(r.get(metric), int | float)),
                         key=lambda r: r[metric], reverse=mode == "max")
         ordered = ranked + [r for r in rows if r not in ranked]
         columns = ["job", "run", "status", metric, *sorted({k for r in rows for k in r} - {
@@ -142,11 +208,55 @@ class SweepSummary(Callback):
                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in ordered]
         write_text(sweep_dir / "leaderboard.md", "\n".join(lines) + "\n")
-        summary = {"metric": metric, "mode": mode, "jobs": len(rows), "succeeded": len(ranked),
+        summary = {"metric": metric, "mode": mode, "jobs": len(rows),
+                   "finished": sum(1 for r in rows if r["status"] != "running"), "succeeded": len(ranked),
                    "best": ranked[0] if ranked else None, "failed": failed,
                    "wall_time_s": None if wall is None else round(wall, 2)}
         write_json(sweep_dir / "summary.json", summary)
         return summary
+
+
+def failure_limit(config: DictConfig) -> int | None:
+    """How many failed jobs stop a sweep: ``hydra.callbacks.sweep_summary.max_failures``
+    (or ``fail_fast: true``, which is 1); None: no limit.
+
+    Raises:
+        ConfigError: The limit is not an integer >= 1.
+    """
+    node = OmegaConf.select(config, "hydra.callbacks.sweep_summary", default=None) or {}
+    limit = node.get("max_failures")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError("hydra.callbacks.sweep_summary.max_failures",
+                          f"must be an integer >= 1 or null, got {limit!r}")
+    fail_fast = node.get("fail_fast", False)
+    if not isinstance(fail_fast, bool):
+        raise ConfigError("hydra.callbacks.sweep_summary.fail_fast", f"must be true or false, got {fail_fast!r}")
+    return 1 if fail_fast else limit
+
+
+def stop_error(failed: list[tuple[Path, dict[str, Any]]], limit: int) -> SweepStopped:
+    """The error that stops a sweep after ``limit`` failed jobs, named after the first."""
+    job, record = failed[0]
+    error = record.get("error") or {}
+    status = {"failed_quality": EXIT_QUALITY, "failed_requirements": EXIT_REQUIREMENTS,
+              "interrupted": EXIT_INTERRUPTED}.get(str(record.get("status")), EXIT_BAD_INPUT)
+    if error.get("traceback"):
+        status = EXIT_BUG
+    message = str(error.get("message") or record.get("status")).splitlines()[0]
+    return SweepStopped(f"sweep stopped after {len(failed)} failed job(s) (max_failures={limit}); "
+                        f"first: job {job.name}: {message}", status)
+
+
+def _records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The run records of a sweep's jobs, by job number; unreadable ones are skipped."""
+    out = []
+    for path in sorted(sweep_dir.glob("*/run.json"),
+                       key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
+        try:
+            out.append((path.parent, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _selection(config: DictConfig) -> tuple[str, str]:
