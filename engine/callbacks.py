@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from engine.errors import (EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_QUALITY, EXIT_REQUIREMENTS,
-                           ConfigError, EngineError)
+from engine.errors import EngineError
 from engine.files import atomic_path, write_json, write_text
 from engine.registry import DEFAULT_PATH, Registry
 
@@ -59,20 +58,6 @@ class RegisterBest(Callback):
                  metric, mode, run_id[:8], value, name, version["version"])
 
 
-class SweepStopped(EngineError):
-    """A sweep stopped launching jobs after ``max_failures`` of them failed.
-
-    Its exit status is the one the first failed job would have had alone.
-    """
-
-    def __init__(self, message: str, exit_status: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
-
-    def __reduce__(self) -> tuple[type[SweepStopped], tuple[str, int]]:
-        return (type(self), (str(self), self.exit_status))
-
-
 class SweepSummary(Callback):
     """A progress line per finished job, and the sweep's summary when it ends.
 
@@ -85,18 +70,17 @@ class SweepSummary(Callback):
     thread that looks at the sweep folder every ``poll_s`` seconds. Workers rewrite the
     summary files after each job, so a sweep whose launcher dies still has them.
 
+    Hydra turns an exception raised in a callback into a warning, so stopping a sweep
+    early is the sweeper's job: the basic sweeper stops after the first batch with a
+    failed job (``hydra.sweeper.max_batch_size``), ``mlops_optuna`` after
+    ``max_failures`` failed trials.
+
     Args:
-        max_failures: Stop launching jobs once this many jobs of the sweep have failed
-            (``null``: never stop early). Jobs already running finish.
-        fail_fast: The same as ``max_failures: 1``.
         poll_s: How often the progress thread looks at the sweep folder.
     """
 
-    def __init__(self, max_failures: int | None = None, fail_fast: bool = False, poll_s: float = 2.0) -> None:
-        self.max_failures = max_failures
-        self.fail_fast = fail_fast
+    def __init__(self, poll_s: float = 2.0) -> None:
         self.poll_s = poll_s
-        self.limit: int | None = None
         self.start = 0.0
         self.parent = 0
         self.total: int | None = None
@@ -109,7 +93,6 @@ class SweepSummary(Callback):
         return {**self.__dict__, "_lock": None, "_stop": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.limit = failure_limit(config)
         self.start = time.time()
         self.parent = os.getpid()
         self.total = _planned_jobs(config)
@@ -120,21 +103,6 @@ class SweepSummary(Callback):
         metric, mode = _selection(config)
         threading.Thread(target=self._poll, args=(sweep_dir, metric, mode), name="mlops-sweep-progress",
                          daemon=True).start()
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.start or not self.limit:
-            return
-        # Only where stopping means "launch no more": this process (the basic launcher)
-        # and joblib, which hands a worker's error back to the sweep. Launchers that
-        # submit every job at once (submitit, ray) are stopped between batches by the
-        # Optuna sweeper, or by the basic sweeper with hydra.sweeper.max_batch_size.
-        launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
-        if os.getpid() != self.parent and "joblib" not in launcher.lower():
-            return
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        failed = [r for r in _records(sweep_dir) if r[1].get("status") not in ("succeeded", "running")]
-        if len(failed) >= self.limit:
-            raise stop_error(failed, self.limit)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not self.start:  # a single run, not a sweep
@@ -214,37 +182,6 @@ class SweepSummary(Callback):
                    "wall_time_s": None if wall is None else round(wall, 2)}
         write_json(sweep_dir / "summary.json", summary)
         return summary
-
-
-def failure_limit(config: DictConfig) -> int | None:
-    """How many failed jobs stop a sweep: ``hydra.callbacks.sweep_summary.max_failures``
-    (or ``fail_fast: true``, which is 1); None: no limit.
-
-    Raises:
-        ConfigError: The limit is not an integer >= 1.
-    """
-    node = OmegaConf.select(config, "hydra.callbacks.sweep_summary", default=None) or {}
-    limit = node.get("max_failures")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError("hydra.callbacks.sweep_summary.max_failures",
-                          f"must be an integer >= 1 or null, got {limit!r}")
-    fail_fast = node.get("fail_fast", False)
-    if not isinstance(fail_fast, bool):
-        raise ConfigError("hydra.callbacks.sweep_summary.fail_fast", f"must be true or false, got {fail_fast!r}")
-    return 1 if fail_fast else limit
-
-
-def stop_error(failed: list[tuple[Path, dict[str, Any]]], limit: int) -> SweepStopped:
-    """The error that stops a sweep after ``limit`` failed jobs, named after the first."""
-    job, record = failed[0]
-    error = record.get("error") or {}
-    status = {"failed_quality": EXIT_QUALITY, "failed_requirements": EXIT_REQUIREMENTS,
-              "interrupted": EXIT_INTERRUPTED}.get(str(record.get("status")), EXIT_BAD_INPUT)
-    if error.get("traceback"):
-        status = EXIT_BUG
-    message = str(error.get("message") or record.get("status")).splitlines()[0]
-    return SweepStopped(f"sweep stopped after {len(failed)} failed job(s) (max_failures={limit}); "
-                        f"first: job {job.name}: {message}", status)
 
 
 def _records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
