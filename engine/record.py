@@ -62,6 +62,10 @@ class RunRecord:
     def id(self) -> str:
         return str(self.data["id"])
 
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return round(time.perf_counter() - self._t0, 4)
+
     def save(self) -> None:
         write_json(self.path, self.data)
 
@@ -94,6 +98,6 @@ class RunRecord:
             status=status,
             error=error,
             ended_at=now_iso(),
-            duration_s=round(time.perf_counter() - self._t0, 4),
+            duration_s=self.elapsed(),
         )
         self.save()

@@ -1,6 +1,7 @@
 """One run, stage by stage: the Hydra task function behind ``mlops run``.
 
-    validate -> ingest -> quality (gate) -> features -> split -> train -> evaluate -> save
+    validate -> ingest -> quality (gate) -> features -> compliance (gate) -> split -> train
+    -> evaluate -> save -> requirements (gate)
 
 ``mlops quality`` runs the same job up to and including the quality gate, and
 ``mlops features materialize`` up to and including the features.
@@ -16,6 +17,7 @@ import logging
 import signal
 import sqlite3
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_info
 
-from engine import provenance, tracking
-from engine.errors import ConfigError, EngineError, QualityGateError
+from engine import kpis, provenance, specs, tracking
+from engine.errors import ConfigError, EngineError, QualityGateError, RequirementsGateError
 from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json
 from engine.record import RunRecord
@@ -42,7 +44,10 @@ RESOLVED_CONFIG = "config.resolved.yaml"
 QUALITY_FILE = "quality.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
+REQUIREMENTS_FILE = "requirements.json"
 HEADLINE = ("roc_auc", "f1", "recall", "precision")
+#: Metrics copied into run.json besides the headline.
+RECORDED = ("accuracy", "log_loss", "brier", "threshold", "net_value_per_month")
 
 
 class Terminated(KeyboardInterrupt):
@@ -160,6 +165,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         stage["generated_demo_data"] = data.prepare(resolved["data"], root)
         tables = data.load(resolved["data"], root)
         record.update(data={name: table.record() for name, table in tables.items()})
+        source_columns = {name: list(map(str, t.frame.columns)) for name, t in tables.items()}
 
     with record.stage("quality") as stage:
         report = quality.run(resolved["quality"], quality.Context(tables, as_of))
@@ -199,6 +205,21 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         log.info("features %s materialized (%s): %s", record.id[:8], statuses or "no store", _display(run_dir, root))
         return record.data
 
+    requirements = kpis.parse(resolved["business"])
+    verdicts: list[business.Verdict] = []
+    if any(r.kind == "compliance" for r in requirements):
+        with record.stage("compliance") as stage:
+            found, warnings = business.check_compliance(
+                requirements, specs.lineage(resolved["features"], resolved["data"]["sources"]),
+                table_columns=list(specs.FeatureSpec.from_config(resolved["features"]).features),
+                model_columns=list(table.features), source_columns=source_columns)
+            for warning in warnings:
+                log.warning(warning)
+            stage["verdicts"] = {v.requirement: v.verdict for v in found}
+            verdicts += found
+        if any(not v.passed and v.hard for v in verdicts):
+            _close_requirements(verdicts, record)  # before training: a non-compliant model is never fitted
+
     with record.stage("split") as stage:
         parts = split.holdout(table.y, resolved["split"])
         stage.update(train_rows=len(parts.train), test_rows=len(parts.test))
@@ -207,35 +228,120 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
 
     with record.stage("train") as stage:
         pipeline = model.build(resolved["model"], X_train, resolved["preprocess"])
-        stage["fit_s"] = round(model.fit(pipeline, X_train, y_train, threads), 4)
+        fit_s = model.fit(pipeline, X_train, y_train, threads)
+        stage["fit_s"] = round(fit_s, 4)
 
-    with record.stage("evaluate"):
+    with record.stage("evaluate") as stage:
+        started = time.perf_counter()
         scores = model.predict_proba(pipeline, X_test, threads)
-        metrics = evaluate.holdout_metrics(y_test.to_numpy(), scores)
-        value = business.value(resolved["business"], metrics)
+        predict_ms = (time.perf_counter() - started) * 1000 / max(len(X_test), 1) * 1000
+        y_true = y_test.to_numpy()
+        result = _evaluate(resolved["business"], y_true, scores)
+        metrics = result["metrics"]
+        kind, weights = model.importances(pipeline, X_test, y_test, threads, resolved["seed"])
+        result["importances"] = {"kind": kind, "values": weights}
+        speed = {"train_seconds": round(fit_s, 4), "predict_ms_per_1000": round(predict_ms, 3)}
+        record.update(speed=speed)  # in run.json, not metrics.json: timings differ on every run
+        stage.update(threshold=metrics["threshold"], importances=kind)
         predictions = pd.DataFrame({
             table.key: table.frame.loc[parts.test, table.key].to_numpy(),
-            "y_true": y_test.to_numpy(),
+            "y_true": y_true,
             "y_score": scores,
             "y_pred": (scores >= metrics["threshold"]).astype("int64"),
         })
         with atomic_path(run_dir / PREDICTIONS_FILE) as tmp:
             predictions.to_parquet(tmp, index=False)
-        write_json(run_dir / METRICS_FILE, {"metrics": metrics, "business": value})
+        write_json(run_dir / METRICS_FILE, result)
+    _show_value(result)
 
     with record.stage("save"):
-        digest = model.save(pipeline, run_dir / "model")
+        decided = model.with_threshold(pipeline, metrics["threshold"], X_test, y_test)
+        digest = model.save(decided, run_dir / "model")
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
-                             "target": resolved["model"]["_target_"]},
-                      metrics={k: metrics[k] for k in ("accuracy", *HEADLINE, "log_loss")})
+                             "target": resolved["model"]["_target_"], "threshold": metrics["threshold"],
+                             "threshold_policy": result["threshold"]["policy"]},
+                      metrics={k: metrics[k] for k in (*RECORDED, *HEADLINE)})
+    index.metrics = metrics
+
+    if requirements:
+        with record.stage("requirements") as stage:
+            observed = {**metrics, **speed, "run_seconds": record.elapsed()}
+            verdicts += business.check_bounds(requirements, observed)
+            verdicts += business.check_transparency(requirements, kind)
+            stage["failed"] = [v.requirement for v in verdicts if v.verdict == "failed"]
+            stage["warned"] = [v.requirement for v in verdicts if v.verdict == "warned"]
+        _close_requirements(verdicts, record)
 
     record.finish("succeeded")
-    index.metrics = metrics
     index(record)
     headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
-    log.info("run %s succeeded in %.1fs: %s  %s", record.id[:8], record.data["duration_s"],
-             _display(run_dir, root), headline)
+    log.info("run %s succeeded in %.1fs: %s  %s net_value=$%s/month", record.id[:8], record.data["duration_s"],
+             _display(run_dir, root), headline, f"{metrics['net_value_per_month']:,.0f}")
     return record.data
+
+
+def _evaluate(business_cfg: dict[str, Any], y_true: Any, scores: Any) -> dict[str, Any]:
+    """metrics.json: the metrics at the chosen threshold, grouped by stakeholder, with the
+    value at 0.5 and at the best threshold beside them."""
+    economics = business.Economics.from_config(business_cfg)
+    policy = business_cfg.get("threshold", "best")
+    best = business.best_threshold(economics, y_true, scores)
+    chosen = best if policy == "best" else float(policy)
+    at: dict[str, dict[str, Any]] = {}
+    for label, threshold in (("default", business.DEFAULT_THRESHOLD), ("best", best), ("chosen", chosen)):
+        ds = evaluate.holdout_metrics(y_true, scores, threshold)
+        at[label] = {**ds, **business.value_at(economics, ds["tp"], ds["fp"], ds["fn"], ds["tn"])}
+    model_estimate = {"churners_per_month": economics.churners_per_month,
+                      "share_caught": at["chosen"]["share_churners_caught"],
+                      "retention_effect": economics.retention_effect, "discounted_price": economics.discounted_price}
+    model_estimate["per_month"] = round(business.simple_estimate(*model_estimate.values()), 2)
+    return {
+        "metrics": at["chosen"],
+        "stakeholders": business.stakeholder_metrics(at["chosen"], at["chosen"]),
+        "threshold": {"chosen": chosen, "policy": "best net value" if policy == "best" else "fixed",
+                      "default": business.DEFAULT_THRESHOLD, "best": best},
+        "business": {
+            "inputs": {k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
+            "design_estimate": business.design_estimate(economics),
+            "model_estimate": model_estimate,
+            "at_default_threshold": at["default"],
+            "at_best_threshold": at["best"],
+        },
+    }
+
+
+def _show_value(result: dict[str, Any]) -> None:
+    """The stakeholders' key metrics on the terminal."""
+    m, th, money = result["metrics"], result["threshold"], result["business"]
+    ds = " ".join(f"{k}={m[k]:.3f}" for k in kpis.STAKEHOLDERS["data_scientist"] if m.get(k) is not None)
+    log.info("data scientist: %s (threshold %.4g, %s)", ds, th["chosen"], th["policy"])
+    if m["customers_contacted_per_month"]:
+        log.info("subject-matter expert: %.0f%% of churners caught, %s customers contacted a month, %.0f%% of them "
+                 "really at risk", 100 * m["share_churners_caught"], f"{m['customers_contacted_per_month']:,.0f}",
+                 100 * m["contacted_at_risk_share"])
+    else:
+        log.info("subject-matter expert: nobody is contacted: at these business numbers no offer this model "
+                 "could send is worth its cost")
+    log.info("business: net value $%s a month, revenue saved $%s a month (at threshold 0.5: net $%s)",
+             f"{m['net_value_per_month']:,.0f}", f"{m['revenue_saved_per_month']:,.0f}",
+             f"{money['at_default_threshold']['net_value_per_month']:,.0f}")
+    if money["design_estimate"]:
+        log.info(business.estimate_line(money["design_estimate"], "simple estimate (design)"))
+    log.info(business.estimate_line(money["model_estimate"], "simple estimate (this model)"))
+
+
+def _close_requirements(verdicts: list[business.Verdict], record: RunRecord) -> None:
+    """Write requirements.json, warn for soft failures, raise for hard ones."""
+    write_json(record.run_dir / REQUIREMENTS_FILE, {"verdicts": [v.to_json() for v in verdicts]})
+    record.update(requirements={v.requirement: v.verdict for v in verdicts})
+    for v in verdicts:
+        if v.verdict == "warned":
+            log.warning("soft requirement %s not met: %s", v.requirement, v.detail)
+    failed = [v for v in verdicts if v.verdict == "failed"]
+    if failed:
+        raise RequirementsGateError(
+            f"requirements gate failed: {'; '.join(f'{v.requirement}: {v.detail}' for v in failed)} "
+            f"(details in {REQUIREMENTS_FILE}; the run cannot be registered)")
 
 
 class _Index:

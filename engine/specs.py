@@ -204,3 +204,33 @@ def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mappin
             if AGGREGATIONS[agg["agg"]].needs_column and not agg.get("column"):
                 raise ConfigError(f"features.groups.{group}.aggregations.{name}.column",
                                   f"missing required key; aggregation {agg['agg']!r} needs a column")
+
+
+def lineage(features_cfg: Mapping[str, Any],
+            sources: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, frozenset[str]]:
+    """The source columns each feature is computed from, as ``source.column``.
+
+    Attributes read one column; an aggregation reads its column (or the event time
+    for counts and recency); a derived feature reads the lineage of every name in its
+    expression, and a name that is not a feature is a column of the entity's source.
+    Compliance checks read this, so a derived feature built on a protected column is
+    caught by the column's name. ``sources`` (``data.sources``) names the event-time
+    column of counts and recency; without it that column is ``<event time>``.
+    """
+    sources = sources or {}
+    spine = features_cfg["entity"]["source"]
+    out: dict[str, frozenset[str]] = {}
+    for name, ref in (features_cfg.get("attributes") or {}).items():
+        source, column, _ = attribute_ref(ref)
+        out[name] = frozenset({f"{source}.{column}"})
+    for spec in (features_cfg.get("groups") or {}).values():
+        for name, agg in spec["aggregations"].items():
+            column = agg.get("column") or (sources.get(spec["source"]) or {}).get("timestamp") or "<event time>"
+            out[name] = frozenset({f"{spec['source']}.{column}"})
+    derived = {name: expr.parse(text) for name, text in (features_cfg.get("derived") or {}).items()}
+    for name in expr.dependency_order(derived):
+        columns: set[str] = set()
+        for read in expr.names(derived[name]) - CUT_OFFS:
+            columns |= out.get(read, {f"{spine}.{read}"})
+        out[name] = frozenset(columns)
+    return out

@@ -1,6 +1,6 @@
 """Validate a composed config before any data is read.
 
-Four checks, in order, each stopping at the first problem with a :class:`ConfigError`
+The checks, in order, each stopping at the first problem with a :class:`ConfigError`
 that names the key path, the file it came from, what was expected and what was given:
 
 1. JSON Schema, one per config group (``engine/schemas/<group>.json``).
@@ -8,7 +8,8 @@ that names the key path, the file it came from, what was expected and what was g
 3. Every expression (population, derived features, target) parses, and derived
    features do not read each other in a cycle.
 4. Quality rules read only sources that ``data.sources`` defines.
-5. The model's hyper-parameters are accepted by the estimator itself (its own
+5. Business requirements bound known metrics (``business.requirements``).
+6. The model's hyper-parameters are accepted by the estimator itself (its own
    ``_parameter_constraints``), so a value scikit-learn would reject fails here, not
    minutes later in ``fit``.
 """
@@ -27,7 +28,7 @@ import jsonschema
 import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from engine import rules, targets
+from engine import kpis, rules, targets
 from engine.errors import ConfigError
 from engine.specs import AGGREGATIONS, FeatureSpec
 
@@ -152,6 +153,10 @@ def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
     check_rules(cfg, where)
+    try:
+        kpis.parse(cfg["business"])
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
     check_model_params(cfg["model"], where)
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import MLOPS, read_json, run_dirs, run_mlops
 
-RUN_FILES = ["config.resolved.yaml", "run.json", "quality.json", "metrics.json", "predictions.parquet",
+RUN_FILES = ["config.resolved.yaml", "run.json", "quality.json", "metrics.json", "requirements.json",
+             "predictions.parquet",
              "model/model.joblib", "model/model.joblib.sha256", ".hydra/config.yaml",
              ".hydra/hydra.yaml", ".hydra/overrides.yaml"]
 
@@ -31,8 +32,8 @@ def test_an_override_run_writes_the_complete_record(project: Path) -> None:
         assert (run / name).is_file(), name
     record = read_json(run / "run.json")
     assert record["status"] == "succeeded"
-    assert set(record["stages"]) == {"validate", "ingest", "quality", "features", "split", "train", "evaluate",
-                                        "save"}
+    assert set(record["stages"]) == {"validate", "ingest", "quality", "features", "compliance", "split", "train",
+                                     "evaluate", "save", "requirements"}
     assert all(stage["status"] == "succeeded" for stage in record["stages"].values())
     assert record["seed"] == 7 and record["determinism"]["threads"] == 1
     assert set(record["data"]) == {"customers", "crm", "orders"}
@@ -50,7 +51,7 @@ def test_an_override_run_writes_the_complete_record(project: Path) -> None:
     resolved = (run / "config.resolved.yaml").read_text()
     assert "n_estimators: 50" in resolved and "${" not in resolved
     # Progress: a start and an end line per stage, then the run dir and headline metrics.
-    assert done.stdout.count(": started") == 8 and done.stdout.count(": done in") == 8
+    assert done.stdout.count(": started") == 10 and done.stdout.count(": done in") == 10
     last = done.stdout.strip().splitlines()[-1]
     assert "succeeded" in last and str(run.relative_to(project)) in last and "roc_auc=" in last
 

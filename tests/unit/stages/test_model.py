@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from engine.files import sha256_file
-from engine.stages import business, evaluate, model, split
+from engine.stages import evaluate, model, split
 
 PREPROCESS = {"numeric_impute": "median", "scale": True, "categorical_impute": "most_frequent", "min_frequency": None}
 
@@ -86,15 +86,6 @@ def test_roc_auc_is_none_when_the_holdout_has_one_class() -> None:
     assert evaluate.holdout_metrics(np.array([0, 0]), np.array([0.2, 0.7]))["roc_auc"] is None
 
 
-def test_the_missions_simple_estimate_is_3200_dollars_a_month() -> None:
-    assert business.simple_estimate(1000, 0.8, 0.5, 8.0) == pytest.approx(3200.0)
-    cfg = {"customers": 100_000, "price": 10.0, "churners_per_month": 1000, "retention_effect": 0.5,
-           "discounted_price": 8.0}
-    value = business.value(cfg, {"recall": 0.8})
-    assert value["simple_estimate_per_month"] == 3200.0
-    assert value["customers_retained_per_month"] == 400.0
-
-
 @pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
 def test_parameters_sklearn_rejects_together_are_a_config_error() -> None:
     from engine.errors import ConfigError
@@ -127,3 +118,33 @@ def test_the_training_part_must_have_both_classes() -> None:
     y = pd.Series([0] * 95 + [1] * 5)
     with pytest.raises(DataError, match="one class only"):
         split.holdout(y, {"strategy": "holdout", "test_size": 0.96, "stratify": False, "seed": 0})
+
+
+@pytest.mark.parametrize("target, kind", [
+    ("sklearn.linear_model.LogisticRegression", "coefficients"),
+    ("sklearn.ensemble.RandomForestClassifier", "feature_importances"),
+    ("sklearn.neighbors.KNeighborsClassifier", "permutation"),
+])
+def test_importances_are_per_input_feature_and_find_the_signal(target: str, kind: str) -> None:
+    X, y = frame(n=600)
+    pipe = model.build({"_target_": target}, X, PREPROCESS)
+    model.fit(pipe, X, y, threads=1)
+    found, weights = model.importances(pipe, X, y, threads=1, seed=0)
+    assert found == kind
+    assert list(weights) == ["x", "plan", "flag"]  # one-hot columns summed back onto 'plan'
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+    assert max(weights, key=weights.get) == "x"  # y is made from x only
+
+
+def test_the_saved_model_predicts_at_its_threshold_and_keeps_the_probabilities(tmp_path: Path) -> None:
+    X, y = frame()
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    model.fit(pipe, X, y, threads=1)
+    decided = model.with_threshold(pipe, 0.9, X, y)
+    model.save(decided, tmp_path)
+    loaded = joblib.load(tmp_path / model.MODEL_FILE)
+    proba = model.predict_proba(pipe, X, threads=1)
+    assert loaded.threshold == 0.9
+    assert np.allclose(loaded.predict_proba(model.as_model_input(X))[:, 1], proba)
+    assert (loaded.predict(model.as_model_input(X)) == (proba >= 0.9)).all()
+    assert (proba >= 0.5).sum() > (proba >= 0.9).sum()  # the threshold changes decisions
