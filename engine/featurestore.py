@@ -11,10 +11,27 @@ Layout under the store's root (any tool can read the tables)::
     tables/<key>.json      its manifest, written last: no manifest, no table
     groups/<name>.json     each named group's definitions over time and who used them
 
-Writes are atomic (temp file, then rename) and the shared group history is updated
-under a file lock, so parallel sweep workers and concurrent projects are safe. Two
-processes building the same key at once both write the same content; the last
-rename wins and either way one valid table remains.
+Writes are atomic (temp file, fsync, then rename; the manifest only after the table
+is on disk) and the shared group history is updated under a file lock, so parallel
+sweep workers and concurrent projects are safe. Two processes building the same key
+at once both write the same content; the last rename wins and either way one valid
+table remains.
+
+A table can be written in the background (:meth:`FeatureStore.put_later`), so a run
+goes on with its next stages while the Parquet file is encoded and synced; the run
+calls :meth:`FeatureStore.flush` before it records itself, which waits for every
+queued write and raises the first one that failed. A crash or a failed write never
+leaves a visible table: without its manifest a table does not exist.
+
+Every read checks the file against the size and the CRC-32 its manifest recorded when
+it was written: a truncated, damaged or edited file is a miss, logged and rebuilt by
+the run, never a wrong answer. The checksum is computed on a helper thread while Arrow
+decodes the very same bytes, so it costs little wall time. CRC-32 (as in Parquet's own
+pages, gzip and zip) catches any burst of up to 32 flipped bits and random damage but
+for one case in 4 billion; it is not a defence against someone who can rewrite the
+store, and neither would a hash be, since the manifest lies beside the table. The
+manifest also records the file's sha256: :meth:`FeatureStore.verify` checks it, and
+manifests written before the CRC-32 was recorded are read with their sha256.
 """
 
 from __future__ import annotations
@@ -22,15 +39,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from engine.files import atomic_path, locked, sha256_file, write_json
+from engine.files import atomic_path, locked, write_json
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +86,9 @@ class FeatureStore:
         self.root = root
         self.tables = root / "tables"
         self.groups = root / "groups"
+        self._pending: dict[str, Future[dict[str, Any]]] = {}
+        self._writer: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.root)!r})"
@@ -71,42 +96,127 @@ class FeatureStore:
     def get(self, key: str) -> pd.DataFrame | None:
         """The table stored under ``key``, or None when it is absent or damaged.
 
-        The Parquet file's sha256 is checked against its manifest; a mismatch (a
-        truncated or edited file) is logged and treated as a miss, so it is rebuilt.
+        The file's size and CRC-32 are checked against its manifest; a mismatch (a
+        truncated, damaged or edited file) is logged and treated as a miss, so it is
+        rebuilt. A table this store is still writing in the background is waited for
+        first.
         """
+        if key in self._pending:
+            self._wait(key)
         manifest = self.manifest(key)
         if manifest is None:
             return None
         path = self.tables / f"{key}.parquet"
         try:
-            if sha256_file(path) != manifest.get("sha256"):
-                log.warning("feature store: table %s does not match its manifest; rebuilding it", key[:12])
-                return None
-            return pd.read_parquet(path)
+            with pa.memory_map(str(path)) as source:
+                data = source.read_buffer()
         except OSError:
             return None
+        if data.size != manifest.get("bytes"):
+            log.warning("feature store: table %s has %d bytes, its manifest says %s; rebuilding it",
+                        key[:12], data.size, manifest.get("bytes"))
+            return None
+        # The checksum runs beside the decoding (both release the GIL) over the very
+        # bytes decoded; a frame is returned only when they are the bytes that were written.
+        field, check = ("crc32", _crc32) if "crc32" in manifest else ("sha256", _sha256)
+        checking = _hasher().submit(check, data)
+        try:
+            frame: pd.DataFrame | None = _decode(data)
+        except Exception:  # damaged bytes fail in many ways; the hash says which case this is
+            frame = None
+        if checking.result() != manifest.get(field):
+            log.warning("feature store: table %s does not match its manifest; rebuilding it", key[:12])
+            return None
+        if frame is None:
+            log.warning("feature store: table %s matches its manifest but cannot be read; rebuilding it",
+                        key[:12])
+        return frame
 
     def put(self, key: str, frame: pd.DataFrame, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Store ``frame`` under ``key``: the Parquet file first, then its manifest."""
+        """Store ``frame`` under ``key`` now: the Parquet file first, then its manifest.
+
+        Returns:
+            The manifest written.
+        """
+        return self._write(key, frame, dict(manifest))
+
+    def put_later(self, key: str, frame: pd.DataFrame, manifest: Mapping[str, Any]) -> None:
+        """Queue ``frame`` to be stored under ``key`` by the store's writer thread.
+
+        The write is complete and visible after :meth:`flush` returns (or after
+        :meth:`get` of the same key). The frame is not copied: pandas' copy-on-write
+        keeps the writer's view unchanged if the caller edits ``frame`` later.
+        """
+        snapshot = frame.copy(deep=False)
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-store-writer")
+            previous = self._pending.pop(key, None)
+            if previous is not None:
+                previous.result()
+            self._pending[key] = self._writer.submit(self._write, key, snapshot, dict(manifest))
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Wait for every write :meth:`put_later` queued.
+
+        Returns:
+            The manifests written, in the order the writes were queued.
+
+        Raises:
+            Exception: The first write that failed, re-raised (after every other
+                write has finished); no table of a failed write is visible.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)  # its queued writes still run; the thread ends after them
+        written, failed = [], []
+        for key, future in pending.items():
+            try:
+                written.append(future.result())
+            except Exception as exc:  # re-raised below, once the other writes have finished
+                log.error("feature store: writing table %s to %s failed: %s", key[:12], self.tables, exc)
+                failed.append(exc)
+        if failed:
+            raise failed[0]
+        return written
+
+    def _wait(self, key: str) -> None:
+        with self._lock:
+            future = self._pending.pop(key, None)
+        if future is not None:
+            future.result()
+
+    def _write(self, key: str, frame: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Encode, hash, write and sync the table, then its manifest (atomic renames)."""
         self.tables.mkdir(parents=True, exist_ok=True)
+        data = _encode(frame)
         with atomic_path(self.tables / f"{key}.parquet") as tmp:
-            # Dictionary encoding pays for text and categories, not for floats (it is
-            # most of the write time there); lz4 is the fastest codec pyarrow offers.
-            dictionary = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])]
-            frame.to_parquet(tmp, index=False, compression="lz4", use_dictionary=dictionary)
-            checksum = sha256_file(tmp)
-            size = tmp.stat().st_size
+            with open(tmp, "wb") as handle:
+                handle.write(data)  # atomic_path fsyncs it before the rename
         record = {
             **manifest,
             "key": key,
             "rows": len(frame),
             "columns": [str(c) for c in frame.columns],
-            "bytes": size,
-            "sha256": checksum,
+            "bytes": data.size,
+            "crc32": _crc32(data),
+            "sha256": _sha256(data),
             "created_at": _now(),
         }
         write_json(self.tables / f"{key}.json", record)
         return record
+
+    def verify(self, key: str) -> bool:
+        """Whether the table under ``key`` is exactly the file that was written (sha256)."""
+        manifest = self.manifest(key)
+        try:
+            with pa.memory_map(str(self.tables / f"{key}.parquet")) as source:
+                data = source.read_buffer()
+        except OSError:
+            return False
+        return manifest is not None and data.size == manifest.get("bytes") and _sha256(data) == manifest.get("sha256")
 
     def manifest(self, key: str) -> dict[str, Any] | None:
         try:
@@ -159,6 +269,41 @@ class FeatureStore:
             return json.loads((self.groups / f"{name}.json").read_text())
         except (OSError, json.JSONDecodeError):
             return None
+
+
+def _encode(frame: pd.DataFrame) -> pa.Buffer:
+    """``frame`` (its index dropped) as the bytes of a Parquet file.
+
+    Plain and uncompressed: the tables are mostly floats, which codecs and dictionaries
+    hardly shrink, and raw pages are the fastest to write, hash and read back (a warm
+    run's whole feature stage is one such read).
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="none", use_dictionary=False)
+    return sink.getvalue()
+
+
+def _decode(data: pa.Buffer) -> pd.DataFrame:
+    return pq.ParquetFile(pa.BufferReader(data)).read().to_pandas(split_blocks=True)
+
+
+def _sha256(data: Any) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _crc32(data: Any) -> str:
+    return f"{zlib.crc32(data):08x}"
+
+
+_HASHER: ThreadPoolExecutor | None = None
+
+
+def _hasher() -> ThreadPoolExecutor:
+    global _HASHER
+    if _HASHER is None:
+        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-store-hash")
+    return _HASHER
 
 
 def _now() -> str:

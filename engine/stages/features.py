@@ -16,6 +16,7 @@ and the ``target``, an expression over the spine. Expressions are parsed by
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 from collections.abc import Callable, Mapping
@@ -58,8 +59,10 @@ class FeatureTable:
 
 
 def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp,
-          store: FeatureStore | None = None) -> FeatureTable:
+          store: FeatureStore | None = None, *, defer_writes: bool = False) -> FeatureTable:
     """Build the feature table.
+
+    New tables are written to the store by its writer thread while the build goes on.
 
     Args:
         features_cfg: The resolved ``features`` group.
@@ -67,12 +70,29 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
         as_of: The cut-off: only events strictly before it are used.
         store: Where aggregation tables are reused from and saved to; None computes
             everything.
+        defer_writes: Return while the store may still be writing; the caller then
+            calls ``store.flush()`` before it records the run (a failed write raises
+            there). False waits for the writes here.
 
     Raises:
         ConfigError: A name refers to an unknown source or column, or derived
             features depend on each other in a cycle.
         DataError: The entity source has duplicate keys.
     """
+    if store is None or defer_writes:
+        return _build_stored(features_cfg, tables, as_of, store)
+    try:
+        table = _build_stored(features_cfg, tables, as_of, store)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the build's own error is the one to report
+            store.flush()
+        raise
+    store.flush()
+    return table
+
+
+def _build_stored(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp,
+                  store: FeatureStore | None) -> FeatureTable:
     spec = FeatureSpec.from_config(features_cfg)
     full_key = _features_key(features_cfg, tables, as_of)
     cached = store.get(full_key) if store is not None else None
@@ -86,8 +106,9 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
                             tuple(records))
     table = _build(features_cfg, spec, tables, as_of, store)
     if store is not None:
-        store.put(full_key, table.frame, {"name": "features", "kind": "features", "groups": list(table.tables),
-                                          "as_of": as_of.isoformat(), "code": FEATURE_CODE_VERSION})
+        store.put_later(full_key, table.frame, {"name": "features", "kind": "features",
+                                                "groups": list(table.tables), "as_of": as_of.isoformat(),
+                                                "code": FEATURE_CODE_VERSION})
     record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame)}
     log.info("feature table features built (key %s, %d rows)", full_key[:12], len(table.frame))
     return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record))
@@ -312,10 +333,10 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
         per_key = (_group_table(path, group, events, key, ts, cutoff) if row_cutoffs is None
                    else _group_table_per_row(path, group, events, key, ts, keys, row_cutoffs))
         if store is not None:
-            store.put(table_key, per_key, {"name": record["group"], "kind": "aggregations", **record,
-                                           "definition": definition, "source": table.name,
-                                           "source_fingerprint": table.fingerprint, "as_of": cutoff.isoformat(),
-                                           "code": FEATURE_CODE_VERSION})
+            store.put_later(table_key, per_key, {"name": record["group"], "kind": "aggregations", **record,
+                                                 "definition": definition, "source": table.name,
+                                                 "source_fingerprint": table.fingerprint,
+                                                 "as_of": cutoff.isoformat(), "code": FEATURE_CODE_VERSION})
         record["status"] = "built"
     else:
         record["status"] = "reused"

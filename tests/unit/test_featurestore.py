@@ -79,3 +79,111 @@ def test_digest_is_stable_and_order_free() -> None:
 @pytest.mark.parametrize("missing", ["groups", "tables"])
 def test_an_empty_store_lists_nothing(tmp_path: Path, missing: str) -> None:
     assert list(FeatureStore(tmp_path / missing).list()) == []
+
+
+def test_a_flipped_byte_is_a_miss_even_when_the_size_is_right(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FeatureStore(tmp_path)
+    store.put("k1", FRAME, {"name": "orders"})
+    path = tmp_path / "tables" / "k1.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # silent bit rot: Parquet would often still decode it
+    path.write_bytes(bytes(data))
+    assert store.get("k1") is None
+    assert "does not match its manifest" in caplog.text
+
+
+def test_a_truncated_table_is_a_miss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FeatureStore(tmp_path)
+    store.put("k1", FRAME, {"name": "orders"})
+    path = tmp_path / "tables" / "k1.parquet"
+    path.write_bytes(path.read_bytes()[:-100])
+    assert store.get("k1") is None
+    assert "its manifest says" in caplog.text
+
+
+def test_a_table_queued_for_the_writer_is_visible_after_flush(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    store.put_later("k1", FRAME, {"name": "orders"})
+    store.put_later("k2", FRAME.head(2), {"name": "orders"})
+    written = store.flush()
+    assert [m["key"] for m in written] == ["k1", "k2"] and written[1]["rows"] == 2
+    assert store.flush() == []  # nothing left to wait for
+    pd.testing.assert_frame_equal(FeatureStore(tmp_path).get("k1"), FRAME)  # another process' view
+
+
+def test_get_waits_for_the_same_stores_queued_write(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    store.put_later("k1", FRAME, {"name": "orders"})
+    pd.testing.assert_frame_equal(store.get("k1"), FRAME)
+
+
+def test_editing_a_frame_after_queueing_it_does_not_change_the_stored_table(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    frame = FRAME.copy()
+    store.put_later("k1", frame, {"name": "orders"})
+    frame.loc[0, "n_orders"] = -1.0  # copy-on-write: the writer keeps the values it was given
+    frame["plan"] = "changed"
+    store.flush()
+    pd.testing.assert_frame_equal(store.get("k1"), FRAME)
+
+
+def test_a_failed_background_write_raises_at_flush_and_leaves_no_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.featurestore as featurestore
+
+    real_write = open
+
+    def disk_full(path: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if "w" in mode and str(path).endswith(".tmp") and ".k-bad.parquet." in str(path):
+            raise OSError(28, "No space left on device")
+        return real_write(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(featurestore, "open", disk_full, raising=False)
+    store = FeatureStore(tmp_path)
+    store.put_later("k-good", FRAME, {"name": "orders"})
+    store.put_later("k-bad", FRAME, {"name": "orders"})
+    with pytest.raises(OSError, match="No space left"):
+        store.flush()
+    assert store.get("k-bad") is None and [t.key for t in store.list()] == ["k-good"]
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["k-good.json", "k-good.parquet"]
+
+
+def test_a_write_that_dies_before_its_manifest_leaves_no_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.featurestore as featurestore
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # as if the process stopped between the table and its manifest
+
+    monkeypatch.setattr(featurestore, "write_json", killed)
+    store = FeatureStore(tmp_path)
+    store.put_later("k1", FRAME, {"name": "orders"})
+    with pytest.raises(KeyboardInterrupt):
+        store.flush()
+    monkeypatch.undo()
+    assert store.get("k1") is None and not list(store.list())
+
+
+def test_verify_checks_the_sha256_of_the_whole_file(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    manifest = store.put("k1", FRAME, {"name": "orders"})
+    assert manifest["crc32"] and manifest["sha256"] and store.verify("k1")
+    path = tmp_path / "tables" / "k1.parquet"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0x80
+    path.write_bytes(bytes(data))
+    assert not store.verify("k1") and not store.verify("absent")
+
+
+def test_a_manifest_without_a_crc32_is_checked_with_its_sha256(tmp_path: Path) -> None:
+    import json
+
+    store = FeatureStore(tmp_path)
+    store.put("k1", FRAME, {"name": "orders"})
+    manifest_path = tmp_path / "tables" / "k1.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["crc32"]  # as written by an earlier version of the engine
+    manifest_path.write_text(json.dumps(manifest))
+    pd.testing.assert_frame_equal(store.get("k1"), FRAME)
+    manifest["sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    assert store.get("k1") is None

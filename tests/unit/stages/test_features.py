@@ -271,3 +271,39 @@ def test_a_derived_feature_mixing_text_and_numbers_is_stored_as_text(tmp_path: A
     cfg = config(derived={"avg": "total / n_orders", "mixed": "where(n_orders > 1, plan, 3)"})
     table = features.build(cfg, tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
     assert table.frame["mixed"].tolist() == ["monthly", "annual", "3"]
+
+
+def test_a_failed_store_write_fails_the_build_and_leaves_no_table(tmp_path: Any, monkeypatch: Any) -> None:
+    import engine.featurestore as featurestore
+    from engine.featurestore import FeatureStore
+
+    def disk_full(frame: pd.DataFrame) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(featurestore, "_encode", disk_full)
+    store = FeatureStore(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, store)
+    assert not list(store.list())
+
+
+def test_deferred_writes_are_checked_by_flush(tmp_path: Any, monkeypatch: Any) -> None:
+    import engine.featurestore as featurestore
+    from engine.featurestore import FeatureStore
+
+    store = FeatureStore(tmp_path)
+    built = features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, store, defer_writes=True)
+    assert [m["key"] for m in store.flush()] == [t["key"] for t in built.tables]
+    warm = features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
+    assert {t["status"] for t in warm.tables} == {"reused"}
+    pd.testing.assert_frame_equal(warm.frame, built.frame)
+
+    def disk_full(frame: pd.DataFrame) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(featurestore, "_encode", disk_full)
+    other = FeatureStore(tmp_path / "other")
+    features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, other, defer_writes=True)  # returns: not written yet
+    with pytest.raises(OSError, match="No space left"):
+        other.flush()
+    assert not list(other.list())
