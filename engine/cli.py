@@ -41,6 +41,8 @@ commands:
   compare    RUN RUN...: config differences, metric deltas, data fingerprints and code
   reproduce  RUN [--force]: re-execute a run, check code and data first, verify identical results
   registry   register RUN --name N | list | show N[@ALIAS|/V] | promote N/V --alias A | history N
+  report     RUN|SWEEP_DIR: write a self-contained report.html (plots, metrics by stakeholder,
+             value, requirements, provenance) into the run directory or sweep folder
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed,
@@ -60,7 +62,7 @@ def dispatch(argv: list[str]) -> int:
     commands: dict[str, Callable[[list[str]], int]] = {
         "run": run_command, "quality": quality_command, "features": features_command, "runs": runs_command,
         "show": show_command, "compare": compare_command, "reproduce": reproduce_command,
-        "registry": registry_command}
+        "registry": registry_command, "report": report_command}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -340,6 +342,47 @@ def reproduce_command(args: list[str]) -> int:
         path = Path(runs.resolve(store, options.run, runs.all_runs(store), succeeded=True)["run_dir"])
     return reproduce.reproduce(path, Path.cwd(), options.force,
                                lambda hydra_args: _hydra_app(task, hydra_args, "mlops reproduce"))
+
+
+REPORT_USAGE = """\
+usage: mlops report RUN|SWEEP_DIR [--tracking-uri URI]
+
+  RUN        latest, a run id, a unique id prefix, or a run directory
+  SWEEP_DIR  a sweep folder (outputs/sweeps/<date>/<time>-<name>, with summary.json)
+
+Writes report.html into the run directory or the sweep folder and prints its path.
+One self-contained file: plots embedded as PNG, no script, nothing fetched.
+"""
+
+
+def report_command(args: list[str]) -> int:
+    """``mlops report RUN|SWEEP_DIR``: write report.html for a run or a sweep."""
+    from engine import report, runs
+
+    if args[:1] in (["-h"], ["--help"]):
+        print(REPORT_USAGE, end="")
+        return 0
+    parser = _parser("mlops report", REPORT_USAGE)
+    parser.add_argument("target")
+    options = parser.parse_args(args)
+    path = Path(options.target)
+    if path.is_dir():
+        if report.is_sweep_dir(path):
+            print(report.write_sweep_report(path))
+            return 0
+        if report.is_run_dir(path):
+            print(report.write_run_report(path))
+            return 0
+        raise UsageError(f"usage error: {options.target} is neither a run directory (with run.json) nor a sweep "
+                         "folder (with summary.json or leaderboard.csv)")
+    store = _tracking_store(options.tracking_uri)
+    row = runs.resolve(store, options.target, runs.all_runs(store))
+    run_dir = Path(row["run_dir"] or "")
+    if not row["run_dir"] or not report.is_run_dir(run_dir):
+        raise UsageError(f"usage error: run {row['id'][:8]} has no run directory at {row['run_dir']} "
+                         "(moved or deleted?); pass the run directory instead")
+    print(report.write_run_report(run_dir))
+    return 0
 
 
 REGISTRY_USAGE = """\
