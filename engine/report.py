@@ -350,8 +350,9 @@ def _config_section(run: RunFiles, level: int) -> str | None:
             where = source.get("path") or source.get("url") or ""
             if source.get("query"):
                 where = f"{where} · {source['query']}"
-            rows.append([Markup(f"<strong>{_e(name)}</strong>"), source.get("type"), Markup(f"<code>{_e(where)}</code>"),
-                         source.get("key"), source.get("timestamp"), (recorded.get(name) or {}).get("rows")])
+            rows.append([Markup(f"<strong>{_e(name)}</strong>"), source.get("type"),
+                         Markup(f"<code>{_e(where)}</code>"), source.get("key"), source.get("timestamp"),
+                         (recorded.get(name) or {}).get("rows")])
         parts.append(f"<{h}>Data sources</{h}>" + _table(["source", "type", "location", "key", "event time", "rows"],
                                                           rows, numeric={5}))
     features = run.section("features")
@@ -395,9 +396,12 @@ def _quality_section(run: RunFiles, level: int) -> str | None:
         return None
     h = f"h{level}"
     gate = str(quality.get("gate") or "?")
-    parts = [f'<p>Checked as of <code>{_e(quality.get("as_of"))}</code>: gate {_badge(gate)}'
-             f'{"" if not quality.get("failed_errors") else " · rules of severity error failed: " + _codes(quality["failed_errors"])}'
-             f'{"" if not quality.get("failed_warnings") else " · warnings: " + _codes(quality["failed_warnings"])}</p>']
+    line = f'Checked as of <code>{_e(quality.get("as_of"))}</code>: gate {_badge(gate)}'
+    if quality.get("failed_errors"):
+        line += " · rules of severity error failed: " + _codes(quality["failed_errors"])
+    if quality.get("failed_warnings"):
+        line += " · warnings: " + _codes(quality["failed_warnings"])
+    parts = [f"<p>{line}</p>"]
     rules = [r for r in quality.get("rules") or [] if isinstance(r, Mapping)]
     scores = quality.get("scores") or {}
     if scores:
@@ -408,7 +412,8 @@ def _quality_section(run: RunFiles, level: int) -> str | None:
             failed = [r["rule"] for r in rules if r.get("dimension") == dimension and not r.get("passed")]
             rows.append([Markup(f"<strong>{_e(dimension)}</strong>"),
                          f"{_fmt(score.get('passed'))} / {_fmt(score.get('rules'))}" if "rules" in score else "–",
-                         Markup(_score_bar(value)), Markup(_codes(failed) if failed else '<span class="muted">–</span>')])
+                         Markup(_score_bar(value)),
+                         Markup(_codes(failed) if failed else '<span class="muted">–</span>')])
         parts.append(f"<{h}>Scores by dimension</{h}>" + _table(
             ["dimension", "rules passed", "score", "failed rules"], rows))
     failed_rules = [r for r in rules if not r.get("passed")]
@@ -537,7 +542,8 @@ def _value_section(run: RunFiles, level: int) -> str | None:
                      f'{_e(_fmt(threshold.get("best")))}. A customer whose score is at or above the threshold '
                      "gets the offer.</p>")
     lines = []
-    for key, label in (("design_estimate", "simple estimate (design)"), ("model_estimate", "simple estimate (this model)")):
+    for key, label in (("design_estimate", "simple estimate (design)"),
+                       ("model_estimate", "simple estimate (this model)")):
         estimate = money.get(key)
         if isinstance(estimate, Mapping):
             try:
@@ -704,8 +710,8 @@ def _provenance_section(run: RunFiles, level: int) -> str | None:
     data = record.get("data") or {}
     if data:
         rows = [[Markup(f"<strong>{_e(name)}</strong>"), d.get("type"), Markup(f"<code>{_e(d.get('location'))}</code>"),
-                 d.get("rows"), Markup(f"<code title='{_e(d.get('fingerprint'))}'>{_e(_short_hash(d.get('fingerprint')))}"
-                                       "</code>")]
+                 d.get("rows"), Markup(f'<code title="{_e(d.get("fingerprint"))}">'
+                                       f'{_e(_short_hash(d.get("fingerprint")))}</code>')]
                 for name, d in data.items() if isinstance(d, Mapping)]
         parts.append(f"<{h}>Data fingerprints</{h}>" + _table(["source", "type", "location", "rows", "fingerprint"],
                                                               rows, numeric={3}))
@@ -779,7 +785,8 @@ class SweepFiles:
 def _rows_from_jobs(sweep_dir: Path, metric: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The leaderboard's rows from the job folders, when leaderboard.csv is missing."""
     rows = []
-    for path in sorted(sweep_dir.glob("*/run.json"), key=lambda p: (not p.parent.name.isdigit(), p.parent.name.zfill(9))):
+    jobs = sorted(sweep_dir.glob("*/run.json"), key=lambda p: (not p.parent.name.isdigit(), p.parent.name.zfill(9)))
+    for path in jobs:
         record = _read_json(path, [])
         if record is None:
             continue
@@ -860,7 +867,7 @@ def _sweep_body(sweep: SweepFiles) -> str:
         parts.append('<section id="failed"><h2>Failed jobs</h2>'
                      + _table(["job", "run", "status", "error"], rows) + "</section>")
     if best_run is not None:
-        parts.append(f'<section id="best" class="best">'
+        parts.append('<section id="best" class="best">'
                      + _run_header(best_run, level=2).replace('class="top"', 'class="top sub"', 1)
                      + _run_body(best_run, level=3, prefix="best-") + "</section>")
     elif best:
@@ -886,7 +893,7 @@ def _leaderboard(sweep: SweepFiles, best: Mapping[str, Any] | None) -> str:
     columns = ["job", "run", "status", *swept, metric, *others]
     numeric = set(range(3 + len(swept), len(columns)))
     rows = []
-    for row, job_overrides in zip(sweep.rows, overrides):
+    for row, job_overrides in zip(sweep.rows, overrides, strict=True):
         cells: list[Any] = []
         for column in columns:
             value = job_overrides.get(column) if column in swept else row.get(column)
@@ -917,7 +924,8 @@ def _parameter_plots(sweep: SweepFiles) -> str:
     all_overrides, swept, _ = _swept(sweep)
     # Jobs that failed a gate still measured the metric: they are drawn, marked as failed.
     points = [(overrides, _number(row.get(metric)), row.get("status") == "succeeded")
-              for row, overrides in zip(sweep.rows, all_overrides) if _number(row.get(metric)) is not None]
+              for row, overrides in zip(sweep.rows, all_overrides, strict=True)
+              if _number(row.get(metric)) is not None]
     if not swept:
         return '<p class="muted">No parameter varies between the jobs.</p>'
     if not points:
@@ -1022,6 +1030,10 @@ def _operating_point(y_true: np.ndarray, y_score: np.ndarray, threshold: float) 
     return fp / negatives, tp / positives, tp / (tp + fp) if tp + fp else 1.0
 
 
+def _point_label(label: str, threshold: float) -> str:
+    return f"threshold {threshold:.3g}" + (" (used)" if label == "chosen" else "")
+
+
 _POINT_STYLE = {"0.5": {"color": _GRAY, "marker": "s"}, "chosen": {"color": _AMBER, "marker": "o"}}
 
 
@@ -1034,7 +1046,7 @@ def _roc_plot(fpr: np.ndarray, tpr: np.ndarray, auc: float, y_true: np.ndarray, 
         for label, threshold in points.items():
             x, y, _ = _operating_point(y_true, y_score, threshold)
             ax.plot([x], [y], linestyle="none", markersize=7, markeredgecolor="white",
-                    label=f"threshold {threshold:.3g}" + (" (used)" if label == "chosen" else ""), **_POINT_STYLE[label])
+                    label=_point_label(label, threshold), **_POINT_STYLE[label])
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel="false-positive rate (stayers flagged)",
                ylabel="recall (churners flagged)", title="ROC curve")
         ax.legend(loc="lower right")
@@ -1052,7 +1064,7 @@ def _pr_plot(precision: np.ndarray, recall: np.ndarray, ap: float, base_rate: fl
         for label, threshold in points.items():
             _, x, y = _operating_point(y_true, y_score, threshold)
             ax.plot([x], [y], linestyle="none", markersize=7, markeredgecolor="white",
-                    label=f"threshold {threshold:.3g}" + (" (used)" if label == "chosen" else ""), **_POINT_STYLE[label])
+                    label=_point_label(label, threshold), **_POINT_STYLE[label])
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel="recall (churners flagged)",
                ylabel="precision (flagged who churn)", title="Precision-recall curve")
         ax.legend(loc="upper right")
@@ -1131,7 +1143,7 @@ class _Job:
 def _draw_jobs(ax: Any, xs: Sequence[float], jobs: Sequence[_Job], first: bool) -> None:
     for ok, style in ((True, {"marker": "o", "color": _AMBER, "edgecolors": "white", "linewidths": 0.5}),
                       (False, {"marker": "X", "color": _RED, "linewidths": 0})):
-        chosen = [(x, j.y) for x, j in zip(xs, jobs) if j.ok == ok]
+        chosen = [(x, j.y) for x, j in zip(xs, jobs, strict=True) if j.ok == ok]
         if chosen:
             ax.scatter([c[0] for c in chosen], [c[1] for c in chosen], s=30, zorder=3,
                        label=("job" if ok else "job that failed a gate") if first else None, **style)
@@ -1173,7 +1185,7 @@ def _categorical_param_plot(key: str, jobs: Sequence[_Job], metric: str) -> _Ima
         ax.grid(axis="x", visible=False)
         ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key}")
         handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
+        unique = dict(zip(labels, handles, strict=True))
         ax.legend(unique.values(), unique.keys(), loc="best")
 
     return _plot(draw, margins=(0.7, 0.95 if tilted else 0.55, 0.15, 0.35))
