@@ -106,7 +106,8 @@ class Registry:
             entry["versions"].append({
                 "version": version, "run_id": record["id"], "run_dir": str(run_dir),
                 "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"],
-                "model_target": model.get("target"), "config_sha256": config_sha, "metrics": metrics,
+                "model_target": model.get("target"), "threshold": model.get("threshold"),
+                "config_sha256": config_sha, "metrics": metrics,
                 "registered_at": _now(),
             })
             write_json(self._file(name), entry)

@@ -13,6 +13,7 @@ the project folder, so every Hydra launcher runs the same code.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sqlite3
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_info
 
-from engine import kpis, provenance, specs, tracking
+from engine import kpis, provenance, runcache, specs, tracking
 from engine.errors import ConfigError, EngineError, QualityGateError, RequirementsGateError
 from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json
@@ -166,6 +167,12 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         tables = data.load(resolved["data"], root)
         record.update(data={name: table.record() for name, table in tables.items()})
         source_columns = {name: list(map(str, t.frame.columns)) for name, t in tables.items()}
+        record.update(cache_key=runcache.key(resolved, {n: t.fingerprint for n, t in tables.items()},
+                                             record.data["provenance"]))
+    if until == "save" and resolved.get("cache"):
+        earlier = runcache.find(index.store, record.data["cache_key"], exclude=record.id)
+        if earlier is not None:
+            return _reuse(earlier, record, root, index)
 
     with record.stage("quality") as stage:
         report = quality.run(resolved["quality"], quality.Context(tables, as_of))
@@ -277,6 +284,20 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
     log.info("run %s succeeded in %.1fs: %s  %s net_value=$%s/month", record.id[:8], record.data["duration_s"],
              _display(run_dir, root), headline, f"{metrics['net_value_per_month']:,.0f}")
+    return record.data
+
+
+def _reuse(earlier: dict[str, Any], record: RunRecord, root: Path, index: _Index) -> dict[str, Any]:
+    """Finish the run with an earlier run's results (``cache=true``): same config, data and code."""
+    with record.stage("cache") as stage:
+        fields = runcache.reuse(earlier, record.run_dir)
+        stage["reused"] = earlier["id"]
+        record.update(reused={"run": earlier["id"], "run_dir": earlier["run_dir"]}, **fields)
+    record.finish("succeeded")
+    index.metrics = json.loads((record.run_dir / METRICS_FILE).read_text())["metrics"]
+    index(record)
+    log.info("run %s reused run %s (same config, data and code; cache=true): %s", record.id[:8], earlier["id"][:8],
+             _display(record.run_dir, root))
     return record.data
 
 

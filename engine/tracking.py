@@ -48,13 +48,16 @@ class RunStore(ABC):
         """One run with its params, metrics and tags, by full id."""
 
     @abstractmethod
-    def search(self, top: tuple[str, bool, int] | None = None) -> list[dict[str, Any]]:
+    def search(self, top: tuple[str, bool, int] | None = None,
+               tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         """Runs with their params, metrics and tags.
 
         Args:
             top: ``(metric, descending, n)``: only the best ``n`` runs by a metric, found
                 by the store itself (runs without the metric are left out); None: every
                 run (filtering and sorting then happen in :mod:`engine.runs`).
+            tag: ``(key, value)``: only the runs with that tag (the run cache looks up
+                ``cache_key`` this way); ``top`` is then ignored.
         """
 
 
@@ -155,8 +158,13 @@ class SqliteRunStore(RunStore):
             rows = self._read(conn, "WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
-    def search(self, top: tuple[str, bool, int] | None = None) -> list[dict[str, Any]]:
+    def search(self, top: tuple[str, bool, int] | None = None,
+               tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         with self._connect() as conn:
+            if tag is not None:
+                ids = [row[0] for row in conn.execute("SELECT run_id FROM tags WHERE key = ? AND value = ?", tag)]
+                marks = ", ".join("?" * len(ids))
+                return self._read(conn, f"WHERE id IN ({marks})", tuple(ids)) if ids else []
             if top is None:
                 return self._read(conn, "", ())
             metric, descending, n = top
@@ -193,6 +201,10 @@ def track(store: RunStore, record: Mapping[str, Any], resolved: Mapping[str, Any
         if score is not None:
             numbers[f"quality.{dimension}"] = float(score)
     tags = {"kind": str(record.get("kind", "run"))}
+    if record.get("cache_key"):
+        tags["cache_key"] = str(record["cache_key"])
+    if record.get("reused"):
+        tags["reused_from"] = str(record["reused"]["run"])
     if resolved:
         tags["model"] = str(resolved.get("model", {}).get("_target_", "")).rsplit(".", 1)[-1]
     store.upsert(summary(record, resolved),
