@@ -451,7 +451,7 @@ def _example(example: Any) -> str:
     if not isinstance(example, Mapping):
         return str(example)
     value = example.get("value")
-    text = json.dumps(value, default=str) if isinstance(value, Mapping | list) else str(value)
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if example.get("key") is None else f"{example['key']}: {text}"
 
 
@@ -967,10 +967,13 @@ def _plot(draw: Callable[[Any], None], size: tuple[float, float] = (5.2, 3.4),
           margins: tuple[float, float, float, float] = (0.7, 0.55, 0.15, 0.35)) -> _Image:
     """Draw on a new figure and return it as PNG bytes.
 
-    Figures come from :class:`matplotlib.figure.Figure`, not pyplot: pyplot keeps every
-    figure it opens until ``plt.close``, this one is freed with its last reference, and
-    nothing here touches pyplot's global state (reports may be written in a sweep's
-    worker threads). Saving a bare Figure to PNG renders with the Agg backend.
+    Figures come from :class:`matplotlib.figure.Figure`, not pyplot (matplotlib's advice
+    for servers): pyplot keeps every figure it opens until ``plt.close``, this one is
+    freed with its last reference, so a long sweep that writes many reports holds no
+    figures, and the backend pyplot would pick never matters. Saving a bare Figure to
+    PNG renders with Agg. The style is applied with ``rc_context``, which is global to
+    the process: one report is drawn at a time per process (Hydra's parallel launchers
+    run jobs in processes).
 
     Args:
         margins: left, bottom, right, top in inches. Fixed margins instead of the
