@@ -190,10 +190,12 @@ def main() -> int:
     size = f"{args.customers // 1000}k" if args.customers % 1000 == 0 else str(args.customers)
     data_dir = args.data_dir or f"data/bench-{size}"
 
-    # features.store=null: every engine run computes its features, as the baseline does
+    # features.store=null: every engine run computes its features, as the baseline does;
+    # report=false: the baseline writes no HTML report (the report's cost is its own line
+    # in the README: matplotlib rendering, ~1-3 s)
     # (with the store, repeats 2..N would reuse them and do less work than the baseline).
     engine_cmd = [*mlops_command(), "run", f"data.dir={data_dir}", f"data.generate.customers={args.customers}",
-                  "features.store=null"]
+                  "features.store=null", "report=false"]
     baseline_cmd = [sys.executable, str(BASELINE), "--data-dir", str(ROOT / data_dir)]
     scratch = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
     print(f"benchmark: {args.customers} customers in {data_dir}, {args.repeats} repeats, "

@@ -124,6 +124,14 @@ class SweepSummary(Callback):
             else "no run succeeded"
         log.info("sweep done: %d jobs, %d failed, %s; leaderboard.csv/.md and summary.json in %s",
                  summary["jobs"], len(summary["failed"]), described, sweep_dir)
+        if config.get("report", True):
+            from engine.report import write_sweep_report  # matplotlib: only when a report is written
+
+            try:
+                log.info("sweep report: %s", write_sweep_report(sweep_dir))
+            except Exception as exc:  # noqa: BLE001 - the sweep's own results are already written
+                log.warning("sweep report: not written (%s); write it later with: mlops report %s",
+                            str(exc).splitlines()[0], sweep_dir)
 
     def _poll(self, sweep_dir: Path, metric: str, mode: str) -> None:
         stop = self._stop

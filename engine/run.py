@@ -104,6 +104,8 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
             index(record)
             _mirror(cfg, record)
             log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
+            if exc.run_status in ("failed_quality", "failed_requirements"):
+                _report(cfg, record, until, root)
             raise
         except KeyboardInterrupt as exc:
             reason = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
@@ -118,7 +120,23 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
             log.info("run %s failed with an internal error: %s", record.id[:8], shown)
             raise
     _mirror(cfg, record)
+    _report(cfg, record, until, root)
     return result
+
+
+def _report(cfg: DictConfig, record: RunRecord, until: str, root: Path) -> None:
+    """Write the run's report.html (``report: true``); a report that fails never fails the run."""
+    if until != "save" or not OmegaConf.select(cfg, "report", default=True, throw_on_missing=False):
+        return
+    from engine.report import write_run_report  # matplotlib: imported only when a report is written
+
+    try:
+        path = write_run_report(record.run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run's own result is already recorded
+        log.warning("report: not written (%s); write it later with: mlops report %s", str(exc).splitlines()[0],
+                    record.id[:8])
+        return
+    log.info("report: %s", _display(path, root))
 
 
 def _mirror(cfg: DictConfig, record: RunRecord) -> None:
