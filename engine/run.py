@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import sqlite3
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -96,7 +99,7 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
     )
     shown = _display(run_dir, root)
     index(record)
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), _isolated(cfg):
         try:
             result = _execute(cfg, record, root, where, until, index)
         except EngineError as exc:
@@ -459,6 +462,32 @@ def _conf_label(hydra_cfg: Any, root: Path) -> str:
             except ValueError:
                 return str(path)
     return "conf"
+
+
+@contextmanager
+def _isolated(cfg: DictConfig) -> Iterator[None]:
+    """Keep jobs that share a process (Hydra's basic launcher) from leaking into each other.
+
+    The global random generators start every job from the job's own seed, so an
+    estimator left with ``random_state: null`` gives the same model alone or as the
+    tenth job of a sweep; the warning filters and "already shown" registries are
+    restored afterwards, so every job's run.log shows its own warnings. (Hydra itself
+    reconfigures the logging handlers for every job.)
+    """
+    try:
+        seed = int(OmegaConf.select(cfg, "seed", default=0, throw_on_missing=False) or 0)
+    except (OmegaConfBaseException, TypeError, ValueError):
+        seed = 0  # a broken config fails validation inside the job
+    random_state, numpy_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            yield
+    finally:
+        random.setstate(random_state)
+        np.random.set_state(numpy_state)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from tests.conftest import run_mlops
+from tests.conftest import run_dirs, run_mlops
 
 
 def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(project: Path) -> None:
@@ -44,3 +44,24 @@ def test_a_parallel_sweep_with_the_joblib_launcher(project: Path) -> None:
     assert statuses == ["failed", "failed", "succeeded", "succeeded"]
     listed = run_mlops(project, "runs", "--format", "json", "--columns", "id,status")
     assert sorted(r["status"] for r in json.loads(listed.stdout)) == statuses  # both workers indexed
+
+
+def test_jobs_in_one_process_do_not_leak_into_each_other(project: Path) -> None:
+    # random_state: null makes the forest draw from numpy's global generator: alone or as
+    # the second job after another forest has used it, the job must give the same model.
+    job = ["model=random_forest", "model.random_state=null", "model.n_estimators=20", "report=false"]
+    assert run_mlops(project, "run", *job).returncode == 0
+    (alone,) = run_dirs(project)
+    swept = run_mlops(project, "run", "-m", "model=random_forest", "model.random_state=null",
+                      "model.n_estimators=10,20", "report=false")
+    assert swept.returncode == 0, swept.stderr
+    (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
+    second = sweep / "1"
+    assert json.loads((second / "run.json").read_text())["model"]["target"].endswith("RandomForestClassifier")
+    assert (second / "metrics.json").read_bytes() == (alone / "metrics.json").read_bytes()
+    assert (second / "model" / "model.joblib.sha256").read_text() == \
+        (alone / "model" / "model.joblib.sha256").read_text()
+    # Each job's log holds its own lines only.
+    first_id = json.loads((sweep / "0" / "run.json").read_text())["id"][:8]
+    log = (second / "run.log").read_text()
+    assert first_id not in log and "validate: started" in log and log.count("validate: started") == 1
