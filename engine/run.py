@@ -345,6 +345,8 @@ def _evaluate(business_cfg: dict[str, Any], y_true: Any, scores: Any) -> dict[st
         "business": {
             "inputs": {k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
             "design_estimate": business.design_estimate(economics),
+            "break_even_precision": round(economics.break_even_precision, 6),
+            "top_1pct_precision": business.top_precision(y_true, scores, 0.01),
             "model_estimate": model_estimate,
             "at_default_threshold": at["default"],
             "at_best_threshold": at["best"],
@@ -362,8 +364,9 @@ def _show_value(result: dict[str, Any]) -> None:
                  "really at risk", 100 * m["share_churners_caught"], f"{m['customers_contacted_per_month']:,.0f}",
                  100 * m["contacted_at_risk_share"])
     else:
-        log.info("subject-matter expert: nobody is contacted: at these business numbers no offer this model "
-                 "could send is worth its cost")
+        log.info("subject-matter expert: nobody is contacted: an offer pays only when more than %.0f%% of the "
+                 "contacted customers would churn; this model's top 1%% of scores holds %.0f%% churners",
+                 100 * money["break_even_precision"], 100 * (money["top_1pct_precision"] or 0))
     log.info("business: net value $%s a month, revenue saved $%s a month (at threshold 0.5: net $%s)",
              f"{m['net_value_per_month']:,.0f}", f"{m['revenue_saved_per_month']:,.0f}",
              f"{money['at_default_threshold']['net_value_per_month']:,.0f}")

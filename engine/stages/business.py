@@ -68,6 +68,14 @@ class Economics:
             return float(self.false_positive_cost)
         return max(self.price - self.discounted_price, 0.0)
 
+    @property
+    def break_even_precision(self) -> float:
+        """The share of contacted customers who must be real churners for offers to pay:
+        cost / (cost + what a contacted churner brings), 2 / (2 + 0.5 x 8) = 1/3 here."""
+        gain = self.retention_effect * self.discounted_price
+        cost = self.cost_per_needless_offer
+        return cost / (cost + gain) if cost + gain > 0 else 0.0
+
 
 def simple_estimate(churners_per_month: float, share_caught: float, retention_effect: float,
                     discounted_price: float) -> float:
@@ -120,6 +128,15 @@ def best_threshold(economics: Economics, y_true: np.ndarray, y_score: np.ndarray
     if not np.isfinite(threshold):  # contacting nobody is best
         return float(np.nextafter(np.max(y_score), np.inf)) if len(y_score) else 1.0
     return threshold
+
+
+def top_precision(y_true: np.ndarray, y_score: np.ndarray, share: float = 0.01) -> float | None:
+    """The share of churners among the top ``share`` of hold-out scores (at least one row)."""
+    if len(y_score) == 0:
+        return None
+    k = max(1, int(round(share * len(y_score))))
+    top = np.argsort(-np.asarray(y_score, dtype=float), kind="stable")[:k]
+    return round(float(np.asarray(y_true)[top].mean()), 6)
 
 
 def stakeholder_metrics(data_scientist: Mapping[str, Any], value: Mapping[str, float]) -> dict[str, dict[str, Any]]:

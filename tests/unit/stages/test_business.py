@@ -117,3 +117,21 @@ def test_compliance_follows_derived_features_back_to_the_protected_column() -> N
     assert "customers.first_name reaches the feature table through initial" in by_name["personal_data"].detail
     assert warnings == ["business.requirements.protected_columns: no source has a column 'crm.religion'; "
                         "sources: crm, customers"]
+
+
+def test_offers_pay_only_above_the_break_even_precision() -> None:
+    assert MISSION.break_even_precision == pytest.approx(1 / 3)  # $2 lost per stayer, $4 won per churner
+    # Every churner caught (1,000) and 20/990 of the 99,000 stayers (2,000): 1 in 3 contacted
+    # would churn, exactly break-even.
+    at = business.value_at(MISSION, tp=10, fp=20, fn=0, tn=970)
+    assert at["contacted_at_risk_share"] == pytest.approx(1 / 3, abs=1e-6)
+    assert at["net_value_per_month"] == pytest.approx(0.0, abs=0.01)
+    assert business.value_at(MISSION, tp=10, fp=10, fn=0, tn=980)["net_value_per_month"] > 0
+    assert business.value_at(MISSION, tp=10, fp=30, fn=0, tn=960)["net_value_per_month"] < 0
+
+
+def test_top_precision_reads_the_highest_scores() -> None:
+    y = np.array([0] * 98 + [1, 1])
+    score = np.linspace(0, 1, 100)
+    assert business.top_precision(y, score, 0.01) == 1.0
+    assert business.top_precision(y, score, 0.05) == pytest.approx(0.4)
