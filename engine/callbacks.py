@@ -210,12 +210,12 @@ def _selection(config: DictConfig) -> tuple[str, str]:
 
 
 def _planned_jobs(config: DictConfig) -> int | None:
-    """How many jobs the basic sweeper will launch (None for other sweepers)."""
+    """How many jobs a grid sweeper will launch (None for other sweepers)."""
     try:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+        if not str(config.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "MlopsGridSweeper")):
             return None
         params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
         parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])

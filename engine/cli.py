@@ -510,6 +510,8 @@ def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
     except OverrideParseException as exc:
         raise ConfigError("command line", _one_line(exc)) from exc
     except (HydraException, OmegaConfBaseException) as exc:
+        if isinstance(exc.__cause__, EngineError):  # a plugin (our sweeper) refused its config
+            raise exc.__cause__ from exc
         raise _composition_error(exc, args) from exc
     except OSError as exc:
         if started:

@@ -65,3 +65,24 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(project: Path) -> None:
     first_id = json.loads((sweep / "0" / "run.json").read_text())["id"][:8]
     log = (second / "run.log").read_text()
     assert first_id not in log and "validate: started" in log and log.count("validate: started") == 1
+
+
+def test_max_failures_stops_launching_a_grid_and_fail_fast_is_one(project: Path) -> None:
+    # Jobs in order: (logistic, 1.5) bad, (logistic, 0.25) good, (forest, 1.5) bad, (forest, 0.25) good.
+    grid = ["run", "-m", "model=logistic,random_forest", "split.test_size=1.5,0.25", "report=false"]
+    fast = run_mlops(project, *grid, "hydra.sweeper.max_failures=1")
+    assert fast.returncode == 2
+    (line,) = fast.stderr.strip().splitlines()
+    assert line.startswith("mlops: config error at split.test_size")
+    assert "sweep stopped: 1 job(s) failed (max_failures=1); 3 of 4 jobs not launched" in fast.stdout
+    (first,) = (project / "outputs" / "sweeps").glob("*/*")
+    assert sorted(p.name for p in first.iterdir() if p.is_dir() and p.name.isdigit()) == ["0"]
+    two = run_mlops(project, *grid, "hydra.sweeper.max_failures=2")
+    assert two.returncode == 2
+    assert "sweep stopped: 2 job(s) failed (max_failures=2); 1 of 4 jobs not launched" in two.stdout
+    (second,) = [p for p in (project / "outputs" / "sweeps").glob("*/*") if p != first]
+    assert json.loads((second / "summary.json").read_text())["succeeded"] == 1
+    bad = run_mlops(project, *grid, "hydra.sweeper.max_failures=0")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "mlops: config error at hydra.sweeper.max_failures: must be an integer >= 1 or " \
+                                 "null, got 0"

@@ -1,0 +1,84 @@
+"""Hydra's basic sweeper with ``max_failures``: a grid that stops launching after N failures.
+
+Hydra's basic sweeper launches every job of a batch, then raises the first failed job's
+error; with one batch (its default) a sweep with a broken config trains every other job
+before it says so. Here ``max_failures: N`` launches the grid in batches (of
+``max_batch_size``, default the launcher's ``n_jobs`` or 1) and stops launching once N
+jobs have failed; ``max_failures: 1`` is fail-fast. ``null`` keeps Hydra's behaviour:
+every job runs. Either way the sweep ends with the first failed job's error, so the
+command's exit status is that job's.
+"""
+
+# No `from __future__ import annotations`: Hydra runs this module before it is in
+# sys.modules, and dataclasses cannot resolve string annotations there.
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads the hints
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MlopsGridSweeperConf:
+    _target_: str = "hydra_plugins.mlops_grid_sweeper.mlops_grid_sweeper.MlopsGridSweeper"
+    #: Jobs launched together; null: the launcher's n_jobs when max_failures is set, else all.
+    max_batch_size: Optional[int] = None  # noqa: UP007
+    #: Stop launching after this many failed jobs (1: fail fast); null: run every job.
+    max_failures: Optional[int] = None  # noqa: UP007
+    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP007
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="mlops_grid", node=MlopsGridSweeperConf,
+                             provider="mlops-engine")
+
+
+class MlopsGridSweeper(BasicSweeper):
+    """The basic sweeper, launching in batches and stopping after ``max_failures`` failures."""
+
+    def __init__(self, max_batch_size: Optional[int] = None, max_failures: Optional[int] = None,  # noqa: UP007
+                 params: Optional[Dict[str, str]] = None) -> None:  # noqa: UP006, UP007
+        if max_failures is not None and (isinstance(max_failures, bool) or int(max_failures) < 1):
+            from engine.errors import ConfigError
+
+            raise ConfigError("hydra.sweeper.max_failures", f"must be an integer >= 1 or null, got {max_failures!r}")
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.max_failures = max_failures
+
+    def sweep(self, arguments: List[str]) -> Any:  # noqa: UP006
+        if self.max_failures is None:
+            return super().sweep(arguments)
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        params = self._parse_config()
+        params.extend(arguments)
+        overrides = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
+        batch_size = self.max_batch_size or int(OmegaConf.select(self.config, "hydra.launcher.n_jobs",
+                                                                 default=1) or 1)
+        self.overrides = self.split_arguments(overrides, max(1, batch_size))
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        total = sum(len(batch) for batch in self.overrides)
+        returns: List[List[JobReturn]] = []  # noqa: UP006
+        failed: List[JobReturn] = []  # noqa: UP006
+        launched = 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            self.validate_batch_is_legal(batch)
+            results = list(self.launcher.launch(batch, initial_job_idx=launched))
+            launched += len(batch)
+            returns.append(results)
+            failed += [r for r in results if r.status == JobStatus.FAILED]
+            if len(failed) >= self.max_failures and launched < total:
+                log.warning("sweep stopped: %d job(s) failed (max_failures=%d); %d of %d jobs not launched",
+                            len(failed), self.max_failures, total - launched, total)
+                break
+        if failed:
+            _ = failed[0].return_value  # re-raises the first failed job's error, as the basic sweeper does
+        return returns
