@@ -20,7 +20,7 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engine import tracking
-from engine.errors import DataError, UsageError
+from engine.errors import UsageError
 from engine.files import write_json
 
 DEFAULT_COLUMNS = ("id", "started_at", "status", "name", "params.model._target_", "metrics.roc_auc",
-                   "metrics.f1", "metrics.recall", "duration_s", "hypothesis")
+                   "metrics.recall", "metrics.net_value_per_month", "duration_s", "hypothesis")
 
 Row = dict[str, Any]
 
