@@ -36,6 +36,7 @@ manifests written before the CRC-32 was recorded are read with their sha256.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -154,7 +155,16 @@ class FeatureStore:
             previous = self._pending.pop(key, None)
             if previous is not None:
                 previous.result()
-            self._pending[key] = self._writer.submit(self._write, key, snapshot, dict(manifest))
+            future = self._writer.submit(self._write, key, snapshot, dict(manifest))
+            future.add_done_callback(functools.partial(self._report, key))
+            self._pending[key] = future
+
+    def _report(self, key: str, future: Future[dict[str, Any]]) -> None:
+        """Log a failed background write when it happens, whether or not anyone flushes."""
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
+            log.error("feature store: writing table %s to %s failed (%s: %s); the table is not stored",
+                      key[:12], self.tables, type(exc).__name__, exc)
 
     def flush(self) -> list[dict[str, Any]]:
         """Wait for every write :meth:`put_later` queued.
@@ -176,7 +186,6 @@ class FeatureStore:
             try:
                 written.append(future.result())
             except Exception as exc:  # re-raised below, once the other writes have finished
-                log.error("feature store: writing table %s to %s failed: %s", key[:12], self.tables, exc)
                 failed.append(exc)
         if failed:
             raise failed[0]

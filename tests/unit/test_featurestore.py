@@ -187,3 +187,18 @@ def test_a_manifest_without_a_crc32_is_checked_with_its_sha256(tmp_path: Path) -
     manifest["sha256"] = "0" * 64
     manifest_path.write_text(json.dumps(manifest))
     assert store.get("k1") is None
+
+
+def test_a_failed_background_write_is_logged_even_if_nobody_flushes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import engine.featurestore as featurestore
+
+    def disk_full(frame: pd.DataFrame) -> object:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(featurestore, "_encode", disk_full)
+    store = FeatureStore(tmp_path)
+    store.put_later("k1", FRAME, {"name": "orders"})
+    store._writer.shutdown(wait=True)  # type: ignore[union-attr]  # the writer is done (callbacks too); no flush
+    assert "writing table k1" in caplog.text and "No space left" in caplog.text
+    assert not list(store.list())
