@@ -294,7 +294,10 @@ def _encode(frame: pd.DataFrame) -> pa.Buffer:
 
 
 def _decode(data: pa.Buffer) -> pd.DataFrame:
-    return pq.ParquetFile(pa.BufferReader(data)).read().to_pandas(split_blocks=True)
+    # One thread: on a small, busy machine Arrow's thread pool mostly adds hand-offs
+    # (the checksum already runs on the other core).
+    return (pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+            .to_pandas(split_blocks=True, use_threads=False))
 
 
 def _sha256(data: Any) -> str:
