@@ -52,3 +52,38 @@ def rss_peak(call: Callable[[], Any]) -> tuple[int, int]:
     peak = status_kib("VmHWM")
     del result
     return (peak - before) * 1024, before * 1024
+
+
+def pid_status_kib(pid: int, field: str) -> int | None:
+    """A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, ...); None once the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc/<pid>/stat), parents first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        ppid = int(text.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident KiB of ``pid`` and its descendants together (shared pages counted once per process)."""
+    return sum(pid_status_kib(p, "VmRSS") or 0 for p in process_tree(pid))
