@@ -308,7 +308,7 @@ PROFILE_POINTS = (
     ("    run.json writes (RunRecord.save)", "engine/record.py", "save"),
     ("    stages (_execute)", "engine/run.py", "_execute"),
     ("      resolve the config", "engine/run.py", "_resolve"),
-    ("      write config.resolved.yaml (OmegaConf.save)", "omegaconf/omegaconf.py", "save"),
+    ("      OmegaConf.save (all callers: config.resolved + .hydra)", "omegaconf/omegaconf.py", "save"),
     ("      threadpoolctl.threadpool_info", "threadpoolctl.py", "threadpool_info"),
     ("      validate (schemas)", "engine/validation.py", "validate"),
     ("      data.prepare (demo data up to date?)", "engine/stages/data.py", "prepare"),
