@@ -427,6 +427,11 @@ def registry_command(args: list[str]) -> int:
         version = store.register(options.name, path)
         print(f"registered {options.name}/{version['version']} from run {version['run_id'][:8]} "
               f"(model sha256 {version['model_sha256'][:12]})")
+        same = [v["version"] for v in store.read(options.name)["versions"]
+                if v["model_sha256"] == version["model_sha256"] and v["version"] != version["version"]]
+        if same:
+            print(f"mlops: note: {options.name}/{version['version']} is the same model file as version(s) "
+                  f"{', '.join(map(str, same))} (a reused run, or the same run registered again)", file=sys.stderr)
     elif options.action == "list":
         names = store.names()
         for name in names:
@@ -438,7 +443,7 @@ def registry_command(args: list[str]) -> int:
         entry, version = store.resolve(options.ref)
         holders = [a for a, v in entry["aliases"].items() if v == version["version"]]
         print(f"{entry['name']}/{version['version']}" + (f"  ({', '.join(holders)})" if holders else ""))
-        for key in ("run_id", "run_dir", "model", "model_sha256", "model_target", "config_sha256",
+        for key in ("run_id", "run_dir", "model", "model_sha256", "model_target", "threshold", "config_sha256",
                     "registered_at"):
             print(f"  {key}: {version.get(key)}")
         for name, value in sorted((version.get("metrics") or {}).items()):

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-CORE_PACKAGES = ("mlops-engine", "hydra-core", "omegaconf", "pandas", "numpy", "scikit-learn",
+CORE_PACKAGES = ("mlops-engine", "hydra-core", "omegaconf", "pandas", "numpy", "scipy", "scikit-learn",
                  "joblib", "jsonschema", "pyarrow", "threadpoolctl")
 
 

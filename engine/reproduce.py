@@ -69,9 +69,10 @@ def reproduce(run_dir: Path, root: Path, force: bool, execute: Callable[[list[st
         return EXIT_BAD_INPUT
     stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
     new_dir = root / "outputs" / "reproduce" / f"{stamp}-{record['id'][:8]}"
-    # features.store=null: recompute the features instead of reading what the run built.
+    # features.store=null: recompute the features instead of reading what the run built;
+    # ++cache=false: retrain, never answer from the run cache (that would prove nothing).
     status = execute(["-cp", str(run_dir.resolve()), "-cn", "config.resolved", f"hydra.run.dir={new_dir}",
-                      "hydra.job.name=run", "hydra.job.chdir=false", "features.store=null"])
+                      "hydra.job.name=run", "hydra.job.chdir=false", "features.store=null", "++cache=false"])
     if status != 0:
         return status
     return verdict(run_dir, new_dir, record)

@@ -188,12 +188,14 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         tables = data.load(resolved["data"], root)
         record.update(data={name: table.record() for name, table in tables.items()})
         source_columns = {name: list(map(str, t.frame.columns)) for name, t in tables.items()}
-        record.update(cache_key=runcache.key(resolved, {n: t.fingerprint for n, t in tables.items()},
-                                             record.data["provenance"]))
+        if until == "save":  # only training runs: a quality or features run has no model to reuse
+            record.update(cache_key=runcache.key(resolved, {n: t.fingerprint for n, t in tables.items()},
+                                                 record.data["provenance"]))
     if until == "save" and resolved.get("cache"):
         earlier = runcache.find(index.store, record.data["cache_key"], exclude=record.id)
-        if earlier is not None:
-            return _reuse(earlier, record, root, index)
+        reused = _reuse(earlier, record, root, index) if earlier is not None else None
+        if reused is not None:
+            return reused
 
     with record.stage("quality") as stage:
         report = quality.run(resolved["quality"], quality.Context(tables, as_of))
@@ -219,7 +221,10 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     with record.stage("features") as stage:
         store_cfg = resolved["features"].get("store")
         store = FeatureStore(root / store_cfg["path"]) if store_cfg else None
-        table = features.build(resolved["features"], tables, as_of, store)
+        # The store's tables are written by a background thread while the run goes on;
+        # store.flush() below waits for them (and raises a failed write) before the run
+        # is recorded as done.
+        table = features.build(resolved["features"], tables, as_of, store, defer_writes=True)
         stage.update(rows=len(table.frame), features=list(table.features),
                      target_rate=round(float(table.y.mean()), 6) if len(table.frame) else None)
         record.update(features={"store": str(store.root) if store else None, "tables": list(table.tables)})
@@ -227,6 +232,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
             _note_group_use(store, table.tables, record, resolved)
         del tables
     if until == "features":
+        _flush(store)
         record.finish("succeeded")
         index(record)
         statuses = ", ".join(f"{t.get('group', t.get('table'))} {t['status']}" for t in table.tables)
@@ -239,13 +245,15 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         with record.stage("compliance") as stage:
             found, warnings = business.check_compliance(
                 requirements, specs.lineage(resolved["features"], resolved["data"]["sources"]),
-                table_columns=list(specs.FeatureSpec.from_config(resolved["features"]).features),
+                table_columns=[table.key, *specs.FeatureSpec.from_config(resolved["features"]).features,
+                               table.target],
                 model_columns=list(table.features), source_columns=source_columns)
             for warning in warnings:
                 log.warning(warning)
             stage["verdicts"] = {v.requirement: v.verdict for v in found}
             verdicts += found
         if any(not v.passed and v.hard for v in verdicts):
+            _flush(store)
             _close_requirements(verdicts, record)  # before training: a non-compliant model is never fitted
 
     with record.stage("split") as stage:
@@ -283,6 +291,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     _show_value(result)
 
     with record.stage("save"):
+        _flush(store)  # the feature tables are on disk before the run can be recorded as done
         decided = model.with_threshold(pipeline, metrics["threshold"], X_test, y_test)
         digest = model.save(decided, run_dir / "model")
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
@@ -308,16 +317,34 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     return record.data
 
 
-def _reuse(earlier: dict[str, Any], record: RunRecord, root: Path, index: _Index) -> dict[str, Any]:
-    """Finish the run with an earlier run's results (``cache=true``): same config, data and code."""
+def _flush(store: FeatureStore | None) -> None:
+    if store is not None:
+        store.flush()
+
+
+def _reuse(earlier: dict[str, Any], record: RunRecord, root: Path, index: _Index) -> dict[str, Any] | None:
+    """Finish the run with an earlier run's results (``cache=true``): same config, data and code.
+
+    Returns None (train instead) when the earlier run's files cannot be taken over.
+    """
+    # A reused run names the run that trained, not another reuse of it.
+    origin = earlier.get("reused") or {"run": earlier["id"], "run_dir": earlier["run_dir"]}
     with record.stage("cache") as stage:
-        fields = runcache.reuse(earlier, record.run_dir)
-        stage["reused"] = earlier["id"]
-        record.update(reused={"run": earlier["id"], "run_dir": earlier["run_dir"]}, **fields)
+        try:
+            fields = runcache.reuse(earlier, record.run_dir)
+            result = json.loads((record.run_dir / METRICS_FILE).read_text())
+        except (OSError, json.JSONDecodeError, KeyError) as exc:
+            log.warning("run cache: run %s not reused (%s); training instead", earlier["id"][:8], exc)
+            stage["reused"] = None
+            return None
+        stage["reused"] = origin["run"]
+        record.update(reused=origin, **fields)
+    if "business" in result:  # metrics.json of this engine version (older ones lack the value)
+        _show_value(result)
     record.finish("succeeded")
-    index.metrics = json.loads((record.run_dir / METRICS_FILE).read_text())["metrics"]
+    index.metrics = result["metrics"]
     index(record)
-    log.info("run %s reused run %s (same config, data and code; cache=true): %s", record.id[:8], earlier["id"][:8],
+    log.info("run %s reused run %s (same config, data and code; cache=true): %s", record.id[:8], origin["run"][:8],
              _display(record.run_dir, root))
     return record.data
 

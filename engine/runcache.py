@@ -17,11 +17,13 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from engine import tracking
+from engine.errors import EngineError
 from engine.files import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,10 @@ log = logging.getLogger(__name__)
 #: Config keys that do not change a run's result.
 VOLATILE = ("tracking", "cache", "hypothesis", "register", "select", "report", "name")
 
-#: What a reused run takes from the earlier run's folder (hard links where possible).
-ARTIFACTS = ("quality.json", "metrics.json", "requirements.json", "predictions.parquet", "model/model.joblib",
-             "model/model.joblib.sha256")
+#: What a reused run takes from the earlier run's folder (hard links where possible);
+#: an earlier run missing any of the first four is not reused.
+REQUIRED = ("quality.json", "metrics.json", "predictions.parquet", "model/model.joblib")
+ARTIFACTS = (*REQUIRED, "requirements.json", "model/model.joblib.sha256")
 
 #: What a reused run's record takes from the earlier record.
 FIELDS = ("features", "quality", "speed", "model", "metrics", "requirements")
@@ -43,8 +46,11 @@ def key(resolved: Mapping[str, Any], fingerprints: Mapping[str, str], provenance
         "project": _code(provenance.get("git")),
         "engine": _code((provenance.get("engine") or {}).get("git")),
         "packages": provenance.get("packages"),
+        "python": provenance.get("python"),
     }
     config = {k: v for k, v in resolved.items() if k not in VOLATILE}
+    if isinstance(config.get("features"), Mapping):  # where the feature store lives changes no feature
+        config["features"] = {k: v for k, v in config["features"].items() if k != "store"}
     payload = json.dumps({"config": config, "data": dict(sorted(fingerprints.items())), "code": code},
                          sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
@@ -54,8 +60,13 @@ def find(store: tracking.RunStore | None, cache_key: str, exclude: str) -> dict[
     """The latest succeeded training run with this key whose model still matches its record."""
     if store is None:
         return None
-    candidates = [r for r in store.search(tag=("cache_key", cache_key))
-                  if r["id"] != exclude and r.get("status") == "succeeded"]
+    try:
+        found = store.search(tag=("cache_key", cache_key))
+    except (EngineError, sqlite3.Error, OSError) as exc:
+        log.warning("run cache: the run store cannot be searched (%s); training instead", str(exc).splitlines()[0])
+        return None
+    candidates = [r for r in found if r["id"] != exclude and r.get("status") == "succeeded"
+                  and r.get("tags", {}).get("kind", "run") == "run"]
     for run in sorted(candidates, key=lambda r: r.get("started_at") or "", reverse=True):
         record = _record(Path(run.get("run_dir") or ""))
         if record is not None and record.get("status") == "succeeded" and record.get("cache_key") == cache_key:
@@ -64,7 +75,12 @@ def find(store: tracking.RunStore | None, cache_key: str, exclude: str) -> dict[
 
 
 def reuse(record: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Link (or copy) the earlier run's artifacts into ``run_dir``; return the fields to record."""
+    """Link (or copy) the earlier run's artifacts into ``run_dir``; return the fields to record.
+
+    Raises:
+        OSError: An artifact cannot be linked or copied, or the linked model no longer
+            matches its recorded sha256 (it changed after :func:`find`).
+    """
     source = Path(record["run_dir"])
     for name in ARTIFACTS:
         if not (source / name).is_file():
@@ -76,6 +92,9 @@ def reuse(record: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
                 os.link(source / name, tmp)
             except OSError:  # another file system, or links not allowed: copy
                 shutil.copyfile(source / name, tmp)
+    model = record["model"]
+    if sha256_file(run_dir / model["path"]) != model["sha256"]:
+        raise OSError(f"the model of run {str(record['id'])[:8]} changed while it was being reused")
     return {k: record[k] for k in FIELDS if k in record}
 
 
@@ -89,6 +108,10 @@ def _record(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / str(model.get("path", ""))
     if not model.get("sha256") or not path.is_file() or sha256_file(path) != model["sha256"]:
         log.warning("run cache: run %s has no model matching its record; not reused", str(record.get("id"))[:8])
+        return None
+    missing = [name for name in REQUIRED if not (run_dir / name).is_file()]
+    if missing:
+        log.warning("run cache: run %s lacks %s; not reused", str(record.get("id"))[:8], ", ".join(missing))
         return None
     return record
 

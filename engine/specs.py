@@ -208,7 +208,9 @@ def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mappin
 
 def lineage(features_cfg: Mapping[str, Any],
             sources: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, frozenset[str]]:
-    """The source columns each feature is computed from, as ``source.column``.
+    """The source columns each column of the feature table is computed from, as ``source.column``.
+
+    The table's columns are the entity key, the features and the target.
 
     Attributes read one column; an aggregation reads its column (or the event time
     for counts and recency); a derived feature reads the lineage of every name in its
@@ -233,4 +235,8 @@ def lineage(features_cfg: Mapping[str, Any],
         for read in expr.names(derived[name]) - CUT_OFFS:
             columns |= out.get(read, {f"{spine}.{read}"})
         out[name] = frozenset(columns)
+    key = features_cfg["entity"]["key"]
+    out[key] = frozenset({f"{spine}.{key}"})
+    target = features_cfg["target"]
+    out[target["name"]] = frozenset(f"{spine}.{n}" for n in expr.names(expr.parse(target["expr"])) - CUT_OFFS)
     return out

@@ -192,6 +192,11 @@ def check_model_params(model_cfg: Mapping[str, Any], where: ConfigOrigin) -> Non
                 where.source_of(f"model.{key}"),
             )
     estimator = cls(**params)
+    if not hasattr(estimator, "predict_proba"):  # available_if: SVC(probability=False), SGD(loss="hinge")
+        raise ConfigError("model", f"{cls.__name__} gives no predict_proba with these parameters; expected a "
+                          "classifier with probabilities (the engine scores, ranks and picks the value threshold "
+                          "on them), e.g. SVC with probability: true or SGDClassifier with loss: log_loss",
+                          where.source_of("model"))
     validate_params = getattr(estimator, "_validate_params", None)
     if validate_params is None:  # scikit-learn < 1.2: fit() will check
         return

@@ -158,11 +158,18 @@ def _per_input(columns: ColumnTransformer, values: np.ndarray) -> dict[str, floa
     for _, transformer, inputs in columns.transformers_:
         if transformer == "drop" or not len(inputs):
             continue
-        names = list(transformer.get_feature_names_out(inputs))
-        for name, value in zip(names, values[start:start + len(names)], strict=True):
-            source = max((c for c in inputs if name == c or name.startswith(f"{c}_")), key=len, default=name)
-            out[source] = out.get(source, 0.0) + float(value)
-        start += len(names)
+        width = len(transformer.get_feature_names_out(inputs))
+        encoder = transformer.named_steps.get("onehot") if hasattr(transformer, "named_steps") else None
+        # The one-hot encoder writes each input's columns together, in input order;
+        # its per-input widths say which block is whose (names could be ambiguous:
+        # 'plan' + 'type_a' and 'plan_type' + 'a' both give 'plan_type_a').
+        widths = list(getattr(encoder, "_n_features_outs", None) or [1] * len(inputs)) if encoder is not None \
+            else [1] * len(inputs)
+        if sum(widths) != width:  # an encoder this code does not know: split evenly would be a guess
+            raise ValueError(f"cannot map {width} model inputs back onto the columns {list(inputs)}")
+        for column, w in zip(inputs, widths, strict=True):
+            out[column] = out.get(column, 0.0) + float(values[start:start + w].sum())
+            start += w
     return out
 
 

@@ -3,8 +3,8 @@
 Hydra's basic sweeper launches every job of a batch, then raises the first failed job's
 error; with one batch (its default) a sweep with a broken config trains every other job
 before it says so. Here ``max_failures: N`` launches the grid in batches (of
-``max_batch_size``, default the launcher's ``n_jobs`` or 1) and stops launching once N
-jobs have failed; ``max_failures: 1`` is fail-fast. ``null`` keeps Hydra's behaviour:
+``max_batch_size``, default as many as the launcher runs at once) and stops launching
+once N jobs have failed; ``max_failures: 1`` is fail-fast. ``null`` keeps Hydra's behaviour:
 every job runs. Either way the sweep ends with the first failed job's error, so the
 command's exit status is that job's.
 """
@@ -12,6 +12,7 @@ command's exit status is that job's.
 # No `from __future__ import annotations`: Hydra runs this module before it is in
 # sys.modules, and dataclasses cannot resolve string annotations there.
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads the hints
@@ -58,13 +59,12 @@ class MlopsGridSweeper(BasicSweeper):
         params = self._parse_config()
         params.extend(arguments)
         overrides = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
-        batch_size = self.max_batch_size or int(OmegaConf.select(self.config, "hydra.launcher.n_jobs",
-                                                                 default=1) or 1)
+        total = len(self.split_arguments(overrides, None)[0]) if overrides else 1
+        batch_size = self.max_batch_size or _parallelism(self.config.hydra.launcher, total)
         self.overrides = self.split_arguments(overrides, max(1, batch_size))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        total = sum(len(batch) for batch in self.overrides)
         returns: List[List[JobReturn]] = []  # noqa: UP006
         failed: List[JobReturn] = []  # noqa: UP006
         launched = 0
@@ -82,3 +82,25 @@ class MlopsGridSweeper(BasicSweeper):
         if failed:
             _ = failed[0].return_value  # re-raises the first failed job's error, as the basic sweeper does
         return returns
+
+
+def _parallelism(launcher: Any, total: int) -> int:
+    """How many jobs the launcher runs at once: the batch that keeps it busy.
+
+    basic: 1; joblib: ``n_jobs`` read as joblib does (-1: every core); submitit:
+    ``array_parallelism``; any other launcher: the whole grid, so ``max_failures`` is
+    only checked once every job has run.
+    """
+    target = str(launcher.get("_target_", ""))
+    if target.endswith("BasicLauncher"):
+        return 1
+    if "joblib" in target:
+        n_jobs = launcher.get("n_jobs")
+        if n_jobs is None:
+            return 1
+        return int(n_jobs) if int(n_jobs) > 0 else max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    if "submitit" in target:
+        return int(launcher.get("array_parallelism") or total)
+    log.warning("max_failures with launcher %s: jobs are launched together, so failures are counted when all "
+                "have run (set hydra.sweeper.max_batch_size to launch in smaller batches)", target or "?")
+    return total

@@ -112,3 +112,17 @@ def test_bad_business_config_exits_2_with_one_line(project: Path, overrides: lis
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert words in line
+
+
+def test_a_classifier_without_probabilities_is_a_config_error(project: Path) -> None:
+    done = run_mlops(project, "run", "model._target_=sklearn.linear_model.SGDClassifier", "~model.C",
+                     "~model.max_iter", "+model.loss=hinge")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "config error at model" in line and "SGDClassifier gives no predict_proba" in line
+
+
+def test_the_entity_key_counts_as_a_column_of_the_feature_table(project: Path) -> None:
+    done = run_mlops(project, "run", "business.requirements.personal_data=[customer_id]")
+    assert done.returncode == 4
+    assert "personal_data: customer_id reaches the feature table through customer_id" in done.stderr

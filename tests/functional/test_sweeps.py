@@ -69,7 +69,8 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(project: Path) -> None:
 
 def test_max_failures_stops_launching_a_grid_and_fail_fast_is_one(project: Path) -> None:
     # Jobs in order: (logistic, 1.5) bad, (logistic, 0.25) good, (forest, 1.5) bad, (forest, 0.25) good.
-    grid = ["run", "-m", "model=logistic,random_forest", "split.test_size=1.5,0.25", "report=false"]
+    grid = ["run", "-m", "hydra/sweeper=mlops_grid", "model=logistic,random_forest", "split.test_size=1.5,0.25",
+            "report=false"]
     fast = run_mlops(project, *grid, "hydra.sweeper.max_failures=1")
     assert fast.returncode == 2
     (line,) = fast.stderr.strip().splitlines()

@@ -148,3 +148,16 @@ def test_the_saved_model_predicts_at_its_threshold_and_keeps_the_probabilities(t
     assert np.allclose(loaded.predict_proba(model.as_model_input(X))[:, 1], proba)
     assert (loaded.predict(model.as_model_input(X)) == (proba >= 0.9)).all()
     assert (proba >= 0.5).sum() > (proba >= 0.9).sum()  # the threshold changes decisions
+
+
+def test_importances_map_one_hot_columns_by_position_not_by_name() -> None:
+    # 'plan' = 'type_a' and 'plan_type' = 'a' both make a column named 'plan_type_a'.
+    rng = np.random.default_rng(1)
+    plan = rng.choice(["type_a", "b"], size=500)
+    X = pd.DataFrame({"plan": pd.Series(plan, dtype="str"),
+                      "plan_type": pd.Series(rng.choice(["a", "c"], size=500), dtype="str")})
+    y = pd.Series((plan == "type_a").astype(int))
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    model.fit(pipe, X, y, threads=1)
+    kind, weights = model.importances(pipe, X, y, threads=1, seed=0)
+    assert kind == "coefficients" and weights["plan"] > 0.9 > weights["plan_type"]
