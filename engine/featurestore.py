@@ -49,6 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -286,8 +287,16 @@ def _encode(frame: pd.DataFrame) -> pa.Buffer:
     Plain and uncompressed: the tables are mostly floats, which codecs and dictionaries
     hardly shrink, and raw pages are the fastest to write, hash and read back (a warm
     run's whole feature stage is one such read).
+
+    A missing value of a float column is stored as the NaN pandas holds, not as an
+    Arrow null: the column then has no definition levels to decode, which halves the
+    read, and it comes back as the same NaN.
     """
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    columns = [pa.array(frame[name].to_numpy(), from_pandas=False)
+               if isinstance(frame[name].dtype, np.dtype) and frame[name].dtype.kind == "f" else table.column(i)
+               for i, name in enumerate(table.column_names)]
+    table = pa.Table.from_arrays(columns, schema=table.schema)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="none", use_dictionary=False)
     return sink.getvalue()

@@ -18,12 +18,19 @@ from typing import Any
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
     """Yield a temp path beside ``target``; on success it replaces ``target``.
 
     The caller writes the temp path however it likes (pandas, joblib, sqlite3). On
     any exception, including KeyboardInterrupt, the temp file is removed and
     ``target`` is untouched.
+
+    Args:
+        durable: fsync the file before the rename, so it survives a power loss too.
+            Without it the replace is still atomic for every process (a crash or a kill
+            leaves the old file or the new one), only the operating system's own crash
+            could lose the new content: right for progress notes that a later durable
+            write supersedes.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +40,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path.unlink()  # writers create the file themselves (sqlite3 refuses an empty file)
     try:
         yield tmp_path
-        if tmp_path.exists():
+        if durable and tmp_path.exists():
             with open(tmp_path, "rb+") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp_path, target)
@@ -41,15 +48,15 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def write_text(target: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
+def write_text(target: str | os.PathLike[str], text: str, durable: bool = True) -> None:
+    """Write ``text`` to ``target`` atomically (see :func:`atomic_path` for ``durable``)."""
+    with atomic_path(target, durable) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(target: str | os.PathLike[str], data: Any) -> None:
+def write_json(target: str | os.PathLike[str], data: Any, durable: bool = True) -> None:
     """Write ``data`` as indented JSON to ``target`` atomically."""
-    write_text(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    write_text(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -66,8 +66,11 @@ class RunRecord:
         """Seconds since the run started."""
         return round(time.perf_counter() - self._t0, 4)
 
-    def save(self) -> None:
-        write_json(self.path, self.data)
+    def save(self, durable: bool = False) -> None:
+        """Write run.json atomically. Progress notes skip the fsync; the final status
+        (:meth:`finish`) is durable, so even a power loss never shows a run as
+        succeeded whose record did not reach the disk."""
+        write_json(self.path, self.data, durable)
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
@@ -100,4 +103,4 @@ class RunRecord:
             ended_at=now_iso(),
             duration_s=self.elapsed(),
         )
-        self.save()
+        self.save(durable=True)

@@ -357,8 +357,9 @@ def _evaluate(business_cfg: dict[str, Any], y_true: Any, scores: Any) -> dict[st
     best = business.best_threshold(economics, y_true, scores)
     chosen = best if policy == "best" else float(policy)
     at: dict[str, dict[str, Any]] = {}
+    ranking = evaluate.ranking_metrics(y_true, scores)
     for label, threshold in (("default", business.DEFAULT_THRESHOLD), ("best", best), ("chosen", chosen)):
-        ds = evaluate.holdout_metrics(y_true, scores, threshold)
+        ds = evaluate.holdout_metrics(y_true, scores, threshold, ranking)
         at[label] = {**ds, **business.value_at(economics, ds["tp"], ds["fp"], ds["fn"], ds["tn"])}
     model_estimate = {"churners_per_month": economics.churners_per_month,
                       "share_caught": at["chosen"]["share_churners_caught"],

@@ -202,3 +202,17 @@ def test_a_failed_background_write_is_logged_even_if_nobody_flushes(
     store._writer.shutdown(wait=True)  # type: ignore[union-attr]  # the writer is done (callbacks too); no flush
     assert "writing table k1" in caplog.text and "No space left" in caplog.text
     assert not list(store.list())
+
+
+def test_missing_floats_are_stored_as_nan_and_missing_text_as_null(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame({"id": [1, 2, 3], "x": [1.5, np.nan, 2.0], "plan": pd.Series(["a", None, "b"], dtype="str")})
+    store = FeatureStore(tmp_path)
+    store.put("k", frame, {"name": "t"})
+    back = store.get("k")
+    assert back is not None and back.equals(frame) and list(back.dtypes) == list(frame.dtypes)
+    stored = pq.read_table(tmp_path / "tables" / "k.parquet")
+    assert stored.column("x").null_count == 0  # NaN itself: no definition levels to decode
+    assert stored.column("plan").null_count == 1

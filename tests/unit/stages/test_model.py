@@ -161,3 +161,19 @@ def test_importances_map_one_hot_columns_by_position_not_by_name() -> None:
     model.fit(pipe, X, y, threads=1)
     kind, weights = model.importances(pipe, X, y, threads=1, seed=0)
     assert kind == "coefficients" and weights["plan"] > 0.9 > weights["plan_type"]
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.9, 1.1])
+def test_threshold_metrics_agree_with_scikit_learn(threshold: float) -> None:
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=300) < 0.2).astype(int)
+    score = np.clip(0.3 * y + rng.uniform(size=300) * 0.7, 0, 1)
+    m = evaluate.holdout_metrics(y, score, threshold)
+    pred = (score >= threshold).astype(int)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-6)
+    assert m["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0), abs=1e-6)
+    assert m["recall"] == pytest.approx(skm.recall_score(y, pred, zero_division=0), abs=1e-6)
+    assert m["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0), abs=1e-6)
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == tuple(skm.confusion_matrix(y, pred, labels=[0, 1]).ravel())
