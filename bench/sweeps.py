@@ -6,7 +6,9 @@
 
 Every measurement runs ``mlops run -m ...`` as a subprocess in a fresh project folder
 under a temp dir (a copy of ``conf/`` plus ``conf/local/default.yaml`` with 4,000 demo
-customers, as tests/conftest.py makes one), with the basic launcher unless said, and
+customers, as tests/conftest.py makes one), with the basic launcher unless said, our
+grid sweeper ``hydra/sweeper=mlops_grid`` (what ``conf/experiment/`` selects: Hydra's
+basic sweeper that composes one job per batch, not every job, before launching), and
 with ``report=false``: the per-run report.html (matplotlib) is a deliverable, not
 bookkeeping, and costs more than everything else a tiny job does; measurement 1 also
 times the defaults (report.html after every run) once, and prints both verdicts.
@@ -170,6 +172,11 @@ class Bench:
         return self.run([self.mlops, "run", *overrides], cwd)
 
 
+#: Our grid sweeper (what conf/experiment/ selects): Hydra's basic sweeper that composes
+#: one job per batch before launching instead of every job, plus max_failures.
+GRID = "hydra/sweeper=mlops_grid"
+
+
 def sweep_dirs(project: Path) -> list[Path]:
     """The project's sweep folders, oldest first (their names start with the time)."""
     return sorted((project / "outputs" / "sweeps").glob("*/*"))
@@ -196,8 +203,8 @@ def measure_overhead(bench: Bench, jobs: int, repeats: int, profile_jobs: int) -
     print(f"\n== 1. per-job overhead: {jobs}-job sweep of model=logistic vs Hydra's empty app, "
           f"{repeats} repeat(s) ==")
     project = bench.project("overhead")
-    ours_n = ["-m", "report=false", "model=logistic", f"model.C={values(jobs, 0.05, 0.05)}"]
-    ours_1 = ["-m", "report=false", "model=logistic", "model.C=0.5"]
+    ours_n = ["-m", GRID, "report=false", "model=logistic", f"model.C={values(jobs, 0.05, 0.05)}"]
+    ours_1 = ["-m", GRID, "report=false", "model=logistic", "model.C=0.5"]
     # warm-up (untimed): generates the data, fills the feature store, warms the file cache
     wall, _ = bench.mlops_run(project, "report=false", "model=logistic", "model.C=9")
     print(f"  warm-up run {wall:.1f}s (data generated, feature store filled)")
@@ -450,7 +457,7 @@ def measure_speedup(bench: Bench, jobs: int, fit_target: float, repeats: int) ->
         if abs(fit - fit_target) / fit_target < 0.15:
             break
         trees = max(5, round(trees * fit_target / fit))
-    common = ["-m", "report=false", "model=random_forest", f"model.n_estimators={trees}",
+    common = ["-m", GRID, "report=false", "model=random_forest", f"model.n_estimators={trees}",
               f"model.random_state={','.join(str(i) for i in range(jobs))}"]
     basic_cmd = [bench.mlops, "run", *common]
     joblib_cmd = [bench.mlops, "run", *common, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
@@ -515,7 +522,7 @@ def measure_resume(bench: Bench, jobs: int) -> dict[str, Any]:
     print(f"\n== 3. resume: {jobs} jobs with cache=true, SIGKILL after {half} done, then the same command ==")
     project = bench.project("resume")
     bench.mlops_run(project, "report=false", "model=logistic", "model.C=9")  # data, feature store; not a sweep job
-    cmd = [bench.mlops, "run", "-m", "cache=true", "report=false", "model=logistic",
+    cmd = [bench.mlops, "run", "-m", GRID, "cache=true", "report=false", "model=logistic",
            f"model.C={values(jobs, 0.05, 0.05)}"]
     first = watched(bench, cmd, project, kill_after=half)
     if not first["killed"]:
