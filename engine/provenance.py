@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import platform
 import subprocess
 import sys
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,10 @@ def git_state(root: Path) -> dict[str, Any] | None:
     }
 
 
+@cache
 def packages() -> dict[str, str | None]:
-    """Installed versions of the packages that decide a run's result."""
+    """Installed versions of the packages that decide a run's result (once per process:
+    the packages a process has imported do not change under it)."""
     found: dict[str, str | None] = {}
     for name in CORE_PACKAGES:
         try:
@@ -47,12 +51,14 @@ def packages() -> dict[str, str | None]:
     return found
 
 
+@cache
 def engine_source() -> dict[str, Any]:
     """Where the engine's own code came from: its folder and, for a source checkout
     (an editable install), that checkout's commit, so a project outside the engine's
     repository still records which engine code ran."""
     import engine
 
+    # Once per process: the engine code a process runs is the code it imported.
     folder = Path(engine.__file__).resolve().parent
     return {"path": str(folder), "git": git_state(folder)}
 
@@ -61,12 +67,12 @@ def collect(root: Path, overrides: list[str]) -> dict[str, Any]:
     """Everything the run record says about its origin."""
     return {
         "git": git_state(root),
-        "engine": engine_source(),
+        "engine": copy.deepcopy(engine_source()),
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "packages": packages(),
+        "packages": dict(packages()),
         "command": list(sys.argv),
         "overrides": list(overrides),
         "project_dir": str(root),

@@ -52,8 +52,9 @@ def test_an_override_run_writes_the_complete_record(project: Path) -> None:
     assert "n_estimators: 50" in resolved and "${" not in resolved
     # Progress: a start and an end line per stage, then the run dir and headline metrics.
     assert done.stdout.count(": started") == 10 and done.stdout.count(": done in") == 10
-    last = done.stdout.strip().splitlines()[-1]
+    *_, last, report = done.stdout.strip().splitlines()
     assert "succeeded" in last and str(run.relative_to(project)) in last and "roc_auc=" in last
+    assert report.endswith(f"report: {run.relative_to(project)}/report.html") and (run / "report.html").is_file()
 
 
 def test_the_same_command_twice_gives_identical_metrics_and_model(project: Path) -> None:

@@ -87,3 +87,24 @@ def test_max_failures_stops_launching_a_grid_and_fail_fast_is_one(project: Path)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "mlops: config error at hydra.sweeper.max_failures: must be an integer >= 1 or " \
                                  "null, got 0"
+
+
+def test_compare_models_on_the_joblib_launcher_runs_in_parallel_and_registers_a_challenger(project: Path) -> None:
+    import pytest
+
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    done = run_mlops(project, "run", "-m", "experiment=compare_models", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=3", "report=false")
+    assert done.returncode == 0, done.stderr
+    (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
+    records = [json.loads((job / "run.json").read_text()) for job in sorted(sweep.glob("[0-9]*"))]
+    assert [r["status"] for r in records] == ["succeeded"] * 3
+    # Each job ran in a worker process, and their runs overlapped in time.
+    assert len({r["pid"] for r in records}) == 3
+    spans = sorted((r["started_at"], r["ended_at"]) for r in records)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    with open(sweep / "leaderboard.csv") as handle:
+        best = next(csv.DictReader(handle))
+    assert "registered as churn/1 and aliased challenger" in done.stdout
+    shown = run_mlops(project, "registry", "show", "churn@challenger").stdout
+    assert f"run_id: {best['run']}" in shown or best["run"][:8] in shown
