@@ -1040,16 +1040,23 @@ def _point_label(label: str, threshold: float) -> str:
 _POINT_STYLE = {"0.5": {"color": _GRAY, "marker": "s"}, "chosen": {"color": _AMBER, "marker": "o"}}
 
 
+def _mark_points(ax: Any, points: Mapping[str, float], y_true: np.ndarray, y_score: np.ndarray,
+                 where: Callable[[float, float, float], tuple[float, float]]) -> None:
+    """Mark each threshold's operating point; ``where`` picks the plot's two coordinates
+    from (false-positive rate, recall, precision)."""
+    for label, threshold in points.items():
+        x, y = where(*_operating_point(y_true, y_score, threshold))
+        ax.plot([x], [y], linestyle="none", markersize=7, markeredgecolor="white",
+                label=_point_label(label, threshold), **_POINT_STYLE[label])
+
+
 def _roc_plot(fpr: np.ndarray, tpr: np.ndarray, auc: float, y_true: np.ndarray, y_score: np.ndarray,
               points: Mapping[str, float]) -> _Image:
     def draw(figure: Any) -> None:
         ax = figure.subplots()
         ax.plot([0, 1], [0, 1], linestyle="--", color="#9ca3af", linewidth=1, label="random")
         ax.plot(fpr, tpr, color=_BLUE, linewidth=1.8, label=f"model (AUC {auc:.3f})")
-        for label, threshold in points.items():
-            x, y, _ = _operating_point(y_true, y_score, threshold)
-            ax.plot([x], [y], linestyle="none", markersize=7, markeredgecolor="white",
-                    label=_point_label(label, threshold), **_POINT_STYLE[label])
+        _mark_points(ax, points, y_true, y_score, lambda fpr, recall, precision: (fpr, recall))
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel="false-positive rate (stayers flagged)",
                ylabel="recall (churners flagged)", title="ROC curve")
         ax.legend(loc="lower right")
@@ -1064,10 +1071,7 @@ def _pr_plot(precision: np.ndarray, recall: np.ndarray, ap: float, base_rate: fl
         ax.axhline(base_rate, linestyle=":", color="#9ca3af", linewidth=1, label=f"churn rate {base_rate:.1%}")
         ax.plot(recall, precision, color=_BLUE, linewidth=1.8, drawstyle="steps-post",
                 label=f"model (AP {ap:.3f})")
-        for label, threshold in points.items():
-            _, x, y = _operating_point(y_true, y_score, threshold)
-            ax.plot([x], [y], linestyle="none", markersize=7, markeredgecolor="white",
-                    label=_point_label(label, threshold), **_POINT_STYLE[label])
+        _mark_points(ax, points, y_true, y_score, lambda fpr, recall, precision: (recall, precision))
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel="recall (churners flagged)",
                ylabel="precision (flagged who churn)", title="Precision-recall curve")
         ax.legend(loc="upper right")
