@@ -179,8 +179,12 @@ def test_an_unknown_command_lists_the_commands(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_run_leaves_it_interrupted_never_succeeded(project: Path, sig: signal.Signals) -> None:
     # Slow enough to be caught mid-training: a big forest on the default-size data.
+    # SIGINT as a terminal's Ctrl-C sends it: a shell starting tests in the background
+    # (`.ci/run &`) makes its children ignore SIGINT, and Python keeps that inherited
+    # SIG_IGN, so restore the default for the run under test.
     proc = subprocess.Popen([MLOPS, "run", "model=random_forest", "model.n_estimators=3000", "model.max_depth=null"],
-                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         runs = run_dirs(project)
