@@ -87,16 +87,20 @@ class SweepSummary(Callback):
         self.reported = 0
         self._lock: threading.Lock | None = None
         self._stop: threading.Event | None = None
+        self._sweep_lock: threading.Lock | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Launchers pickle the callbacks to their workers; a thread and a lock stay here.
-        return {**self.__dict__, "_lock": None, "_stop": None}
+        return {**self.__dict__, "_lock": None, "_stop": None, "_sweep_lock": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.start = time.time()
         self.parent = os.getpid()
         self.total = _planned_jobs(config)
         self.reported = 0
+        self.sweep_report = bool(config.get("report", True))
+        self.reported_sweep = False
+        self._sweep_lock = threading.Lock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -108,9 +112,11 @@ class SweepSummary(Callback):
         if not self.start:  # a single run, not a sweep
             return
         metric, mode = _selection(config)
-        summary = self._summarise(Path(str(config.hydra.sweep.dir)), metric, mode, time.time() - self.start)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        summary = self._summarise(sweep_dir, metric, mode, time.time() - self.start)
         if os.getpid() == self.parent:
             self._report(summary)
+            self._report_failed_sweep(sweep_dir, summary)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._stop is not None:
@@ -124,14 +130,26 @@ class SweepSummary(Callback):
             else "no run succeeded"
         log.info("sweep done: %d jobs, %d failed, %s; leaderboard.csv/.md and summary.json in %s",
                  summary["jobs"], len(summary["failed"]), described, sweep_dir)
-        if config.get("report", True):
-            from engine.report import write_sweep_report  # matplotlib: only when a report is written
+        self._write_sweep_report(sweep_dir)
 
-            try:
-                log.info("sweep report: %s", write_sweep_report(sweep_dir))
-            except Exception as exc:  # noqa: BLE001 - the sweep's own results are already written
-                log.warning("sweep report: not written (%s); write it later with: mlops report %s",
-                            str(exc).splitlines()[0], sweep_dir)
+    def _report_failed_sweep(self, sweep_dir: Path, summary: dict[str, Any]) -> None:
+        """A sweep with a failed job ends with that job's error, and Hydra then skips
+        ``on_multirun_end``: write its report once every planned job has finished."""
+        if summary["failed"] and self.total and summary["finished"] >= self.total:
+            self._write_sweep_report(sweep_dir)
+
+    def _write_sweep_report(self, sweep_dir: Path) -> None:
+        with self._sweep_lock or threading.Lock():  # once: the poll thread may race on_job_end
+            if not getattr(self, "sweep_report", True) or getattr(self, "reported_sweep", False):
+                return
+            self.reported_sweep = True
+        from engine.report import write_sweep_report  # matplotlib: only when a report is written
+
+        try:
+            log.info("sweep report: %s", write_sweep_report(sweep_dir))
+        except Exception as exc:  # noqa: BLE001 - the sweep's own results are already written
+            log.warning("sweep report: not written (%s); write it later with: mlops report %s",
+                        str(exc).splitlines()[0], sweep_dir)
 
     def _poll(self, sweep_dir: Path, metric: str, mode: str) -> None:
         stop = self._stop
@@ -140,7 +158,9 @@ class SweepSummary(Callback):
             try:
                 finished = sum(1 for _, r in _records(sweep_dir) if r.get("status") != "running")
                 if finished > self.reported:
-                    self._report(self._summarise(sweep_dir, metric, mode, time.time() - self.start))
+                    summary = self._summarise(sweep_dir, metric, mode, time.time() - self.start)
+                    self._report(summary)
+                    self._report_failed_sweep(sweep_dir, summary)
             except Exception as exc:  # noqa: BLE001 - progress is a nicety; never fail a sweep for it
                 log.debug("sweep progress: %s", exc)
 

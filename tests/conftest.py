@@ -20,11 +20,13 @@ CONF = REPO / "conf"
 MLOPS = shutil.which("mlops", path=str(Path(sys.executable).parent)) or shutil.which("mlops")
 
 #: Small enough for seconds per run, large enough to have churners in the hold-out.
+#: No report.html per run (matplotlib, ~1.5 s a run): the tests of reports ask for one.
 SMALL_DATA = """\
 # @package _global_
 data:
   generate:
     customers: 4000
+report: false
 """
 
 

@@ -25,7 +25,7 @@ def only_run(project: Path) -> Path:
 
 
 def test_an_override_run_writes_the_complete_record(project: Path) -> None:
-    done = run_mlops(project, "run", "model=random_forest", "model.n_estimators=50")
+    done = run_mlops(project, "run", "model=random_forest", "model.n_estimators=50", "report=true")
     assert done.returncode == 0, done.stderr
     run = only_run(project)
     for name in RUN_FILES:
@@ -41,7 +41,7 @@ def test_an_override_run_writes_the_complete_record(project: Path) -> None:
     sha = hashlib.sha256((run / "model/model.joblib").read_bytes()).hexdigest()
     assert record["model"]["sha256"] == sha
     prov = record["provenance"]
-    assert prov["overrides"] == ["model=random_forest", "model.n_estimators=50"]
+    assert prov["overrides"] == ["model=random_forest", "model.n_estimators=50", "report=true"]
     assert prov["python"] and prov["packages"]["scikit-learn"]
     assert "git" in prov
     metrics = read_json(run / "metrics.json")["metrics"]

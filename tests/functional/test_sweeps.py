@@ -10,7 +10,7 @@ from tests.conftest import run_dirs, run_mlops
 
 
 def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(project: Path) -> None:
-    done = run_mlops(project, "run", "-m", "model=logistic,random_forest", "split.test_size=0.25,1.5")
+    done = run_mlops(project, "run", "-m", "model=logistic,random_forest", "split.test_size=0.25,1.5", "report=true")
     assert done.returncode == 2  # two jobs had a bad config; the others ran
     progress = [line for line in done.stdout.splitlines() if "] sweep: " in line]
     assert [line.split("sweep: ")[1].split(" jobs")[0] for line in progress] == ["1/4", "2/4", "3/4", "4/4"]
@@ -28,6 +28,8 @@ def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(
     assert all("split.test_size" in f["error"] for f in summary["failed"])
     assert summary["wall_time_s"] > 0
     assert (sweep / "leaderboard.md").read_text().startswith("# Sweep ")
+    # report=true: each succeeded job and the sweep itself got a report.html
+    assert (sweep / "report.html").is_file() and (sweep / "0" / "report.html").is_file()
 
 
 def test_a_parallel_sweep_with_the_joblib_launcher(project: Path) -> None:

@@ -27,3 +27,8 @@ def test_every_key_in_conf_is_explained_by_a_comment() -> None:
     for path in CONF.rglob("*.yaml"):
         first = Path(path).read_text().lstrip().splitlines()[0]
         assert first.startswith("#"), f"{path} does not start with a comment"
+
+
+def test_a_run_writes_its_report_by_default_and_reuses_nothing() -> None:
+    cfg = compose_config()
+    assert cfg["report"] is True and cfg["cache"] is False
