@@ -40,7 +40,7 @@ from engine.errors import ConfigError, EngineError, QualityGateError, Requiremen
 from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json, write_text
 from engine.record import RunRecord
-from engine.stages import business, data, evaluate, features, model, quality, split
+from engine.stages import business, data, features, model, quality, split
 from engine.validation import ConfigOrigin, validate
 
 log = logging.getLogger("engine.run")
@@ -275,7 +275,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         scores = model.predict_proba(pipeline, X_test, threads)
         predict_ms = (time.perf_counter() - started) * 1000 / max(len(X_test), 1) * 1000
         y_true = y_test.to_numpy()
-        result = _evaluate(resolved["business"], y_true, scores)
+        result = business.assess(resolved["business"], y_true, scores)
         metrics = result["metrics"]
         kind, weights = model.importances(pipeline, X_test, y_test, threads, resolved["seed"])
         result["importances"] = {"kind": kind, "values": weights}
@@ -350,39 +350,6 @@ def _reuse(earlier: dict[str, Any], record: RunRecord, root: Path, index: _Index
     log.info("run %s reused run %s (same config, data and code; cache=true): %s", record.id[:8], origin["run"][:8],
              _display(record.run_dir, root))
     return record.data
-
-
-def _evaluate(business_cfg: dict[str, Any], y_true: Any, scores: Any) -> dict[str, Any]:
-    """metrics.json: the metrics at the chosen threshold, grouped by stakeholder, with the
-    value at 0.5 and at the best threshold beside them."""
-    economics = business.Economics.from_config(business_cfg)
-    policy = business_cfg.get("threshold", "best")
-    best = business.best_threshold(economics, y_true, scores)
-    chosen = best if policy == "best" else float(policy)
-    at: dict[str, dict[str, Any]] = {}
-    ranking = evaluate.ranking_metrics(y_true, scores)
-    for label, threshold in (("default", business.DEFAULT_THRESHOLD), ("best", best), ("chosen", chosen)):
-        ds = evaluate.holdout_metrics(y_true, scores, threshold, ranking)
-        at[label] = {**ds, **business.value_at(economics, ds["tp"], ds["fp"], ds["fn"], ds["tn"])}
-    model_estimate = {"churners_per_month": economics.churners_per_month,
-                      "share_caught": at["chosen"]["share_churners_caught"],
-                      "retention_effect": economics.retention_effect, "discounted_price": economics.discounted_price}
-    model_estimate["per_month"] = round(business.simple_estimate(*model_estimate.values()), 2)
-    return {
-        "metrics": at["chosen"],
-        "stakeholders": business.stakeholder_metrics(at["chosen"], at["chosen"]),
-        "threshold": {"chosen": chosen, "policy": "best net value" if policy == "best" else "fixed",
-                      "default": business.DEFAULT_THRESHOLD, "best": best},
-        "business": {
-            "inputs": {k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
-            "design_estimate": business.design_estimate(economics),
-            "break_even_precision": round(economics.break_even_precision, 6),
-            "top_1pct_precision": business.top_precision(y_true, scores, 0.01),
-            "model_estimate": model_estimate,
-            "at_default_threshold": at["default"],
-            "at_best_threshold": at["best"],
-        },
-    }
 
 
 def _show_value(result: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from engine.kpis import STAKEHOLDERS, Requirement
+from engine.stages import evaluate
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -164,6 +165,43 @@ def estimate_line(estimate: Mapping[str, Any], label: str) -> str:
     return (f"{label}: {estimate['churners_per_month']:,.0f} churners x {estimate['share_caught']:.0%} caught x "
             f"{estimate['retention_effect']:.0%} kept x ${estimate['discounted_price']:,.2f}".replace(".00", "")
             + f" = ${estimate['per_month']:,.0f} a month")
+
+
+def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the metrics at the chosen threshold (``threshold:
+    best`` or a number), grouped by stakeholder, with the value at 0.5 and at the best
+    threshold beside them and the simple estimates."""
+    economics = Economics.from_config(business_cfg)
+    policy = business_cfg.get("threshold", "best")
+    best = best_threshold(economics, y_true, scores)
+    chosen = best if policy == "best" else float(policy)
+    ranking = evaluate.ranking_metrics(y_true, scores)
+    at: dict[str, dict[str, Any]] = {}
+    for label, threshold in (("default", DEFAULT_THRESHOLD), ("best", best), ("chosen", chosen)):
+        ds = evaluate.holdout_metrics(y_true, scores, threshold, ranking)
+        at[label] = {**ds, **value_at(economics, ds["tp"], ds["fp"], ds["fn"], ds["tn"])}
+    share = at["chosen"]["share_churners_caught"]
+    model_estimate = {
+        "churners_per_month": economics.churners_per_month, "share_caught": share,
+        "retention_effect": economics.retention_effect, "discounted_price": economics.discounted_price,
+        "per_month": round(simple_estimate(economics.churners_per_month, share, economics.retention_effect,
+                                           economics.discounted_price), 2),
+    }
+    return {
+        "metrics": at["chosen"],
+        "stakeholders": stakeholder_metrics(at["chosen"], at["chosen"]),
+        "threshold": {"chosen": chosen, "policy": "best net value" if policy == "best" else "fixed",
+                      "default": DEFAULT_THRESHOLD, "best": best},
+        "business": {
+            "inputs": {k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
+            "design_estimate": design_estimate(economics),
+            "break_even_precision": round(economics.break_even_precision, 6),
+            "top_1pct_precision": top_precision(y_true, scores, 0.01),
+            "model_estimate": model_estimate,
+            "at_default_threshold": at["default"],
+            "at_best_threshold": at["best"],
+        },
+    }
 
 
 def _value(economics: Economics, recall: np.ndarray, false_alarm_rate: np.ndarray) -> list[dict[str, float]]:

@@ -135,3 +135,22 @@ def test_top_precision_reads_the_highest_scores() -> None:
     score = np.linspace(0, 1, 100)
     assert business.top_precision(y, score, 0.01) == 1.0
     assert business.top_precision(y, score, 0.05) == pytest.approx(0.4)
+
+
+def test_assess_reports_the_chosen_threshold_and_the_value_at_half_beside_it() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.uniform(size=2000) < 0.05).astype(int)
+    score = np.clip(0.05 + 0.6 * y + rng.normal(scale=0.15, size=y.size), 0, 1)
+    cfg = {"customers": 100_000, "price": 10.0, "churners_per_month": 5000, "retention_effect": 0.5,
+           "discounted_price": 8.0, "false_positive_cost": 2.0, "expected_share_caught": 0.8, "threshold": "best",
+           "requirements": {"min_roc_auc": 0.6}}
+    best = business.assess(cfg, y, score)
+    assert best["threshold"]["chosen"] == best["threshold"]["best"] == best["metrics"]["threshold"]
+    assert best["metrics"]["net_value_per_month"] >= best["business"]["at_default_threshold"]["net_value_per_month"]
+    assert best["business"]["design_estimate"]["per_month"] == 16_000.0
+    assert "requirements" not in best["business"]["inputs"]
+    fixed = business.assess({**cfg, "threshold": 0.3}, y, score)
+    assert fixed["threshold"]["chosen"] == 0.3 and fixed["threshold"]["policy"] == "fixed"
+    assert fixed["metrics"]["recall"] == pytest.approx(((score >= 0.3) & (y == 1)).sum() / y.sum(), abs=1e-6)
+    share = fixed["business"]["model_estimate"]["share_caught"]
+    assert fixed["business"]["model_estimate"]["per_month"] == pytest.approx(5000 * share * 0.5 * 8.0, abs=0.01)
