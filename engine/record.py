@@ -30,7 +30,11 @@ def now_iso() -> str:
 
 
 class RunRecord:
-    """The ``run.json`` of one run; every change is saved at once.
+    """The ``run.json`` of one run, saved when it starts, at each stage's start, and at the end.
+
+    Fields set between two saves (:meth:`update`, a stage's outcome) reach the file with
+    the next save: what a reader of a running run's file needs is which stage is running,
+    and the final status is written with everything else, durably.
 
     Args:
         run_dir: The run directory (Hydra's job output dir).
@@ -73,12 +77,15 @@ class RunRecord:
         write_json(self.path, self.data, durable)
 
     def update(self, **fields: Any) -> None:
+        """Set top-level fields; they are written with the next stage's start or the finish."""
         self.data.update(fields)
-        self.save()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
-        """Time a stage, log its start and end, and record it; yields its record dict."""
+        """Time a stage, log its start and end, and record it; yields its record dict.
+
+        run.json is written as the stage starts; its outcome is written with the next save.
+        """
         entry: dict[str, Any] = {"status": "running", "started_at": now_iso()}
         self.data["stages"][name] = entry
         self.save()  # observers see which stage is running
@@ -93,7 +100,6 @@ class RunRecord:
             raise
         entry.update(status="succeeded", duration_s=round(time.perf_counter() - start, 4))
         log.info("%s: done in %.2fs", name, entry["duration_s"])
-        self.save()
 
     def finish(self, status: str, error: dict[str, Any] | None = None) -> None:
         """Close the record with its final status (and the error, for a failure)."""

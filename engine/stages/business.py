@@ -92,7 +92,8 @@ def value_at(economics: Economics, tp: int, fp: int, fn: int, tn: int) -> dict[s
     """The monthly value of acting on a confusion matrix, scaled to the population."""
     recall = tp / (tp + fn) if tp + fn else 0.0
     false_alarm_rate = fp / (fp + tn) if fp + tn else 0.0
-    return _value(economics, np.asarray([recall]), np.asarray([false_alarm_rate]))[0]
+    columns = _value(economics, np.asarray([recall]), np.asarray([false_alarm_rate]))
+    return {name: round(float(column[0]), _DECIMALS.get(name, 2)) for name, column in columns.items()}
 
 
 def value_curve(economics: Economics, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,9 +113,8 @@ def value_curve(economics: Economics, y_true: np.ndarray, y_score: np.ndarray) -
         fpr = np.array([((y_score >= t) & (y_true == 0)).sum() / negatives for t in thresholds])
     else:
         fpr, tpr, thresholds = roc_curve(y_true, y_score, drop_intermediate=False)
-    rows = _value(economics, tpr, fpr)
-    return {"threshold": thresholds, "recall": tpr, "false_alarm_rate": fpr,
-            "net_value": np.array([r["net_value_per_month"] for r in rows])}
+    net = np.round(_value(economics, tpr, fpr)["net_value_per_month"], 2)  # to the cent, as reported
+    return {"threshold": thresholds, "recall": tpr, "false_alarm_rate": fpr, "net_value": net}
 
 
 def best_threshold(economics: Economics, y_true: np.ndarray, y_score: np.ndarray) -> float:
@@ -204,7 +204,8 @@ def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarr
     }
 
 
-def _value(economics: Economics, recall: np.ndarray, false_alarm_rate: np.ndarray) -> list[dict[str, float]]:
+def _value(economics: Economics, recall: np.ndarray, false_alarm_rate: np.ndarray) -> dict[str, np.ndarray]:
+    """The value columns for arrays of recall and false-alarm rate (one entry per threshold)."""
     caught = economics.churners_per_month * recall
     needless = economics.stayers_per_month * false_alarm_rate
     retained = caught * economics.retention_effect
@@ -212,21 +213,21 @@ def _value(economics: Economics, recall: np.ndarray, false_alarm_rate: np.ndarra
     cost = needless * economics.cost_per_needless_offer
     contacted = caught + needless
     at_risk = np.divide(caught, contacted, out=np.zeros_like(caught, dtype=float), where=contacted > 0)
-    net = saved - cost
-    return [
-        {
-            "share_churners_caught": round(float(recall[i]), 6),
-            "churners_caught_per_month": round(float(caught[i]), 2),
-            "customers_contacted_per_month": round(float(contacted[i]), 2),
-            "needless_offers_per_month": round(float(needless[i]), 2),
-            "contacted_at_risk_share": round(float(at_risk[i]), 6),
-            "customers_retained_per_month": round(float(retained[i]), 2),
-            "revenue_saved_per_month": round(float(saved[i]), 2),
-            "false_positive_cost_per_month": round(float(cost[i]), 2),
-            "net_value_per_month": round(float(net[i]), 2),
-        }
-        for i in range(len(recall))
-    ]
+    return {
+        "share_churners_caught": recall,
+        "churners_caught_per_month": caught,
+        "customers_contacted_per_month": contacted,
+        "needless_offers_per_month": needless,
+        "contacted_at_risk_share": at_risk,
+        "customers_retained_per_month": retained,
+        "revenue_saved_per_month": saved,
+        "false_positive_cost_per_month": cost,
+        "net_value_per_month": saved - cost,
+    }
+
+
+#: Decimals each value is reported with: shares to 6, counts and dollars to cents.
+_DECIMALS = {"share_churners_caught": 6, "contacted_at_risk_share": 6}
 
 
 # ------------------------------------------------------------------ requirements gate

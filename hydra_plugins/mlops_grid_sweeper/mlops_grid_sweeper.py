@@ -21,7 +21,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,14 @@ class MlopsGridSweeper(BasicSweeper):
             raise ConfigError("hydra.sweeper.max_failures", f"must be an integer >= 1 or null, got {max_failures!r}")
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.max_failures = max_failures
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from engine.composecache import parse_once
+
+        # Every job's config is composed from the same files: parse each once per sweep.
+        hydra_context = HydraContext(config_loader=parse_once(hydra_context.config_loader),
+                                     callbacks=hydra_context.callbacks)
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def validate_batch_is_legal(self, batch: Any) -> None:
         """Compose the first job of a batch before launching, not every job.

@@ -81,6 +81,11 @@ class MlopsOptunaSweeper(Sweeper):
         self.job_idx = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from engine.composecache import parse_once
+
+        # Every trial's config is composed from the same files: parse each once per study.
+        hydra_context = HydraContext(config_loader=parse_once(hydra_context.config_loader),
+                                     callbacks=hydra_context.callbacks)
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(

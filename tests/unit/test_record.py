@@ -16,14 +16,20 @@ def test_a_run_is_running_until_finished(tmp_path: Path) -> None:
     record = RunRecord(tmp_path, name="t", seed=1)
     assert read(tmp_path)["status"] == "running"
     with record.stage("ingest") as stage:
+        assert read(tmp_path)["stages"]["ingest"]["status"] == "running"  # written as the stage starts
         stage["rows"] = 3
-    on_disk = read(tmp_path)
-    assert on_disk["stages"]["ingest"]["status"] == "succeeded"
-    assert on_disk["stages"]["ingest"]["rows"] == 3
-    assert on_disk["stages"]["ingest"]["duration_s"] >= 0
+    record.update(data={"rows": 3})
+    with record.stage("quality"):
+        on_disk = read(tmp_path)  # the outcome of ingest and the update arrive with the next save
+        assert on_disk["stages"]["ingest"]["status"] == "succeeded"
+        assert on_disk["stages"]["ingest"]["rows"] == 3
+        assert on_disk["stages"]["ingest"]["duration_s"] >= 0
+        assert on_disk["data"] == {"rows": 3}
+        assert on_disk["status"] == "running"
     record.finish("succeeded")
-    assert read(tmp_path)["status"] == "succeeded"
-    assert read(tmp_path)["ended_at"] is not None
+    on_disk = read(tmp_path)
+    assert on_disk["status"] == "succeeded" and on_disk["ended_at"] is not None
+    assert on_disk["stages"]["quality"]["status"] == "succeeded"
 
 
 def test_a_failing_stage_is_recorded_as_failed(tmp_path: Path) -> None:
