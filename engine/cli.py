@@ -12,6 +12,7 @@ Errors a user can cause become one line on stderr and a documented exit status (
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -19,7 +20,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from pathlib import Path
 
 from engine import __version__
@@ -108,21 +109,33 @@ def _guarded(call: Callable[[], int]) -> int:
 
 def run_command(args: list[str]) -> int:
     """``mlops run [hydra args]``: compose ``conf/`` and execute the run(s)."""
-    from engine.run import task
+    return _hydra_app(_task("task"), args, "mlops run")
 
-    return _hydra_app(task, args, "mlops run")
+
+def _task(name: str) -> Callable[[Any], Any]:
+    """The task function ``name`` of :mod:`engine.run`, imported when a job starts.
+
+    A sweep whose launcher runs the jobs in other processes (joblib, submitit, Ray)
+    never imports scikit-learn and pandas in the launching process, and its workers start
+    sooner; the task is pickled to them by reference.
+    """
+    return functools.partial(_call_task, name)
+
+
+def _call_task(name: str, cfg: Any) -> Any:
+    from engine import run
+
+    return getattr(run, name)(cfg)
 
 
 def quality_command(args: list[str]) -> int:
     """``mlops quality [hydra args]``: ingest and check the data only (exit 3 if the gate fails)."""
-    from engine.run import quality_task
-
     defaults = []
     if not any(a.startswith("hydra.run.dir=") for a in args):
         defaults.append("hydra.run.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
     if not any(a.startswith("hydra.sweep.dir=") for a in args):
         defaults.append("hydra.sweep.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
-    return _hydra_app(quality_task, defaults + args, "mlops quality")
+    return _hydra_app(_task("quality_task"), defaults + args, "mlops quality")
 
 
 FEATURES_USAGE = """\
@@ -138,11 +151,9 @@ usage: mlops features <list|show NAME|materialize [overrides]|gc [--dry-run]> [-
 def features_command(args: list[str]) -> int:
     """``mlops features ...``: look after the feature store."""
     if args[:1] == ["materialize"]:
-        from engine.run import features_task
-
         defaults = [f"{flag}=outputs/features/${{now:%Y-%m-%d}}/${{now:%H-%M-%S-%f}}-${{name}}"
                     for flag in ("hydra.run.dir", "hydra.sweep.dir") if not any(a.startswith(flag) for a in args)]
-        return _hydra_app(features_task, defaults + args[1:], "mlops features materialize")
+        return _hydra_app(_task("features_task"), defaults + args[1:], "mlops features materialize")
     if not args:
         raise UsageError("usage error: features needs an action; expected one of: list, show, materialize, gc "
                          "(see mlops features --help)")
@@ -330,7 +341,6 @@ def compare_command(args: list[str]) -> int:
 def reproduce_command(args: list[str]) -> int:
     """``mlops reproduce RUN [--force]``: re-execute a run and verify identical results."""
     from engine import reproduce, runs
-    from engine.run import task
 
     parser = _parser("mlops reproduce", "mlops reproduce RUN [--force] [--tracking-uri URI]")
     parser.add_argument("run")
@@ -341,7 +351,7 @@ def reproduce_command(args: list[str]) -> int:
         store = _tracking_store(options.tracking_uri)
         path = Path(runs.resolve(store, options.run, runs.all_runs(store), succeeded=True)["run_dir"])
     return reproduce.reproduce(path, Path.cwd(), options.force,
-                               lambda hydra_args: _hydra_app(task, hydra_args, "mlops reproduce"))
+                               lambda hydra_args: _hydra_app(_task("task"), hydra_args, "mlops reproduce"))
 
 
 REPORT_USAGE = """\

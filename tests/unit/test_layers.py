@@ -46,3 +46,17 @@ def test_only_the_cli_imports_the_cli() -> None:
 
 def test_errors_import_nothing_from_the_engine() -> None:
     assert imports_of(ENGINE / "errors.py") == set()
+
+
+def test_launching_a_sweep_imports_neither_scikit_learn_nor_pandas() -> None:
+    """The task is imported when a job starts: a joblib or submitit sweep's launching
+    process stays light and its workers are not kept waiting for it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, engine.cli, engine.callbacks, engine.composecache; "
+             "import hydra_plugins.mlops_grid_sweeper.mlops_grid_sweeper; "
+             "engine.cli._task('task'); "
+             "print(sorted(m for m in ('sklearn', 'pandas', 'engine.run') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
