@@ -157,7 +157,18 @@ def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
         kpis.parse(cfg["business"])
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
+    check_economics(cfg["business"], where)
     check_model_params(cfg["model"], where)
+
+
+def check_economics(business: Mapping[str, Any], where: ConfigOrigin) -> None:
+    """The business inputs agree with each other (each one's range is the schema's)."""
+    for key, bound, name in (("churners_per_month", "customers", "the customers scored each month"),
+                             ("discounted_price", "price", "the price: the offer is a discount")):
+        if business[key] > business[bound]:
+            path = f"business.{key}"
+            raise ConfigError(path, f"must be at most business.{bound} ({name}, {business[bound]:g}), "
+                              f"got {business[key]:g}", where.source_of(path))
 
 
 def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:

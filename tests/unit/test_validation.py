@@ -147,3 +147,18 @@ def test_feature_mistakes_are_found_before_any_data_is_read(overrides: list[str]
     error = check(*overrides)
     assert error.path == path
     assert words in str(error)
+
+
+@pytest.mark.parametrize(("overrides", "path", "words"), [
+    (["business.churners_per_month=100001"], "business.churners_per_month",
+     "must be at most business.customers (the customers scored each month, 100000), got 100001"),
+    (["business.discounted_price=12"], "business.discounted_price",
+     "must be at most business.price (the price: the offer is a discount, 10), got 12"),
+])
+def test_business_inputs_that_contradict_each_other(overrides: list[str], path: str, words: str) -> None:
+    error = check(*overrides)
+    assert error.path == path and words in str(error)
+
+
+def test_business_inputs_at_their_bounds_are_valid() -> None:
+    validate(compose_config("business.churners_per_month=100000", "business.discounted_price=10"))
