@@ -8,7 +8,7 @@ import platform
 import subprocess
 import sys
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +31,44 @@ def git_state(root: Path) -> dict[str, Any] | None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no") or ""
     diff = git("diff", "HEAD", "--binary") or ""
+    untracked = sorted((git("ls-files", "--others", "--exclude-standard", "--", "*.py") or "").splitlines())
     return {
         "commit": commit.strip(),
         "dirty": bool(status.strip()),
         "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+        # Python files git does not track yet (a new estimator module, say): the diff
+        # misses them, and the run cache must not take a run made before they changed.
+        "untracked_py": _files_sha256(root, untracked) if untracked else None,
     }
+
+
+def _files_sha256(root: Path, names: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0")
+        try:
+            digest.update((root / name).read_bytes())
+        except OSError:
+            digest.update(b"unreadable")
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 @cache
 def packages() -> dict[str, str | None]:
-    """Installed versions of the packages that decide a run's result (once per process:
-    the packages a process has imported do not change under it)."""
+    """Installed versions of the packages that decide a run's result, the estimator
+    plugins of ``mlops_engine.targets`` included (once per process: the packages a
+    process has imported do not change under it)."""
     found: dict[str, str | None] = {}
     for name in CORE_PACKAGES:
         try:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = None
+    # The distributions that add estimators to the allowlist decide results too.
+    for entry in entry_points(group="mlops_engine.targets"):
+        if entry.dist is not None:
+            found.setdefault(entry.dist.name, entry.dist.version)
     return found
 
 

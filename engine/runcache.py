@@ -3,7 +3,8 @@
 A run's cache key hashes what decides its result: the resolved config (minus the keys
 that only say where to record it or why), the fingerprint of every data source, and
 the code (the project's and the engine's git commit plus a hash of any uncommitted
-diff, and the versions of the packages that decide results). Every training run records
+diff and of untracked Python files, and the versions of the packages that decide
+results, estimator plugins included). Every training run records
 its key, so ``cache=true`` finds earlier runs made with or without the cache.
 
 Re-running a sweep that was killed halfway with ``cache=true`` therefore runs only the
@@ -119,4 +120,4 @@ def _record(run_dir: Path) -> dict[str, Any] | None:
 def _code(git: Mapping[str, Any] | None) -> Any:
     if not git:
         return None
-    return {"commit": git.get("commit"), "diff": git.get("diff_sha256")}
+    return {"commit": git.get("commit"), "diff": git.get("diff_sha256"), "untracked_py": git.get("untracked_py")}

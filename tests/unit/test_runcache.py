@@ -25,3 +25,28 @@ def test_config_data_and_code_each_change_the_key() -> None:
     assert runcache.key(CONFIG, DATA, {**CODE, "git": {"commit": "c1", "diff_sha256": "d"}}) != base
     assert runcache.key(CONFIG, DATA, {**CODE, "engine": {"git": {"commit": "e2"}}}) != base
     assert runcache.key(CONFIG, DATA, {**CODE, "packages": {"scikit-learn": "1.9.2"}}) != base
+    assert runcache.key(CONFIG, DATA, {**CODE, "git": {"commit": "c1", "diff_sha256": None, "untracked_py": "u"}}) \
+        != base
+
+
+def test_an_untracked_python_file_changes_the_projects_code_state(tmp_path) -> None:
+    import subprocess
+
+    from engine import provenance
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("add", "train.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    assert provenance.git_state(tmp_path)["untracked_py"] is None
+    (tmp_path / "my_estimators.py").write_text("class Model: pass\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    first = provenance.git_state(tmp_path)["untracked_py"]
+    assert first is not None
+    (tmp_path / "my_estimators.py").write_text("class Model: n = 2\n")
+    assert provenance.git_state(tmp_path)["untracked_py"] not in (None, first)
+    (tmp_path / ".gitignore").write_text("my_estimators.py\n")
+    assert provenance.git_state(tmp_path)["untracked_py"] is None  # ignored files are not the project's code
