@@ -344,7 +344,7 @@ def profile_sweep(bench: Bench, project: Path, jobs: int) -> dict[str, Any]:
     """Profile one sweep in-process (cProfile) and print where a job's time goes."""
     print(f"\n  profile: one {jobs}-job sweep under cProfile (python -m cProfile {Path(bench.mlops).name} run -m ...)")
     out = bench.tmp / "sweep.prof"
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), bench.mlops, "run", "-m", "report=true",
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), bench.mlops, "run", "-m", GRID, "report=false",
            "model=logistic",
            f"model.C={values(jobs, 1.05, 0.05)}"]
     wall, _ = bench.run(cmd, project)
