@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads the hints
+from typing import Any, Dict, List, Optional, Set, Tuple  # noqa: UP035 - OmegaConf reads the hints
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -52,6 +52,7 @@ class MlopsGridSweeper(BasicSweeper):
             raise ConfigError("hydra.sweeper.max_failures", f"must be an integer >= 1 or null, got {max_failures!r}")
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.max_failures = max_failures
+        self._validated: Set[Tuple[Tuple[str, str], ...]] = set()  # noqa: UP006 - group choices composed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from engine.composecache import parse_once
@@ -62,14 +63,34 @@ class MlopsGridSweeper(BasicSweeper):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def validate_batch_is_legal(self, batch: Any) -> None:
-        """Compose the first job of a batch before launching, not every job.
+        """Compose one job per choice of config groups before launching, not every job.
 
         Hydra's basic sweeper composes every job's config here and again in the
-        launcher; on a config the size of ours that doubles Hydra's cost per job. The
-        jobs of a grid differ only in the swept values, and each job validates its own
-        composed config first thing, so a bad value still fails that job with one line.
+        launcher; on a config the size of ours that doubles Hydra's cost per job. Jobs
+        that pick the same config group options differ only in values, and each job
+        validates its own composed config first thing, so a bad value fails that job
+        with one line; a group option that does not exist (``model=lgbm`` in a grid)
+        still stops the sweep before any job runs.
         """
-        super().validate_batch_is_legal(batch[:1])
+        assert self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        parser = OverridesParser.create(config_loader=loader)
+        groups: Dict[str, bool] = {}  # noqa: UP006
+
+        def is_group(name: str) -> bool:
+            if name not in groups:
+                groups[name] = bool(loader.get_group_options(name))
+            return groups[name]
+
+        new = []
+        for overrides in batch:
+            choice = tuple(sorted((o.key_or_group, str(o.value()) if not o.is_delete() else "~")
+                                  for o in parser.parse_overrides(list(overrides)) if is_group(o.key_or_group)))
+            if choice not in self._validated:
+                self._validated.add(choice)
+                new.append(overrides)
+        if new:
+            super().validate_batch_is_legal(new)
 
     def sweep(self, arguments: List[str]) -> Any:  # noqa: UP006
         if self.max_failures is None:
@@ -81,6 +102,7 @@ class MlopsGridSweeper(BasicSweeper):
         total = len(self.split_arguments(overrides, None)[0]) if overrides else 1
         batch_size = self.max_batch_size or _parallelism(self.config.hydra.launcher, total)
         self.overrides = self.split_arguments(overrides, max(1, batch_size))
+        self.validate_batch_is_legal([job for batch in self.overrides for job in batch])  # every group choice, once
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_dirs, run_mlops
 
 
@@ -89,6 +91,16 @@ def test_max_failures_stops_launching_a_grid_and_fail_fast_is_one(project: Path)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "mlops: config error at hydra.sweeper.max_failures: must be an integer >= 1 or " \
                                  "null, got 0"
+
+
+@pytest.mark.parametrize("max_failures", ["null", "1"])
+def test_a_grid_with_a_group_option_that_does_not_exist_fails_before_any_job(project: Path, max_failures: str) -> None:
+    done = run_mlops(project, "run", "-m", "hydra/sweeper=mlops_grid", f"hydra.sweeper.max_failures={max_failures}",
+                     "model=logistic,random_forest,lgbm", "model.random_state=1,2", "report=false")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("mlops: config error at model") and "unknown option 'lgbm'" in line
+    assert not list((project / "outputs").glob("sweeps/*/*/*/run.json"))  # no job ran
 
 
 def test_compare_models_on_the_joblib_launcher_runs_in_parallel_and_registers_a_challenger(project: Path) -> None:
