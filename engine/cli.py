@@ -508,7 +508,13 @@ def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
     def job(cfg: object) -> object:
         nonlocal started
         started = True
-        return task(cfg)
+        try:
+            return task(cfg)
+        except Exception as exc:
+            # Raised inside a job, maybe in a launcher's worker (where `started` is not
+            # this process's): the attribute travels back with the pickled exception.
+            exc.mlops_in_job = True  # type: ignore[attr-defined]
+            raise
 
     # Let Hydra raise instead of printing and exiting 1, so errors map to our statuses.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -529,11 +535,11 @@ def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
             raise exc.__cause__ from exc
         raise _composition_error(exc, args) from exc
     except OSError as exc:
-        if started:
+        if started or getattr(exc, "mlops_in_job", False):
             raise
         raise UsageError(f"usage error: cannot write the run directory: {exc}") from exc
     except ValueError as exc:
-        if started:
+        if started or getattr(exc, "mlops_in_job", False):
             raise
         raise UsageError(f"usage error: {_one_line(exc)}") from exc
     finally:

@@ -10,9 +10,10 @@ The basic launcher composes every job in the sweeping process; joblib's workers
 compose theirs, each worker keeping its own cache across the jobs it runs (the loader
 is pickled to them without it).
 
-What is composed does not change: a file's entry is used only while its size,
-modification time and inode are those it was read with, so a config edited while a
-sweep runs reaches the jobs launched after the edit, as with Hydra's own loader.
+What is composed does not change: every compose still reads each file's bytes (a few
+kB), and a cached result is used only while they are the bytes it was parsed from, so
+a config edited while a sweep runs reaches the jobs launched after the edit, as with
+Hydra's own loader (package configs too: an editable install is a folder like any).
 Structured configs (the ConfigStore) are not cached; Hydra already keeps them in
 memory.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import os
+from importlib import resources
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -42,9 +44,9 @@ def parse_once(loader: ConfigLoader) -> ConfigLoader:
     return clone
 
 
-#: (scheme, source path, config path) -> (file signature or None, what the source loaded).
+#: (scheme, source path, config path) -> (the file's bytes, what the source loaded from them).
 #: One per process: a few dozen small files at most.
-_LOADED: dict[tuple[str, str, str], tuple[Any, ConfigResult]] = {}
+_LOADED: dict[tuple[str, str, str], tuple[bytes, ConfigResult]] = {}
 
 
 class _ParseOnceRepository(ConfigRepository):
@@ -55,17 +57,19 @@ class _ParseOnceRepository(ConfigRepository):
         scheme = source.scheme() if source is not None else None
         if source is None or scheme not in ("file", "pkg"):
             return super().load_config(config_path)
-        signature = None  # pkg: installed package data, unchanged while the process runs
-        if scheme == "file":
-            try:
-                stat = os.stat(os.path.join(source.path, source._normalize_file_name(config_path)))
-            except OSError:
-                return super().load_config(config_path)  # Hydra's own "Config not found"
-            signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        name = source._normalize_file_name(config_path)
+        try:  # a few kB: reading is cheap, parsing is not
+            if scheme == "file":
+                with open(os.path.join(source.path, name), "rb") as handle:
+                    raw = handle.read()
+            else:
+                raw = resources.files(source.path).joinpath(name).read_bytes()
+        except (OSError, ModuleNotFoundError, ValueError, TypeError):
+            return super().load_config(config_path)  # Hydra's own error for a missing config
         key = (scheme, source.path, config_path)
         entry = _LOADED.get(key)
-        if entry is None or entry[0] != signature:
-            entry = (signature, source.load_config(config_path=config_path))
+        if entry is None or entry[0] != raw:
+            entry = (raw, source.load_config(config_path=config_path))
             _LOADED[key] = entry
         # As ConfigRepository.load_config, on a copy: the defaults list is popped off the
         # config, and the loader merges into it.

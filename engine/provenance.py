@@ -31,7 +31,9 @@ def git_state(root: Path) -> dict[str, Any] | None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no") or ""
     diff = git("diff", "HEAD", "--binary") or ""
-    untracked = sorted((git("ls-files", "--others", "--exclude-standard", "--", "*.py") or "").splitlines())
+    # -z: names as they are (git quotes unusual ones otherwise)
+    untracked = sorted(filter(None, (git("ls-files", "-z", "--others", "--exclude-standard", "--", "*.py")
+                                     or "").split("\0")))
     return {
         "commit": commit.strip(),
         "dirty": bool(status.strip()),

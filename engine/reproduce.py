@@ -29,7 +29,7 @@ def differences(record: Mapping[str, Any], resolved: Mapping[str, Any], root: Pa
     found: list[str] = []
     then = (record.get("provenance") or {}).get("git") or {}
     now = provenance.git_state(root) or {}
-    for name in ("commit", "dirty", "diff_sha256"):
+    for name in ("commit", "dirty", "diff_sha256", "untracked_py"):
         if then.get(name) != now.get(name):
             found.append(f"code: git {name} was {then.get(name)!r}, is {now.get(name)!r}")
     tables = data.load(resolved["data"], root)  # as the files are now: never regenerated here

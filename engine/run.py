@@ -231,6 +231,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         stage.update(rows=len(table.frame), features=list(table.features),
                      target_rate=round(float(table.y.mean()), 6) if len(table.frame) else None)
         record.update(features={"store": str(store.root) if store else None, "tables": list(table.tables)})
+        record.save()  # at once: `mlops features gc` keeps the tables run.json files reference
         if store is not None:
             _note_group_use(store, table.tables, record, resolved)
         del tables

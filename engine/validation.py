@@ -167,8 +167,8 @@ def check_economics(business: Mapping[str, Any], where: ConfigOrigin) -> None:
                              ("discounted_price", "price", "the price: the offer is a discount")):
         if business[key] > business[bound]:
             path = f"business.{key}"
-            raise ConfigError(path, f"must be at most business.{bound} ({name}, {business[bound]:g}), "
-                              f"got {business[key]:g}", where.source_of(path))
+            raise ConfigError(path, f"must be at most business.{bound} ({name}, {business[bound]!r}), "
+                              f"got {business[key]!r}", where.source_of(path))
 
 
 def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:

@@ -113,7 +113,8 @@ def value_curve(economics: Economics, y_true: np.ndarray, y_score: np.ndarray) -
         fpr = np.array([((y_score >= t) & (y_true == 0)).sum() / negatives for t in thresholds])
     else:
         fpr, tpr, thresholds = roc_curve(y_true, y_score, drop_intermediate=False)
-    net = np.round(_value(economics, tpr, fpr)["net_value_per_month"], 2)  # to the cent, as reported
+    # To the cent with Python's round, as value_at reports it (np.round differs on halves).
+    net = np.array([round(v, 2) for v in _value(economics, tpr, fpr)["net_value_per_month"].tolist()])
     return {"threshold": thresholds, "recall": tpr, "false_alarm_rate": fpr, "net_value": net}
 
 

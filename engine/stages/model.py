@@ -131,9 +131,10 @@ class _ZlibWriter:
         self._zlib = zlib.compressobj(level)
         self._sha256 = hashlib.sha256()
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Any) -> int:
+        # Protocol 5 hands arrays of 64 KiB and more over as PickleBuffer, which has no len().
         self._emit(self._zlib.compress(data))
-        return len(data)
+        return memoryview(data).nbytes
 
     def close(self) -> str:
         """Flush the stream; return the hex sha256 of the compressed bytes."""

@@ -48,5 +48,10 @@ def test_an_untracked_python_file_changes_the_projects_code_state(tmp_path) -> N
     assert first is not None
     (tmp_path / "my_estimators.py").write_text("class Model: n = 2\n")
     assert provenance.git_state(tmp_path)["untracked_py"] not in (None, first)
+    (tmp_path / "café.py").write_text("a = 1\n")  # git quotes such names unless asked for -z
+    with_cafe = provenance.git_state(tmp_path)["untracked_py"]
+    (tmp_path / "café.py").write_text("a = 2\n")
+    assert provenance.git_state(tmp_path)["untracked_py"] != with_cafe
+    (tmp_path / "café.py").unlink()
     (tmp_path / ".gitignore").write_text("my_estimators.py\n")
     assert provenance.git_state(tmp_path)["untracked_py"] is None  # ignored files are not the project's code

@@ -153,7 +153,7 @@ def test_feature_mistakes_are_found_before_any_data_is_read(overrides: list[str]
     (["business.churners_per_month=100001"], "business.churners_per_month",
      "must be at most business.customers (the customers scored each month, 100000), got 100001"),
     (["business.discounted_price=12"], "business.discounted_price",
-     "must be at most business.price (the price: the offer is a discount, 10), got 12"),
+     "must be at most business.price (the price: the offer is a discount, 10.0), got 12"),
 ])
 def test_business_inputs_that_contradict_each_other(overrides: list[str], path: str, words: str) -> None:
     error = check(*overrides)

@@ -154,3 +154,15 @@ def test_assess_reports_the_chosen_threshold_and_the_value_at_half_beside_it() -
     assert fixed["metrics"]["recall"] == pytest.approx(((score >= 0.3) & (y == 1)).sum() / y.sum(), abs=1e-6)
     share = fixed["business"]["model_estimate"]["share_caught"]
     assert fixed["business"]["model_estimate"]["per_month"] == pytest.approx(5000 * share * 0.5 * 8.0, abs=0.01)
+
+
+def test_the_value_curve_rounds_to_the_cent_as_the_reported_value_does() -> None:
+    # 674.325 exactly between two cents: numpy and Python round it differently.
+    economics = business.Economics(customers=100_000, price=12.0, churners_per_month=1000, retention_effect=0.3,
+                                   discounted_price=9.99, false_positive_cost=2.0)
+    y_true = np.array([1] * 40 + [0] * 960)
+    y_score = np.array([0.9] * 9 + [0.1] * 31 + [0.05] * 960)
+    curve = business.value_curve(economics, y_true, y_score)
+    at = int(np.flatnonzero(curve["threshold"] == 0.9)[0])
+    reported = business.value_at(economics, tp=9, fp=0, fn=31, tn=960)["net_value_per_month"]
+    assert curve["net_value"][at] == reported == 674.33

@@ -49,6 +49,15 @@ def test_the_same_fit_gives_the_same_file_hash(tmp_path: Path) -> None:
     assert digests[0] == digests[1]
 
 
+def test_a_model_with_large_arrays_is_saved_and_loads_with_joblib(tmp_path: Path) -> None:
+    # Pickle protocol 5 hands arrays of 64 KiB and more to the writer as PickleBuffer.
+    big = {"weights": np.arange(100_000, dtype=float), "fortran": np.asfortranarray(np.ones((300, 40)))}
+    digest = model.save(big, tmp_path)
+    assert digest == sha256_file(tmp_path / model.MODEL_FILE)
+    loaded = joblib.load(tmp_path / model.MODEL_FILE)
+    assert np.array_equal(loaded["weights"], big["weights"]) and loaded["fortran"].flags.f_contiguous
+
+
 def test_a_target_off_the_allowlist_is_never_imported() -> None:
     X, _ = frame()
     with pytest.raises(PermissionError):
