@@ -539,8 +539,9 @@ def _value_section(run: RunFiles, level: int) -> str | None:
     if chosen is not None:
         parts.append(f'<p>Threshold used: <strong>{_e(_fmt(chosen))}</strong> ({_e(policy or "?")}); '
                      f'default {_e(_fmt(threshold.get("default")))}, best net value at '
-                     f'{_e(_fmt(threshold.get("best")))}. A customer whose score is at or above the threshold '
-                     "gets the offer.</p>")
+                     f'{_e(_fmt(threshold.get("best")))}'
+                     + (f' (chosen on {_e(threshold["best_chosen_on"])})' if threshold.get("best_chosen_on") else "")
+                     + ". A customer whose score is at or above the threshold gets the offer.</p>")
     lines = []
     for key, label in (("design_estimate", "simple estimate (design)"),
                        ("model_estimate", "simple estimate (this model)")):

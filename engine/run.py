@@ -270,13 +270,20 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
         pipeline = model.build(resolved["model"], X_train, resolved["preprocess"])
         fit_s = model.fit(pipeline, X_train, y_train, threads)
         stage["fit_s"] = round(fit_s, 4)
+        folds = resolved["business"].get("threshold_folds")
+        tuning = None
+        if folds and resolved["business"].get("threshold", "best") == "best":
+            started = time.perf_counter()
+            tuning = (y_train.to_numpy(), model.out_of_fold_scores(pipeline, X_train, y_train, folds,
+                                                                   resolved["seed"], threads))
+            stage["threshold_folds_s"] = round(time.perf_counter() - started, 4)
 
     with record.stage("evaluate") as stage:
         started = time.perf_counter()
         scores = model.predict_proba(pipeline, X_test, threads)
         predict_ms = (time.perf_counter() - started) * 1000 / max(len(X_test), 1) * 1000
         y_true = y_test.to_numpy()
-        result = business.assess(resolved["business"], y_true, scores)
+        result = business.assess(resolved["business"], y_true, scores, tuning)
         metrics = result["metrics"]
         kind, weights = model.importances(pipeline, X_test, y_test, threads, resolved["seed"])
         result["importances"] = {"kind": kind, "values": weights}

@@ -168,14 +168,24 @@ def estimate_line(estimate: Mapping[str, Any], label: str) -> str:
             + f" = ${estimate['per_month']:,.0f} a month")
 
 
-def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarray,
+           tuning: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """What ``metrics.json`` holds: the metrics at the chosen threshold (``threshold:
     best`` or a number), grouped by stakeholder, with the value at 0.5 and at the best
-    threshold beside them and the simple estimates."""
+    threshold beside them and the simple estimates.
+
+    Args:
+        y_true, scores: The hold-out labels and scores every metric is computed on.
+        tuning: Labels and out-of-fold scores of the training part
+            (``threshold_folds``): the best threshold is chosen on them, not on the
+            hold-out set, whose value is then an honest estimate.
+    """
     economics = Economics.from_config(business_cfg)
     policy = business_cfg.get("threshold", "best")
-    best = best_threshold(economics, y_true, scores)
+    best = best_threshold(economics, *(tuning if tuning is not None else (y_true, scores)))
     chosen = best if policy == "best" else float(policy)
+    chosen_on = f"out-of-fold training scores, {business_cfg.get('threshold_folds')} folds" \
+        if tuning is not None else "the hold-out set"
     ranking = evaluate.ranking_metrics(y_true, scores)
     at: dict[str, dict[str, Any]] = {}
     for label, threshold in (("default", DEFAULT_THRESHOLD), ("best", best), ("chosen", chosen)):
@@ -192,7 +202,7 @@ def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarr
         "metrics": at["chosen"],
         "stakeholders": stakeholder_metrics(at["chosen"], at["chosen"]),
         "threshold": {"chosen": chosen, "policy": "best net value" if policy == "best" else "fixed",
-                      "default": DEFAULT_THRESHOLD, "best": best},
+                      "default": DEFAULT_THRESHOLD, "best": best, "best_chosen_on": chosen_on},
         "business": {
             "inputs": {k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
             "design_estimate": design_estimate(economics),

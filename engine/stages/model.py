@@ -84,6 +84,32 @@ def fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int) -> floa
     return time.perf_counter() - start
 
 
+def out_of_fold_scores(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int, seed: int,
+                       threads: int) -> np.ndarray:
+    """Scores of the training rows, each from a copy of the model that did not see it.
+
+    ``folds`` stratified, shuffled folds (``seed``), an unfitted clone of ``pipeline``
+    (fitted or not) per fold: what the decision threshold is chosen on, so that the hold-out set stays unseen
+    until it is scored.
+
+    Raises:
+        DataError: Fewer churners in the training part than folds.
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    positives = int(np.asarray(y).sum())
+    if positives < folds:
+        raise DataError(f"data error at business.threshold_folds: {folds} folds need at least {folds} positive "
+                        f"rows in the training part, it has {positives}; lower threshold_folds or set it to null")
+    try:
+        with threadpool_limits(limits=threads):
+            scores = cross_val_predict(clone(pipeline), as_model_input(X), y, method="predict_proba",
+                                       cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed))
+    except (ValueError, TypeError) as exc:
+        raise _fit_error(pipeline.named_steps["model"], exc) from exc
+    return np.asarray(scores)[:, 1]
+
+
 def _fit_error(estimator: Any, exc: Exception) -> EngineError:
     """Blame the parameters if the estimator also fails on clean toy data, else the data."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

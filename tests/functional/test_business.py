@@ -129,3 +129,18 @@ def test_the_entity_key_counts_as_a_column_of_the_feature_table(project: Path) -
     done = run_mlops(project, "run", "business.requirements.personal_data=[customer_id]")
     assert done.returncode == 4
     assert "personal_data: customer_id reaches the feature table through customer_id" in done.stderr
+
+
+def test_the_best_threshold_can_be_chosen_out_of_fold_leaving_the_hold_out_unseen(project: Path) -> None:
+    done = run_mlops(project, "run", "business.threshold_folds=3", "business.false_positive_cost=0.1",
+                     "business.requirements.min_net_value_per_month=null")
+    assert done.returncode == 0, done.stderr
+    run_dir = run_dirs(project)[-1]
+    threshold = read_json(run_dir / "metrics.json")["threshold"]
+    assert threshold["best_chosen_on"] == "out-of-fold training scores, 3 folds"
+    assert threshold["chosen"] == threshold["best"]
+    assert read_json(run_dir / "run.json")["stages"]["train"]["threshold_folds_s"] > 0
+    bad = run_mlops(project, "run", "business.threshold_folds=1")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "mlops: config error at business.threshold_folds (override " \
+                                 "business.threshold_folds=1): must be an integer >= 2 or null, got 1"

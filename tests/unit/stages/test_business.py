@@ -166,3 +166,19 @@ def test_the_value_curve_rounds_to_the_cent_as_the_reported_value_does() -> None
     at = int(np.flatnonzero(curve["threshold"] == 0.9)[0])
     reported = business.value_at(economics, tp=9, fp=0, fn=31, tn=960)["net_value_per_month"]
     assert curve["net_value"][at] == reported == 674.33
+
+
+def test_with_out_of_fold_scores_the_best_threshold_is_chosen_on_them_not_on_the_hold_out() -> None:
+    cfg = {"customers": 100_000, "price": 10.0, "churners_per_month": 5000, "retention_effect": 0.5,
+           "discounted_price": 8.0, "false_positive_cost": 2.0, "threshold": "best", "threshold_folds": 3}
+    y_test = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    on_holdout = business.assess({**cfg, "threshold_folds": None}, y_test, scores)
+    assert on_holdout["threshold"]["best"] == 0.8  # both churners, no needless offer: hand-picked by the test set
+    assert on_holdout["threshold"]["best_chosen_on"] == "the hold-out set"
+    y_train = np.array([1, 0, 1] + [0] * 100)
+    oof = np.array([0.95, 0.9, 0.6] + [0.1] * 100)  # on training scores, 0.6 catches both for one needless offer
+    tuned = business.assess(cfg, y_test, scores, tuning=(y_train, oof))
+    assert tuned["threshold"]["best"] == tuned["threshold"]["chosen"] == 0.6
+    assert tuned["threshold"]["best_chosen_on"] == "out-of-fold training scores, 3 folds"
+    assert tuned["metrics"]["threshold"] == 0.6 and tuned["metrics"]["fp"] == 2  # scored on the hold-out at 0.6

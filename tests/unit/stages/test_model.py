@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.errors import DataError
 from engine.files import sha256_file
 from engine.stages import evaluate, model, split
 
@@ -58,6 +59,17 @@ def test_a_model_with_large_arrays_is_saved_and_loads_with_joblib(tmp_path: Path
     assert np.array_equal(loaded["weights"], big["weights"]) and loaded["fortran"].flags.f_contiguous
 
 
+def test_out_of_fold_scores_cover_every_training_row_and_repeat_with_the_seed() -> None:
+    X, y = frame(n=300)
+    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    first = model.out_of_fold_scores(pipe, X, y, folds=3, seed=1, threads=1)
+    assert first.shape == (len(X),) and ((first >= 0) & (first <= 1)).all()
+    assert np.array_equal(first, model.out_of_fold_scores(pipe, X, y, folds=3, seed=1, threads=1))
+    assert not hasattr(pipe.named_steps["model"], "coef_")  # the pipeline itself is not fitted
+    with pytest.raises(DataError, match="3 folds need at least 3 positive rows in the training part, it has 2"):
+        model.out_of_fold_scores(pipe, X, pd.Series([1, 1] + [0] * (len(X) - 2)), folds=3, seed=1, threads=1)
+
+
 def test_a_target_off_the_allowlist_is_never_imported() -> None:
     X, _ = frame()
     with pytest.raises(PermissionError):
@@ -74,8 +86,6 @@ def test_holdout_is_stratified_and_seeded() -> None:
 
 
 def test_a_single_class_target_cannot_be_split() -> None:
-    from engine.errors import DataError
-
     with pytest.raises(DataError, match="one class only"):
         split.holdout(pd.Series([0] * 10), {"strategy": "holdout", "test_size": 0.2, "stratify": True, "seed": 1})
 
