@@ -1,4 +1,4 @@
-"""Hydra's config loader for the jobs of a sweep, reading each config file once.
+"""Hydra's config loader for the jobs of a sweep, parsing each config file once.
 
 Hydra composes every job's config from scratch: each compose opens, parses (PyYAML's
 pure-Python loader) and wraps in OmegaConf every file of the defaults list again, its
