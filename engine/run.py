@@ -41,7 +41,7 @@ from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json, write_text
 from engine.record import RunRecord
 from engine.stages import business, data, features, model, quality, split
-from engine.validation import ConfigOrigin, validate
+from engine.validation import ConfigOrigin, resolve, validate
 
 log = logging.getLogger("engine.run")
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -165,7 +165,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
              until: str, index: _Index) -> dict[str, Any]:
     run_dir = record.run_dir
     with record.stage("validate"):
-        resolved = _resolve(cfg)
+        resolved = resolve(cfg)
         # PyYAML's C dumper: the same YAML OmegaConf.save writes for plain data, in a
         # tenth of the time (a sweep pays it per job).
         write_text(run_dir / RESOLVED_CONFIG, yaml.dump(resolved, Dumper=_YAML_DUMPER, sort_keys=False))
@@ -442,17 +442,6 @@ def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], rec
                 earlier[0].get("version"), entry["definition_hash"][:12], entry.get("version"),
                 ", not bumped" if same_version else "",
                 "; ".join(f"{model} (runs {', '.join(runs[-5:])})" for model, runs in sorted(users.items())))
-
-
-def _resolve(cfg: DictConfig) -> dict[str, Any]:
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as exc:
-        path = str(getattr(exc, "full_key", "") or "")
-        message = str(exc).splitlines()[0]
-        raise ConfigError(path, message) from exc
-    assert isinstance(resolved, dict)
-    return resolved
 
 
 def _display(path: Path, root: Path) -> str:

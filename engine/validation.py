@@ -27,6 +27,8 @@ from typing import Any
 import jsonschema
 import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from engine import kpis, rules, targets
 from engine.errors import ConfigError
@@ -116,6 +118,21 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
+
+
+def resolve(cfg: Any) -> dict[str, Any]:
+    """A composed config as plain data, interpolations resolved.
+
+    Raises:
+        ConfigError: An interpolation cannot be resolved or a value is missing (``???``).
+    """
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        path = str(getattr(exc, "full_key", "") or "")
+        raise ConfigError(path, str(exc).splitlines()[0]) from exc
+    assert isinstance(resolved, dict)
+    return resolved
 
 
 def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:

@@ -109,13 +109,13 @@ def test_a_run_without_a_cut_off_fails_clearly_instead_of_using_the_clock() -> N
 def test_a_removed_cut_off_is_a_config_error_naming_it() -> None:
     from hydra import compose, initialize_config_dir
 
-    from engine.run import _resolve
+    from engine.validation import resolve
     from tests.conftest import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["~as_of"])
     with pytest.raises(ConfigError, match="Interpolation key 'as_of' not found"):
-        _resolve(cfg)
+        resolve(cfg)
 
 
 def test_quality_rule_keys_are_checked_per_rule_type() -> None:
