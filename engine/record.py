@@ -30,7 +30,7 @@ def now_iso() -> str:
 
 
 class RunRecord:
-    """The ``run.json`` of one run, saved when it starts, at each stage's start, and at the end.
+    """The ``run.json`` of one run, saved at :meth:`start`, at each stage's start, and at the end.
 
     Fields set between two saves (:meth:`update`, a stage's outcome) reach the file with
     the next save: what a reader of a running run's file needs is which stage is running,
@@ -60,6 +60,13 @@ class RunRecord:
             "stages": {},
             **fields,
         }
+
+    def start(self) -> None:
+        """Write the first run.json: the run is ``running`` from here on.
+
+        Not in the constructor: the caller starts the record inside the block that closes
+        it on an error or an interrupt, so no signal can fall between the two.
+        """
         self.save()
 
     @property

@@ -92,38 +92,42 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
         conf_dir=_conf_label(hydra_cfg, root),
     )
     logging.captureWarnings(True)
-    index = _Index(cfg, root)
-    record = RunRecord(
-        run_dir,
-        name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
-        kind={"save": "run", "quality": "quality", "features": "features"}[until],
-        provenance=provenance.collect(root, overrides),
-    )
-    shown = _display(run_dir, root)
-    index(record)
-    with _sigterm_as_interrupt(), _isolated(cfg):
-        try:
-            result = _execute(cfg, record, root, where, until, index)
-        except EngineError as exc:
-            record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
-            index(record)
-            _mirror(cfg, record)
-            log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
-            if exc.run_status in ("failed_quality", "failed_requirements"):
-                _report(cfg, record, until, root)
-            raise
-        except KeyboardInterrupt as exc:
-            reason = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
-            record.finish("interrupted", {"type": "Interrupted", "message": f"interrupted by {reason}"})
-            index(record)
-            log.info("run %s interrupted by %s: %s", record.id[:8], reason, shown)
-            raise
-        except Exception as exc:
-            record.finish("failed", {"type": type(exc).__name__, "message": str(exc),
-                                     "traceback": traceback.format_exc()})
-            index(record)
-            log.info("run %s failed with an internal error: %s", record.id[:8], shown)
-            raise
+    # SIGTERM is an interrupt from before run.json exists, and run.json is first written
+    # inside the block that closes it: no signal can leave a run `running` behind.
+    with _sigterm_as_interrupt():
+        index = _Index(cfg, root)
+        record = RunRecord(
+            run_dir,
+            name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
+            kind={"save": "run", "quality": "quality", "features": "features"}[until],
+            provenance=provenance.collect(root, overrides),
+        )
+        shown = _display(run_dir, root)
+        with _isolated(cfg):
+            try:
+                record.start()
+                index(record)
+                result = _execute(cfg, record, root, where, until, index)
+            except EngineError as exc:
+                record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
+                index(record)
+                _mirror(cfg, record)
+                log.info("run %s %s: %s", record.id[:8], exc.run_status, shown)
+                if exc.run_status in ("failed_quality", "failed_requirements"):
+                    _report(cfg, record, until, root)
+                raise
+            except KeyboardInterrupt as exc:
+                reason = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
+                record.finish("interrupted", {"type": "Interrupted", "message": f"interrupted by {reason}"})
+                index(record)
+                log.info("run %s interrupted by %s: %s", record.id[:8], reason, shown)
+                raise
+            except Exception as exc:
+                record.finish("failed", {"type": type(exc).__name__, "message": str(exc),
+                                         "traceback": traceback.format_exc()})
+                index(record)
+                log.info("run %s failed with an internal error: %s", record.id[:8], shown)
+                raise
     _mirror(cfg, record)
     _report(cfg, record, until, root)
     return result

@@ -175,6 +175,19 @@ def test_an_unknown_command_lists_the_commands(tmp_path: Path) -> None:
     assert "unknown command 'rnu'; expected one of: run, quality" in done.stderr
 
 
+def test_sigterm_the_moment_run_json_appears_closes_the_run_as_interrupted(project: Path) -> None:
+    # The earliest a watcher can see the run: SIGTERM is an interrupt from before run.json exists.
+    proc = subprocess.Popen([MLOPS, "run"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((project / "outputs").glob("runs/*/*/run.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert read_json(only_run(project) / "run.json")["status"] == "interrupted"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_run_leaves_it_interrupted_never_succeeded(project: Path, sig: signal.Signals) -> None:

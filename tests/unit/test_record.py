@@ -14,6 +14,8 @@ def read(path: Path) -> dict:
 
 def test_a_run_is_running_until_finished(tmp_path: Path) -> None:
     record = RunRecord(tmp_path, name="t", seed=1)
+    assert not (tmp_path / "run.json").exists()
+    record.start()
     assert read(tmp_path)["status"] == "running"
     with record.stage("ingest") as stage:
         assert read(tmp_path)["stages"]["ingest"]["status"] == "running"  # written as the stage starts
@@ -34,6 +36,7 @@ def test_a_run_is_running_until_finished(tmp_path: Path) -> None:
 
 def test_a_failing_stage_is_recorded_as_failed(tmp_path: Path) -> None:
     record = RunRecord(tmp_path, name="t")
+    record.start()
     with pytest.raises(RuntimeError):
         with record.stage("train"):
             raise RuntimeError("boom")
