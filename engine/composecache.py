@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import os
 from importlib import resources
-from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.config_repository import ConfigRepository

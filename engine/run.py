@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_info
 
 from engine import kpis, provenance, runcache, specs, tracking
-from engine.errors import ConfigError, EngineError, QualityGateError, RequirementsGateError
+from engine.errors import EngineError, QualityGateError, RequirementsGateError
 from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json, write_text
 from engine.record import RunRecord

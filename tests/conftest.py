@@ -66,6 +66,12 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def sweep_jobs(sweep: Path) -> dict[str, dict[str, Any]]:
+    """Job number -> run.json of every job folder of a sweep, in job order."""
+    jobs = sorted(sweep.glob("[0-9]*"), key=lambda job: int(job.name))
+    return {job.name: read_json(job / "run.json") for job in jobs}
+
+
 @pytest.fixture
 def in_tmp_cwd(tmp_path: Path) -> Iterator[Path]:
     old = Path.cwd()

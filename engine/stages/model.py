@@ -89,11 +89,11 @@ def out_of_fold_scores(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds:
     """Scores of the training rows, each from a copy of the model that did not see it.
 
     ``folds`` stratified, shuffled folds (``seed``), an unfitted clone of ``pipeline``
-    (fitted or not) per fold: what the decision threshold is chosen on, so that the hold-out set stays unseen
-    until it is scored.
+    (fitted or not) per fold. The decision threshold is chosen on these scores, so the
+    hold-out set stays unseen until it is scored.
 
     Raises:
-        DataError: Fewer churners in the training part than folds.
+        DataError: Fewer positive rows in the training part than folds.
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 

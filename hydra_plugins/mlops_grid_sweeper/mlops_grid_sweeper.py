@@ -57,7 +57,7 @@ class MlopsGridSweeper(BasicSweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from engine.composecache import parse_once
 
-        # Every job's config is composed from the same files: parse each once per sweep.
+        # Every job's config is composed from the same files: parse each once per process.
         hydra_context = HydraContext(config_loader=parse_once(hydra_context.config_loader),
                                      callbacks=hydra_context.callbacks)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -83,7 +83,7 @@ class MlopsOptunaSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from engine.composecache import parse_once
 
-        # Every trial's config is composed from the same files: parse each once per study.
+        # Every trial's config is composed from the same files: parse each once per process.
         hydra_context = HydraContext(config_loader=parse_once(hydra_context.config_loader),
                                      callbacks=hydra_context.callbacks)
         self.config = config

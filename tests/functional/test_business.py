@@ -106,9 +106,9 @@ def test_a_soft_requirement_warns_and_the_run_succeeds(project: Path) -> None:
     (["+business.requirements.min_roc_acu=0.9"], "unknown requirement; did you mean min_roc_auc? expected min_<metric>"),
     (["business.threshold=1.5"], "config error at business.threshold (override business.threshold=1.5): must be "
                                  "'best' or a number in [0, 1], got 1.5"),
-    (["business.churners_per_month=200000"], "config error at business.churners_per_month (override "
-     "business.churners_per_month=200000): must be at most business.customers (the customers scored each month, "
-     "100000), got 200000"),
+    (["business.churners_per_month=200000"], ("config error at business.churners_per_month (override "
+                                              "business.churners_per_month=200000): must be at most business.customers "
+                                              "(the customers scored each month, 100000), got 200000")),
 ])
 def test_bad_business_config_exits_2_with_one_line(project: Path, overrides: list[str], words: str) -> None:
     done = run_mlops(project, "run", *overrides)

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_mlops
-
-
-def _jobs(sweep: Path) -> dict[str, dict]:
-    return {job.name: json.loads((job / "run.json").read_text()) for job in sweep.glob("[0-9]*")}
+from tests.conftest import run_mlops, sweep_jobs
 
 
 @pytest.mark.slow
@@ -20,7 +16,7 @@ def test_tune_forest_with_the_submitit_local_launcher(project: Path) -> None:
     done = run_mlops(project, "run", "-m", "experiment=tune_forest", "hydra/launcher=submitit_local")
     assert done.returncode == 0, done.stderr
     (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
-    jobs = _jobs(sweep)
+    jobs = sweep_jobs(sweep)
     assert sorted(jobs) == ["0", "1", "2", "3"]
     assert {r["status"] for r in jobs.values()} == {"succeeded"}
     assert len({r["pid"] for r in jobs.values()} | {0}) == 5  # one worker process per job
@@ -43,7 +39,7 @@ def test_a_bad_job_under_submitit_is_one_line_and_exit_2(project: Path) -> None:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("mlops: config error at model.n_estimators (override model.n_estimators=-5)")
     (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
-    assert [r["status"] for r in _jobs(sweep).values()] == ["failed"]
+    assert [r["status"] for r in sweep_jobs(sweep).values()] == ["failed"]
     summary = json.loads((sweep / "summary.json").read_text())  # written by the worker
     assert [f["job"] for f in summary["failed"]] == ["0"] and "n_estimators" in summary["failed"][0]["error"]
 
@@ -56,7 +52,7 @@ def test_tune_forest_with_the_ray_launcher_in_local_mode(project: Path) -> None:
                      "+hydra.launcher.ray.init.num_cpus=2", "model.n_estimators=20")
     assert done.returncode == 0, done.stderr
     (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
-    jobs = _jobs(sweep)
+    jobs = sweep_jobs(sweep)
     assert sorted(jobs) == ["0", "1"] and {r["status"] for r in jobs.values()} == {"succeeded"}
     assert all("succeeded in" in (sweep / job / "run.log").read_text() for job in jobs)
     assert json.loads((sweep / "summary.json").read_text())["succeeded"] == 2

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_dirs, run_mlops
+from tests.conftest import run_dirs, run_mlops, sweep_jobs
 
 
 def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(project: Path) -> None:
@@ -44,7 +45,7 @@ def test_a_parallel_sweep_with_the_joblib_launcher(project: Path) -> None:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("mlops: config error at split.test_size")
     (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
-    statuses = sorted(json.loads((job / "run.json").read_text())["status"] for job in sweep.glob("[0-9]*"))
+    statuses = sorted(r["status"] for r in sweep_jobs(sweep).values())
     assert statuses == ["failed", "failed", "succeeded", "succeeded"]
     listed = run_mlops(project, "runs", "--format", "json", "--columns", "id,status")
     assert sorted(r["status"] for r in json.loads(listed.stdout)) == statuses  # both workers indexed
@@ -104,19 +105,17 @@ def test_a_grid_with_a_group_option_that_does_not_exist_fails_before_any_job(pro
 
 
 def test_compare_models_on_the_joblib_launcher_runs_in_parallel_and_registers_a_challenger(project: Path) -> None:
-    import pytest
-
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     done = run_mlops(project, "run", "-m", "experiment=compare_models", "hydra/launcher=joblib",
                      "hydra.launcher.n_jobs=3", "report=false")
     assert done.returncode == 0, done.stderr
     (sweep,) = (project / "outputs" / "sweeps").glob("*/*")
-    records = [json.loads((job / "run.json").read_text()) for job in sorted(sweep.glob("[0-9]*"))]
+    records = list(sweep_jobs(sweep).values())
     assert [r["status"] for r in records] == ["succeeded"] * 3
     # Each job ran in a worker process, and their runs overlapped in time.
     assert len({r["pid"] for r in records}) == 3
     spans = sorted((r["started_at"], r["ended_at"]) for r in records)
-    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     with open(sweep / "leaderboard.csv") as handle:
         best = next(csv.DictReader(handle))
     assert "registered as churn/1 and aliased challenger" in done.stdout

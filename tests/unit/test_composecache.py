@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from hydra import initialize_config_dir
+from hydra._internal.config_repository import ConfigRepository
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
-
-from hydra._internal.config_repository import ConfigRepository
 
 from engine import composecache
 from engine.composecache import parse_once
