@@ -187,11 +187,18 @@ def _check(conf: Path, overrides: list[str]) -> None:
     from omegaconf import open_dict
     from omegaconf.errors import OmegaConfBaseException
 
+    from engine import hydraconf
     from engine.validation import ConfigOrigin, resolve, validate
+
+    def composed(chosen: list[str]) -> Any:
+        return compose(config_name="config", overrides=chosen, return_hydra_config=True)
 
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+            cfg = composed(overrides)
+            # hydra.* as mlops run would act on it, and each option a sweep names
+            hydraconf.check(cfg, conf.parent)
+            hydraconf.check_sweep(cfg, composed, conf.parent)
     except MissingConfigException as exc:
         raise _missing_option(exc, overrides) from exc
     except OverrideParseException as exc:
@@ -561,6 +568,8 @@ def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
     """
     import hydra
     from hydra._internal.utils import get_args_parser
+
+    from engine import hydraconf
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -598,7 +607,7 @@ def _hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
     saved_argv = sys.argv
     sys.argv = [prog, *args]
     try:
-        with _without_hydra_job_banner():
+        with _without_hydra_job_banner(), hydraconf.guarded():
             app()
     except EngineError:
         raise

@@ -29,6 +29,7 @@ from hydra._internal.config_repository import ConfigRepository
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigResult
+from omegaconf import DictConfig
 
 
 def parse_once(loader: ConfigLoader) -> ConfigLoader:
@@ -38,9 +39,25 @@ def parse_once(loader: ConfigLoader) -> ConfigLoader:
     """
     if type(loader) is not ConfigLoaderImpl:
         return loader
-    clone = copy.copy(loader)
+    clone = CheckingLoader.__new__(CheckingLoader)
+    clone.__dict__.update(loader.__dict__)
     clone.repository = _ParseOnceRepository(loader.config_search_path)
     return clone
+
+
+class CheckingLoader(ConfigLoaderImpl):
+    """Hydra's loader that checks each job's ``hydra.*`` (:func:`engine.hydraconf.check`)
+    before a launcher acts on it, in whichever process composes the job: a launcher's
+    workers unpickle this class, not Hydra's."""
+
+    checks_hydra = True
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        from engine import hydraconf
+
+        sweep_config = super().load_sweep_config(master_config, sweep_overrides)
+        hydraconf.check(sweep_config)
+        return sweep_config
 
 
 #: (scheme, source path, config path) -> (the file's bytes, what the source loaded from them).

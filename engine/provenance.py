@@ -12,6 +12,13 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
+from engine.hydraconf import clean_env
+
+#: Every git call: no fsmonitor hook, no pager. With ``--no-ext-diff --no-textconv`` on
+#: ``git diff`` and the environment of :func:`engine.hydraconf.clean_env` (no ``GIT_*``,
+#: ``LD_*``, ...), a config that sets ``hydra.job.env_set`` cannot make git run a command.
+GIT_SAFE = ("-c", "core.fsmonitor=false", "--no-pager")
+
 CORE_PACKAGES = ("mlops-engine", "hydra-core", "omegaconf", "pandas", "numpy", "scipy", "scikit-learn",
                  "joblib", "jsonschema", "pyarrow", "threadpoolctl")
 
@@ -21,7 +28,8 @@ def git_state(root: Path) -> dict[str, Any] | None:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=20, check=False)
+            done = subprocess.run(["git", *GIT_SAFE, *args], cwd=root, capture_output=True, timeout=20, check=False,
+                                  env=clean_env())
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
@@ -30,7 +38,7 @@ def git_state(root: Path) -> dict[str, Any] | None:
     if commit is None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no") or ""
-    diff = git("diff", "HEAD", "--binary") or ""
+    diff = git("diff", "--no-ext-diff", "--no-textconv", "HEAD", "--binary") or ""
     # -z: names as they are (git quotes unusual ones otherwise)
     untracked = sorted(filter(None, (git("ls-files", "-z", "--others", "--exclude-standard", "--", "*.py")
                                      or "").split("\0")))

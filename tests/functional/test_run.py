@@ -148,7 +148,8 @@ def test_no_conf_folder_is_a_usage_error(tmp_path: Path) -> None:
     (["run", "--bogus"], "mlops: usage error: unrecognized arguments: --bogus (see mlops run --help)"),
     (["run", "--config-dir", "/nonexistent"], "Additional config directory '/nonexistent' not found"),
     (["run", "=5"], "mlops: usage error: Config group override must be a string or a list"),
-    (["run", "hydra.run.dir=/proc/no-such-dir"], "mlops: usage error: cannot write the run directory"),
+    (["run", "hydra.run.dir=/proc/no-such-dir"], "mlops: config error at hydra.run.dir: must be a folder inside the "
+                                                 "outputs root"),
     ([], "mlops: usage error: a command is required; expected one of: run, quality"),
     (["features"], "mlops: usage error: features needs an action; expected one of: list, show"),
     (["registry"], "mlops: usage error: registry needs an action; expected one of: register, list"),
