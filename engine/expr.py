@@ -29,6 +29,14 @@ Semantics that differ from Python on purpose:
   stored as missing too.
 * comparisons with a missing value are false; ``x is null`` tests for missing.
 * ``and``, ``or`` and ``not`` work element-wise on columns.
+* ``*`` multiplies numbers only: text is never repeated. Text joined with ``+`` may be
+  at most :data:`MAX_TEXT` characters a value, checked before it is built.
+* Integer arithmetic that leaves the 64-bit range gives a float, as a column would.
+
+Expressions are shared config, so their size is bounded before anything is built: at
+most :data:`MAX_LENGTH` characters, parentheses nested at most :data:`MAX_DEPTH` deep,
+at most :data:`MAX_NESTING` operations nested in one another, and durations of at most
+:data:`MAX_DURATION`.
 """
 
 from __future__ import annotations
@@ -178,9 +186,15 @@ class _Parser:
         return node
 
     def not_(self) -> Node:
-        if self.take("not"):
-            return Unary("not", self.not_())
-        return self.compare()
+        # A loop, not recursion: "not not ... x" cannot approach the recursion limit
+        # (the depth check after parsing refuses a long chain).
+        count = 0
+        while self.take("not"):
+            count += 1
+        node = self.compare()
+        for _ in range(count):
+            node = Unary("not", node)
+        return node
 
     def compare(self) -> Node:
         node = self.sum_()
@@ -206,9 +220,13 @@ class _Parser:
         return node
 
     def unary(self) -> Node:
-        if self.take("-"):
-            return Unary("-", self.unary())
-        return self.atom()
+        count = 0  # a loop, as in not_()
+        while self.take("-"):
+            count += 1
+        node = self.atom()
+        for _ in range(count):
+            node = Unary("-", node)
+        return node
 
     def atom(self) -> Node:
         token = self.peek()
@@ -217,8 +235,7 @@ class _Parser:
             text = token.text
             return Literal(int(text) if text.isdigit() and len(text) <= 18 else float(text))
         if token.kind == "duration":
-            unit = _DURATION_UNITS[token.text[-1]]
-            return Literal(pd.Timedelta(float(token.text[:-1]), unit=unit))
+            return Literal(_duration_literal(token))
         if token.kind == "string":
             return Literal(token.text[1:-1])
         if token.kind in ("true", "false"):
@@ -280,15 +297,66 @@ def parse(text: str) -> Node:
     depth = max(_running_depth(text))
     if depth > MAX_DEPTH:
         raise ExpressionError(f"expected parentheses nested at most {MAX_DEPTH} deep, got {depth}")
-    try:
-        return _Parser(text).parse()
-    except RecursionError as exc:
-        raise ExpressionError("expected a less deeply nested expression") from exc
+    node = _Parser(text).parse()
+    nesting = depth_of(node)
+    if nesting > MAX_NESTING:
+        raise ExpressionError(f"expected at most {MAX_NESTING} operations nested in one another, got {nesting}; "
+                              "split it into several derived features")
+    return node
 
 
-#: Limits that keep the recursive parser and evaluator far from Python's recursion limit.
+#: Limits that keep the recursive parser and evaluator far from Python's recursion limit
+#: (1000 frames), whatever the caller's own stack: the parser spends about 8 frames per
+#: parenthesis (one per precedence level), the evaluator 1 to 3 per nested operation.
+#: A real expression is a line or two, nested a few levels (a derived feature ten deep
+#: is rare), so these are far above what a config needs.
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
+#: Operations nested in one another: ``a + b + c`` is 2 deep (``(a + b) + c``), ``-x`` 1.
+MAX_NESTING = 100
+#: The longest duration literal: 100 years, more than any look-back window, ttl or
+#: freshness a config needs, and ``as_of`` plus or minus it stays inside the times pandas
+#: can hold (years 1677 to 2262), where a longer one overflows.
+MAX_DURATION = pd.Timedelta(days=36525)
+#: The longest text value ``+`` may build (characters per value): a category such as
+#: ``plan + '/' + segment`` is a few dozen; this stops chained derived features doubling
+#: text until memory runs out.
+MAX_TEXT = 1000
+_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_INT64 = 2**63 - 1
+
+
+def _duration_literal(token: _Token) -> pd.Timedelta:
+    """A duration token as a Timedelta, refused before it is built if over :data:`MAX_DURATION`."""
+    unit = token.text[-1]
+    seconds = float(token.text[:-1]) * _SECONDS[unit]
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ExpressionError(f"expected a duration of at most {MAX_DURATION.days}d (100 years), "
+                              f"got {_clip_text(token.text)} at position {token.pos}")
+    return pd.Timedelta(float(token.text[:-1]), unit=_DURATION_UNITS[unit])
+
+
+def _clip_text(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else f"{text[:width - 10]}...{text[-7:]} ({len(text)} characters)"
+
+
+def depth_of(node: Node) -> int:
+    """How many operations are nested in one another in ``node`` (a literal or name is 0).
+
+    Walked with an explicit stack, so any tree can be measured.
+    """
+    deepest = 0
+    stack = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(current, Call):
+            stack += [(arg, depth + 1) for arg in current.args]
+        elif isinstance(current, Unary | IsNull):
+            stack.append((current.operand, depth + 1))
+        elif isinstance(current, Binary):
+            stack += [(current.left, depth + 1), (current.right, depth + 1)]
+    return deepest
 
 
 def _running_depth(text: str) -> Iterator[int]:
@@ -308,10 +376,12 @@ def duration(text: str) -> pd.Timedelta:
     node = None
     try:
         node = parse(str(text))
-    except ExpressionError:
-        pass
+    except ExpressionError as exc:
+        if "expected a duration" in str(exc):  # a duration out of range: say so, with the limit
+            raise ExpressionError(f"expected a duration of at most {MAX_DURATION.days}d (100 years), "
+                                  f"got {_clip_text(str(text))}") from exc
     if not isinstance(node, Literal) or not isinstance(node.value, pd.Timedelta):
-        raise ExpressionError(f"expected a duration such as 30d or 12h, got {text!r}")
+        raise ExpressionError(f"expected a duration such as 30d or 12h, got {_clip_text(str(text))!r}")
     return node.value
 
 
@@ -507,5 +577,31 @@ def _eval(node: Node, env: Mapping[str, Any]) -> Any:
     if node.op in _ARITHMETIC:
         if _is_missing(left) or _is_missing(right):
             return math.nan
-        return _ARITHMETIC[node.op](left, right)
+        _check_text(node.op, left, right)
+        result = _ARITHMETIC[node.op](left, right)
+        if type(result) is int and abs(result) > _INT64:  # noqa: E721 - not bool, not numpy
+            return float(result)
+        return result
     return _compare(node.op, left, right)
+
+
+def _check_text(op: str, left: Any, right: Any) -> None:
+    """Refuse text that ``op`` would repeat, or join beyond :data:`MAX_TEXT`, before it is built."""
+    sizes = [_text_length(left), _text_length(right)]
+    if sizes == [None, None]:
+        return
+    if op == "*":
+        raise ExpressionError("cannot evaluate: '*' multiplies numbers, got text; text is never repeated")
+    if op == "+" and sum(n or 0 for n in sizes) > MAX_TEXT:
+        raise ExpressionError(f"cannot evaluate: '+' would build text of {sum(n or 0 for n in sizes)} characters; "
+                              f"expected at most {MAX_TEXT}")
+
+
+def _text_length(value: Any) -> int | None:
+    """The longest text in a value or column, None when it holds no text."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, pd.Series) and (value.dtype == object or isinstance(value.dtype, pd.StringDtype)):
+        lengths = [len(v) for v in value.array if isinstance(v, str)]
+        return max(lengths) if lengths else None
+    return None

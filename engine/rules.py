@@ -362,7 +362,7 @@ def duration(text: str, path: str) -> Any:
     try:
         return expr.duration(text)
     except expr.ExpressionError as exc:
-        raise ConfigError(path, f"must be a duration such as 1d or 12h, got {text!r}") from exc
+        raise ConfigError(path, str(exc)) from exc
 
 
 def schema() -> dict[str, Any]:

@@ -114,6 +114,7 @@ class FeatureSpec:
             first = str(exc).removeprefix("cycle: ").split(" ")[0]
             raise ConfigError(f"{DERIVED}{first}", f"derived features must not read themselves, got a {exc}") from exc
         names = _check_names(features_cfg)
+        _check_durations(features_cfg)
         _check_leakage(features_cfg, parsed)
         if sources is not None:
             _check_sources(features_cfg, sources)
@@ -162,6 +163,21 @@ def _check_names(features_cfg: Mapping[str, Any]) -> list[str]:
         seen[name] = path
         names.append(name)
     return names
+
+
+def _check_durations(features_cfg: Mapping[str, Any]) -> None:
+    """Every ttl and window is a duration in range (the schema checks only its form)."""
+    found = [(f"features.attributes.{name}.ttl", attribute_ref(ref)[2])
+             for name, ref in (features_cfg.get("attributes") or {}).items()]
+    for group, spec in (features_cfg.get("groups") or {}).items():
+        found += [(f"features.groups.{group}.aggregations.{name}.window", agg.get("window"))
+                  for name, agg in spec["aggregations"].items()]
+    for path, text in found:
+        if text:
+            try:
+                expr.duration(text)
+            except expr.ExpressionError as exc:
+                raise ConfigError(path, str(exc)) from exc
 
 
 def _check_leakage(features_cfg: Mapping[str, Any], parsed: Mapping[str, expr.Node]) -> None:

@@ -102,9 +102,11 @@ def _build_stored(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], 
         records.append({"table": "features", "key": full_key, "status": "reused", "rows": len(cached)})
         log.info("feature table features reused (key %s, %d rows): no feature was computed", full_key[:12],
                  len(cached))
+        _require_values(cached, spec.used, features_cfg)
         return FeatureTable(cached, features_cfg["entity"]["key"], spec.used, features_cfg["target"]["name"],
                             tuple(records))
     table = _build(features_cfg, spec, tables, as_of, store)
+    _require_values(table.frame, spec.used, features_cfg)
     if store is not None:
         store.put_later(full_key, table.frame, {"name": "features", "kind": "features",
                                                 "groups": list(table.tables), "as_of": as_of.isoformat(),
@@ -112,6 +114,39 @@ def _build_stored(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], 
     record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame)}
     log.info("feature table features built (key %s, %d rows)", full_key[:12], len(table.frame))
     return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record))
+
+
+def _require_values(frame: pd.DataFrame, used: tuple[str, ...], features_cfg: Mapping[str, Any]) -> None:
+    """Every feature the model uses has a value on at least one row.
+
+    A feature missing on every row carries nothing to learn from, and the model's
+    imputer would drop it without a word: most often a definition that cannot work on
+    this data (a division by a column that is always zero, a ttl shorter than any
+    update), so the run says which one instead of training without it.
+
+    Raises:
+        DataError: A used feature is missing on every row.
+    """
+    if frame.empty:
+        return
+    for name in used:
+        if frame[name].isna().all():
+            derived = (features_cfg.get("derived") or {}).get(name)
+            path, what = (f"features.derived.{name}", f" ({derived!r})") if derived is not None else (
+                _declared_at(features_cfg, name), "")
+            raise DataError(f"data error at {path}: feature {name!r}{what} is missing on all {len(frame)} rows; "
+                            "expected a value on at least one row: fix its definition, or leave it out with "
+                            "features.use")
+
+
+def _declared_at(features_cfg: Mapping[str, Any], name: str) -> str:
+    """The config path of an attribute or aggregation feature."""
+    if name in (features_cfg.get("attributes") or {}):
+        return f"features.attributes.{name}"
+    for group, spec in (features_cfg.get("groups") or {}).items():
+        if name in spec["aggregations"]:
+            return f"features.groups.{group}.aggregations.{name}"
+    return f"features.{name}"
 
 
 def _features_key(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> str:
@@ -246,7 +281,7 @@ def _attribute(name: str, ref: str | Mapping[str, Any], spine: pd.DataFrame, key
     ts = table.source.timestamp
     if ts is not None:
         return _as_of_join(spine[key], other[[key, ts, column]], key, ts, column, cutoff,
-                           _parse_window(ttl, path) if ttl else None)
+                           _parse_window(ttl, f"{path}.ttl") if ttl else None)
     duplicated = other[key].duplicated(keep="last")
     if duplicated.any():
         log.warning("%s: %d rows of %s share a %s with another row; the last one is used",
@@ -394,7 +429,7 @@ def _reduce(path: str, group: Mapping[str, Any], rows: pd.DataFrame, by: str, ts
     by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
     for name, spec in group["aggregations"].items():
         window = spec.get("window")
-        span = _parse_window(window, f"{path}.aggregations.{name}") if window else None
+        span = _parse_window(window, f"{path}.aggregations.{name}.window") if window else None
         by_window.setdefault(span, {})[name] = (spec["agg"], spec.get("column") or ts)
     parts = []
     for span, aggs in by_window.items():
@@ -426,7 +461,7 @@ def _parse_window(window: str, path: str) -> pd.Timedelta:
     try:
         return expr.duration(window)
     except expr.ExpressionError as exc:
-        raise ConfigError(f"{path}.window", str(exc)) from exc
+        raise ConfigError(path, str(exc)) from exc
 
 
 def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], path: str) -> Any:
@@ -447,7 +482,8 @@ def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], 
         result = expr.evaluate(node, env)
     except expr.ExpressionError as exc:
         kinds = ", ".join(f"{n} ({frame[n].dtype})" for n in sorted(read) if n in frame.columns)
-        raise DataError(f"data error at {path}: {exc}; the columns it reads: {kinds}") from exc
+        raise DataError(f"data error at {path}: {exc}" + (f"; the columns it reads: {kinds}" if kinds else "")) \
+            from exc
     if not isinstance(result, pd.Series):
         result = pd.Series(np.broadcast_to(result, len(frame)), index=frame.index)
     return result

@@ -182,6 +182,7 @@ def importances(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int,
     (coefficients are on the preprocessed, scaled inputs), summed over the one-hot
     columns of a categorical feature; else permutation importance on at most
     ``max_rows`` hold-out rows (the drop in ROC AUC when a column is shuffled).
+    An input the imputer dropped (missing on every training row) gets 0.
 
     Returns:
         The kind (``feature_importances``, ``coefficients`` or ``permutation``) and
@@ -192,9 +193,9 @@ def importances(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int,
     kind = "feature_importances"
     if native is None and getattr(estimator, "coef_", None) is not None:
         native, kind = np.abs(np.atleast_2d(estimator.coef_)).sum(axis=0), "coefficients"
-    if native is not None:
-        raw = _per_input(pipeline.named_steps["preprocess"], np.asarray(native, dtype=float))
-    else:
+    raw = _per_input(pipeline.named_steps["preprocess"], np.asarray(native, dtype=float)) \
+        if native is not None else None
+    if raw is None:  # no native importances, or outputs that cannot be traced back to inputs
         from sklearn.inspection import permutation_importance
 
         sample = X.sample(n=min(max_rows, len(X)), random_state=seed) if len(X) > max_rows else X
@@ -208,26 +209,43 @@ def importances(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, threads: int,
     return kind, {c: round(float(raw.get(c, 0.0) / total), 6) if total > 0 else 0.0 for c in X.columns}
 
 
-def _per_input(columns: ColumnTransformer, values: np.ndarray) -> dict[str, float]:
-    """Sum output-column values back onto the input columns they came from."""
+def _per_input(columns: ColumnTransformer, values: np.ndarray) -> dict[str, float] | None:
+    """Sum output-column values back onto the input columns they came from.
+
+    Each branch's steps are followed input by input: an imputer drops the inputs that
+    were missing on every training row (they get nothing), and the one-hot encoder
+    writes each remaining input's columns together, in input order; its per-input
+    widths say which block is whose (names could be ambiguous: 'plan' + 'type_a' and
+    'plan_type' + 'a' both give 'plan_type_a').
+
+    Returns:
+        Input column -> summed value; None when the outputs cannot be traced back (a
+        transformer this code does not know), where splitting evenly would be a guess.
+    """
     out: dict[str, float] = {}
     start = 0
     for _, transformer, inputs in columns.transformers_:
         if transformer == "drop" or not len(inputs):
             continue
-        width = len(transformer.get_feature_names_out(inputs))
-        encoder = transformer.named_steps.get("onehot") if hasattr(transformer, "named_steps") else None
-        # The one-hot encoder writes each input's columns together, in input order;
-        # its per-input widths say which block is whose (names could be ambiguous:
-        # 'plan' + 'type_a' and 'plan_type' + 'a' both give 'plan_type_a').
-        widths = list(getattr(encoder, "_n_features_outs", None) or [1] * len(inputs)) if encoder is not None \
-            else [1] * len(inputs)
-        if sum(widths) != width:  # an encoder this code does not know: split evenly would be a guess
-            raise ValueError(f"cannot map {width} model inputs back onto the columns {list(inputs)}")
-        for column, w in zip(inputs, widths, strict=True):
+        steps = list(transformer.named_steps.values()) if hasattr(transformer, "named_steps") else [transformer]
+        kept, widths = [str(c) for c in inputs], None
+        try:
+            for step in steps:
+                if isinstance(step, OneHotEncoder):
+                    widths = list(getattr(step, "_n_features_outs", None) or [])
+                    break
+                if step != "passthrough":
+                    kept = [str(c) for c in step.get_feature_names_out(kept)]
+            width = len(transformer.get_feature_names_out(inputs)) if transformer != "passthrough" else len(kept)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        widths = [1] * len(kept) if widths is None else widths
+        if len(widths) != len(kept) or sum(widths) != width:
+            return None
+        for column, w in zip(kept, widths, strict=True):
             out[column] = out.get(column, 0.0) + float(values[start:start + w].sum())
             start += w
-    return out
+    return out if start == len(values) else None
 
 
 def with_threshold(pipeline: Pipeline, threshold: float, X: pd.DataFrame, y: pd.Series) -> Any:

@@ -140,3 +140,49 @@ def test_number_literals() -> None:
     assert ev("1e308") == 1e308 and isinstance(ev("1e308"), float)
     assert ev("12") == 12 and isinstance(ev("12"), int)
     assert ev("2.5") == 2.5
+
+
+@pytest.mark.parametrize("text", ["-" * 1500 + "x", "not " * 480 + "x", " + ".join(["x"] * 400),
+                                  "abs(" * 45 + "-" * 60 + "x" + ")" * 45])
+def test_deep_nesting_is_refused_by_depth_before_the_recursion_limit(text: str) -> None:
+    with pytest.raises(expr.ExpressionError, match=r"at most 100 operations nested in one another, got \d+"):
+        expr.parse(text)
+
+
+def test_nesting_a_real_config_needs_is_allowed() -> None:
+    assert ev(" + ".join(["x"] * 101), x=1) == 101  # 100 deep: the limit itself
+    assert ev("(" * 10 + "x" + " + 1)" * 10, x=0) == 10
+    assert expr.depth_of(expr.parse("a + b * c")) == 2
+    assert expr.depth_of(expr.parse("x")) == 0
+
+
+@pytest.mark.parametrize("text", ["as_of + 9999999999999999999999d", "36526d", "5300w", "1" * 400 + "s"])
+def test_durations_beyond_100_years_are_refused_before_they_are_built(text: str) -> None:
+    with pytest.raises(expr.ExpressionError, match=r"duration of at most 36525d \(100 years\), got"):
+        expr.parse(text)
+    with pytest.raises(expr.ExpressionError, match=r"duration of at most 36525d"):
+        expr.duration(text.removeprefix("as_of + "))
+
+
+def test_the_longest_duration_still_fits_pandas_times() -> None:
+    assert expr.duration("36525d") == pd.Timedelta(days=36525)
+    as_of = pd.Timestamp("2026-10-01")
+    assert ev("as_of + 36525d", as_of=as_of).year == 2126
+    assert ev("as_of - 5217w", as_of=as_of).year > 1677
+
+
+def test_text_is_never_repeated_and_joined_text_is_bounded() -> None:
+    for text in ["'a' * 1000000000000", "1000000000000 * 'a'", "plan * 3"]:
+        with pytest.raises(expr.ExpressionError, match="'\\*' multiplies numbers, got text"):
+            ev(text, plan=pd.Series(["monthly", "annual"]))
+    assert ev("plan + '/' + segment", plan=pd.Series(["a"]), segment=pd.Series(["b"])).tolist() == ["a/b"]
+    with pytest.raises(expr.ExpressionError, match="would build text of 1200 characters; expected at most 1000"):
+        ev("x + x", x=pd.Series(["a" * 600, "b"]))
+
+
+def test_integers_beyond_64_bits_become_floats() -> None:
+    big = ev("999999999999999999 * 999999999999999999")
+    assert isinstance(big, float) and big == pytest.approx(1e36)
+    assert ev("2 * 3") == 6 and isinstance(ev("2 * 3"), int)
+    with pytest.raises(expr.ExpressionError, match="expected a value"):
+        expr.parse("10 ** 10 ** 10")  # no power operator at all

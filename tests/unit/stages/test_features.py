@@ -307,3 +307,36 @@ def test_deferred_writes_are_checked_by_flush(tmp_path: Any, monkeypatch: Any) -
     with pytest.raises(OSError, match="No space left"):
         other.flush()
     assert not list(other.list())
+
+
+def test_a_used_feature_missing_on_every_row_is_refused_and_an_unused_one_is_not(tmp_path: Any) -> None:
+    from engine.featurestore import FeatureStore
+
+    cfg = config(derived={"avg": "total / 0", "tenure_days": "days(as_of - signup_date)"})
+    with pytest.raises(DataError, match=r"^data error at features.derived.avg: feature 'avg' \('total / 0'\) is "
+                                        r"missing on all 3 rows; expected a value on at least one row"):
+        build(cfg)
+    store = FeatureStore(tmp_path)
+    unused = features.build({**cfg, "use": ["orders", "plan"]}, tables(CUSTOMERS, ORDERS), AS_OF, store)
+    assert unused.frame["avg"].isna().all() and "avg" not in unused.features
+    with pytest.raises(DataError, match="features.derived.avg"):  # the stored table is checked too
+        features.build(cfg, tables(CUSTOMERS, ORDERS), AS_OF, store)
+    no_orders = ORDERS[ORDERS["customer_id"] == 4]  # only the customer outside the population
+    with pytest.raises(DataError, match="^data error at features.groups.orders.aggregations.mean_amount: "):
+        build(config(derived={}), orders=no_orders)
+
+
+@pytest.mark.parametrize("key, value, path", [
+    ("window", "9999999999999999999999d", "features.groups.orders.aggregations.orders_30d.window"),
+    ("ttl", "99999999w", "features.attributes.plan.ttl"),
+])
+def test_durations_out_of_range_are_config_errors_before_any_data(key: str, value: str, path: str) -> None:
+    from engine.specs import FeatureSpec
+
+    cfg = config()
+    if key == "window":
+        cfg["groups"]["orders"]["aggregations"]["orders_30d"]["window"] = value
+    else:
+        cfg["attributes"] = {"plan": {"from": "customers.plan", "ttl": value}}
+    with pytest.raises(ConfigError, match=rf"^config error at {path}: expected a duration of at most 36525d"):
+        FeatureSpec.from_config(cfg)

@@ -196,3 +196,22 @@ def test_threshold_metrics_agree_with_scikit_learn(threshold: float) -> None:
     assert m["recall"] == pytest.approx(skm.recall_score(y, pred, zero_division=0), abs=1e-6)
     assert m["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0), abs=1e-6)
     assert (m["tn"], m["fp"], m["fn"], m["tp"]) == tuple(skm.confusion_matrix(y, pred, labels=[0, 1]).ravel())
+
+
+@pytest.mark.parametrize("target, kind", [
+    ("sklearn.linear_model.LogisticRegression", "coefficients"),
+    ("sklearn.ensemble.RandomForestClassifier", "feature_importances"),
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "permutation"),
+])
+def test_importances_survive_inputs_missing_on_every_row(target: str, kind: str) -> None:
+    # The imputers drop an all-missing column, numeric or text, so the model sees fewer inputs
+    # than X has: such an input gets 0 instead of shifting every other input's share.
+    X, y = frame(n=600)
+    X = X.assign(empty_number=np.nan, empty_text=pd.Series([None] * len(X), dtype=object))
+    pipe = model.build({"_target_": target}, X, PREPROCESS)
+    model.fit(pipe, X, y, threads=1)
+    found, weights = model.importances(pipe, X, y, threads=1, seed=0)
+    assert found == kind
+    assert list(weights) == ["x", "plan", "flag", "empty_number", "empty_text"]
+    assert weights["empty_number"] == weights["empty_text"] == 0.0
+    assert max(weights, key=weights.get) == "x"
