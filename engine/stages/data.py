@@ -229,6 +229,12 @@ def load(data_cfg: Mapping[str, Any], root: Path) -> dict[str, Table]:
             raise DataError(f"data error at {where}: file not found: {exc.filename or exc}") from exc
         except Exception as exc:  # pandas/pyarrow/sqlite raise many types for bad files
             raise DataError(f"data error at {where}: cannot read it: {_first_line(exc)}") from exc
+        if not isinstance(frame, pd.DataFrame):  # a load_arg the schema does not know changed the result
+            close = getattr(frame, "close", None)
+            if callable(close):
+                close()  # a TextFileReader holds the file open
+            raise DataError(f"data error at {where}: the reader returned a {type(frame).__name__}, expected one "
+                            f"DataFrame; check data.sources.{name}.load_args ({', '.join(source.load_args) or 'none'})")
         frame = _check_columns(frame, source, where)
         tables[name] = Table(name, frame, source, fingerprint(frame))
         log.info("loaded %s: %d rows x %d columns", name, len(frame), frame.shape[1])

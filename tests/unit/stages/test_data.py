@@ -131,3 +131,31 @@ def test_unparseable_timestamps_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"got 1 values that are not, such as \['garbage'\]"):
         data.load(config(o={"type": "csv", "path": "o.csv", "key": "order_id", "timestamp": "ordered_at"}),
                   tmp_path)
+
+
+@pytest.mark.parametrize("source, load_args, kind", [
+    ({"type": "csv", "path": "orders.csv"}, {"chunksize": 2}, "TextFileReader"),
+    ({"type": "csv", "path": "orders.csv"}, {"iterator": True}, "TextFileReader"),
+    ({"type": "sql", "url": "sqlite:///shop.db", "query": "SELECT * FROM orders"}, {"chunksize": 2}, "generator"),
+])
+def test_load_args_that_make_pandas_return_pieces_are_refused(tmp_path: Path, source: dict, load_args: dict,
+                                                              kind: str) -> None:
+    from engine.errors import ConfigError
+    from engine.validation import validate
+    from tests.conftest import compose_config
+
+    ORDERS.to_csv(tmp_path / "orders.csv", index=False)
+    with sqlite3.connect(tmp_path / "shop.db") as conn:
+        ORDERS.to_sql("orders", conn, index=False)
+    conn.close()
+    spec = {**source, "key": "order_id", "load_args": load_args}
+    # The source code refuses what the reader returns, whatever the argument ...
+    with pytest.raises(DataError, match=rf"^data error at data.sources.orders \(.*\): the reader returned a {kind}, "
+                                        r"expected one DataFrame; check data.sources.orders.load_args"):
+        data.load(config(orders=spec), tmp_path)
+    # ... and mlops check refuses the known arguments before any data is read.
+    cfg = compose_config()
+    cfg["data"]["sources"]["customers"]["load_args"] = load_args
+    (name,) = load_args
+    with pytest.raises(ConfigError, match=rf"^config error at data.sources.customers.load_args.{name}: must be absent"):
+        validate(cfg)
