@@ -40,6 +40,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import threading
 import zlib
 from collections.abc import Iterator, Mapping
@@ -54,9 +55,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.errors import DataError
 from engine.files import atomic_path, locked, write_json
 
 log = logging.getLogger(__name__)
+
+#: A feature group's name, as the features schema allows it: it names the group's
+#: history file, so it can hold no path separator and no '..'.
+GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def digest(payload: Mapping[str, Any]) -> str:
@@ -229,19 +235,47 @@ class FeatureStore:
         return manifest is not None and data.size == manifest.get("bytes") and _sha256(data) == manifest.get("sha256")
 
     def manifest(self, key: str) -> dict[str, Any] | None:
+        """The manifest of the table under ``key``; None when it is absent or damaged.
+
+        A damaged manifest (not JSON, or JSON of another shape) is logged: its table is
+        a miss, rebuilt by the next run that needs it, and ``mlops features gc`` removes it.
+        """
         try:
-            return json.loads((self.tables / f"{key}.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            text = (self.tables / f"{key}.json").read_text()
+        except OSError:
             return None
+        manifest, problem = _parse_manifest(text)
+        if problem is not None:
+            log.warning("feature store: table %s is ignored: its manifest %s; rebuilding it", key[:12], problem)
+        return manifest
 
     def list(self) -> Iterator[StoredTable]:
-        """Every complete table (one with a manifest), oldest first."""
+        """Every complete table (one with a valid manifest), oldest first."""
         found = []
         for path in self.tables.glob("*.json") if self.tables.is_dir() else ():
-            manifest = self.manifest(path.stem)
+            try:
+                manifest, _ = _parse_manifest(path.read_text())
+            except OSError:  # removed meanwhile
+                continue
             if manifest is not None:
                 found.append(StoredTable(path.stem, manifest))
         yield from sorted(found, key=lambda t: str(t.manifest.get("created_at", "")))
+
+    def damaged(self) -> list[tuple[str, str]]:
+        """Tables whose manifest is not one this store wrote: (key, what is wrong), by key.
+
+        Such a table does not exist for :meth:`get` and :meth:`list`; it is reported so
+        that a person sees it, and :meth:`remove` deletes it.
+        """
+        found = []
+        for path in sorted(self.tables.glob("*.json")) if self.tables.is_dir() else ():
+            try:
+                _, problem = _parse_manifest(path.read_text())
+            except OSError:
+                continue
+            if problem is not None:
+                found.append((path.stem, f"{path} {problem}"))
+        return found
 
     def remove(self, key: str) -> None:
         """Delete a table: the manifest first, so a half-deleted table is never read."""
@@ -256,13 +290,10 @@ class FeatureStore:
             The earlier definitions of the group (most recent first) when this one is
             new, with the runs and models that used them; empty when it is unchanged.
         """
+        path = self._history_path(name)
         self.groups.mkdir(parents=True, exist_ok=True)
-        path = self.groups / f"{name}.json"
         with locked(self.root / ".lock"):
-            try:
-                history = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                history = {"name": name, "definitions": []}
+            history = _read_history(path) or {"name": name, "definitions": []}
             definitions = history["definitions"]
             current = next((d for d in definitions if d["hash"] == definition_hash), None)
             changed = []
@@ -275,10 +306,94 @@ class FeatureStore:
         return changed
 
     def history(self, name: str) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.groups / f"{name}.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
+        """Group ``name``'s definitions over time and who used them; None when it has none.
+
+        Raises:
+            DataError: The history file is not one this store wrote (never read as empty:
+                it is the only record of which runs used the group).
+        """
+        return _read_history(self._history_path(name))
+
+    def histories(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every group's history, by name.
+
+        Raises:
+            DataError: A history file is not one this store wrote.
+        """
+        for path in sorted(self.groups.glob("*.json")) if self.groups.is_dir() else ():
+            history = _read_history(path)
+            if history is not None:
+                yield path.stem, history
+
+    def _history_path(self, name: str) -> Path:
+        if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
+            raise ValueError(f"feature group name {name!r} is not an identifier")
+        return self.groups / f"{name}.json"
+
+
+def _describe(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _parse_manifest(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A manifest's content, or what is wrong with it: (manifest, None) or (None, problem)."""
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"is not valid JSON ({exc.msg} at line {exc.lineno})"
+    expected = "expected a JSON object with bytes and crc32 or sha256, as the store writes it"
+    if not isinstance(manifest, dict):
+        return None, f"is {_describe(manifest)}; {expected}"
+    typed = {"bytes": int, "rows": int, "crc32": str, "sha256": str, "name": str, "kind": str, "created_at": str,
+             "columns": list, "groups": list}
+    for field, kind in typed.items():
+        value = manifest.get(field)
+        if (value is not None or field == "bytes") and (not isinstance(value, kind) or isinstance(value, bool)):
+            return None, f"has a {field} of the wrong type ({_describe(value)}); {expected}"
+    if not isinstance(manifest.get("crc32"), str) and not isinstance(manifest.get("sha256"), str):
+        return None, f"has neither crc32 nor sha256; {expected}"
+    if not all(isinstance(g, dict) for g in manifest.get("groups") or ()):
+        return None, f"has groups that are not objects; {expected}"
+    return manifest, None
+
+
+def _read_history(path: Path) -> dict[str, Any] | None:
+    """A group history file; None when it does not exist.
+
+    Raises:
+        DataError: The file is not JSON, or JSON of another shape.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DataError(f"data error at feature group history {path}: cannot read it: {exc.strerror}") from exc
+    fix = "restore it, or move it away to start the group's history afresh"
+    try:
+        history = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"data error at feature group history {path}: not valid JSON ({exc.msg} at line "
+                        f"{exc.lineno}); expected the file the store writes: {fix}") from exc
+    expected = "expected an object whose definitions are objects with a hash and a used_by list"
+    problem = None
+    if not isinstance(history, dict):
+        problem = _describe(history)
+    elif not isinstance(history.get("definitions"), list):
+        problem = f"definitions: {_describe(history.get('definitions'))}"
+    else:
+        for i, definition in enumerate(history["definitions"]):
+            if not isinstance(definition, dict) or not isinstance(definition.get("hash"), str) \
+                    or not isinstance(definition.get("used_by", []), list) \
+                    or not all(isinstance(u, dict) for u in definition.get("used_by", [])):
+                problem = f"definitions.{i}: {json.dumps(definition, default=str)[:60]}"
+                break
+    if problem is not None:
+        raise DataError(f"data error at feature group history {path}: {expected}, got {problem}; {fix}")
+    history["definitions"] = [{**d, "used_by": d.get("used_by", [])} for d in history["definitions"]]
+    return history
 
 
 def _encode(frame: pd.DataFrame) -> pa.Buffer:

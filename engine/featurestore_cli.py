@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from engine.errors import UsageError
-from engine.featurestore import FeatureStore
+from engine.featurestore import GROUP_NAME, FeatureStore
+from engine.files import leftovers
 
 
 def list_tables(root: Path) -> int:
     """Print every table of the store, one line each."""
     store = _existing(root)
     tables = list(store.list())
+    _warn_damaged(store)
     print(f"{'name':<20}{'kind':<14}{'key':<14}{'rows':>9}{'columns':>9}{'MiB':>8}  created")
     for table in tables:
         m = table.manifest
@@ -24,10 +28,20 @@ def list_tables(root: Path) -> int:
 
 
 def show(root: Path, name: str) -> int:
-    """Print a group's definitions over time, who used them, and its tables."""
+    """Print a group's definitions over time, who used them, and its tables.
+
+    Raises:
+        UsageError: ``name`` is not a group or table name (a path, say), or the store
+            has no such group or table.
+        DataError: The group's history file is damaged.
+    """
+    if not GROUP_NAME.fullmatch(name):
+        raise UsageError(f"usage error: features show takes a feature group or table name (letters, digits, '_'), "
+                         f"got {name!r}")
     store = _existing(root)
     history = store.history(name)
     tables = [t for t in store.list() if t.name == name]
+    _warn_damaged(store)
     if history is None and not tables:
         known = sorted({t.name for t in store.list()})
         raise UsageError(f"usage error: no feature group or table {name!r} in {store.root}; "
@@ -49,40 +63,97 @@ def show(root: Path, name: str) -> int:
 
 
 def gc(root: Path, outputs: Path, dry_run: bool, keep_recent_min: float) -> int:
-    """Remove tables that no run directory under ``outputs`` references."""
+    """Remove tables that no run directory under ``outputs`` references, and what killed
+    writers left behind: temp files, tables without a manifest, damaged manifests.
+
+    Raises:
+        DataError: A group history is damaged: the runs it names are unknown, so no
+            table is removed.
+    """
     store = _existing(root)
     # Runs of this project, and of every project sharing the store: each run that used
     # a group left its run dir in the group's history.
     records = set(outputs.rglob("run.json"))
-    for path in store.groups.glob("*.json") if store.groups.is_dir() else ():
-        history = json.loads(path.read_text())
-        for definition in history.get("definitions", []):
-            records |= {Path(u["run_dir"]) / "run.json" for u in definition.get("used_by", []) if u.get("run_dir")}
+    for _, history in store.histories():
+        for definition in history["definitions"]:
+            records |= {Path(str(u["run_dir"])) / "run.json" for u in definition["used_by"] if u.get("run_dir")}
     referenced: set[str] = set()
     for path in records:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a deleted run no longer holds its tables
-        referenced |= {t["key"] for t in (record.get("features") or {}).get("tables", []) if "key" in t}
+        referenced |= _tables_of(path)
     cutoff = datetime.now(timezone.utc) - timedelta(minutes=keep_recent_min)
+    verb = "would remove" if dry_run else "removed"
+    left = _left_behind(store, keep_recent_min * 60)
+    for path, why in left:
+        print(f"{verb} {path.relative_to(store.root)} ({why})")
+        if not dry_run:
+            path.unlink(missing_ok=True)
     removed = kept_recent = 0
     for table in store.list():
         if table.key in referenced:
             continue
-        created = datetime.fromisoformat(str(table.manifest.get("created_at", "1970-01-01T00:00:00+00:00")))
+        created = _created(table.manifest)
         if created > cutoff:
             kept_recent += 1
             continue
-        print(f"{'would remove' if dry_run else 'removed'} {table.name} {table.key[:12]} "
+        print(f"{verb} {table.name} {table.key[:12]} "
               f"({table.manifest.get('bytes', 0) / 2**20:.2f} MiB)")
         if not dry_run:
             store.remove(table.key)
         removed += 1
-    verb = "would remove" if dry_run else "removed"
-    print(f"{verb} {removed} table(s); kept {len(referenced)} referenced key(s) and {kept_recent} table(s) "
+    leftover = f" and {len(left)} file(s) left by interrupted writes" if left else ""
+    print(f"{verb} {removed} table(s){leftover}; kept {len(referenced)} referenced key(s) and {kept_recent} table(s) "
           f"younger than {keep_recent_min:g} min")
     return 0
+
+
+def _tables_of(record_path: Path) -> set[str]:
+    """The store keys a run's record references (none when it is gone or unreadable)."""
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return set()  # a deleted or damaged run no longer holds its tables
+    features = record.get("features") if isinstance(record, dict) else None
+    tables = features.get("tables") if isinstance(features, dict) else None
+    return {str(t["key"]) for t in tables or () if isinstance(t, dict) and "key" in t} if isinstance(tables, list) \
+        else set()
+
+
+def _left_behind(store: FeatureStore, min_age_s: float) -> list[tuple[Path, str]]:
+    """Files of no table, older than ``min_age_s``: temp files of killed writes, tables
+    whose manifest was never written, and damaged manifests with their tables."""
+    found = [(path, "temp file of an interrupted write") for folder in (store.tables, store.groups)
+             for path in leftovers(folder, min_age_s)]
+    cutoff = datetime.now().timestamp() - min_age_s
+    old = [p for p in store.tables.glob("*") if _mtime(p) <= cutoff] if store.tables.is_dir() else []
+    names = {p.name for p in old}
+    found += [(p, "table without a manifest") for p in old
+              if p.suffix == ".parquet" and not (store.tables / f"{p.stem}.json").exists()]
+    for key, _ in store.damaged():
+        found += [(p, "damaged manifest") for p in (store.tables / f"{key}.json", store.tables / f"{key}.parquet")
+                  if p.name in names]
+    return sorted(found)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _created(manifest: dict[str, Any]) -> datetime:
+    """When a table was written (aware, UTC when the manifest says no zone); unknown: long ago."""
+    try:
+        created = datetime.fromisoformat(str(manifest.get("created_at")))
+    except ValueError:
+        return datetime.fromtimestamp(0, timezone.utc)
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+
+
+def _warn_damaged(store: FeatureStore) -> None:
+    for key, problem in store.damaged():
+        print(f"mlops: warning: feature store table {key[:12]} is ignored: its manifest {problem}; "
+              "mlops features gc removes it", file=sys.stderr)
 
 
 def _existing(root: Path) -> FeatureStore:

@@ -10,7 +10,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +48,33 @@ def atomic_path(target: str | os.PathLike[str], durable: bool = True) -> Iterato
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+#: The name :func:`atomic_path` gives its temp file: ``.<target name>.<8 random characters>.tmp``
+#: (``tempfile.mkstemp``'s), beside the target.
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def leftovers(folder: str | os.PathLike[str], min_age_s: float) -> list[Path]:
+    """Temp files of :func:`atomic_path` in ``folder`` that a killed writer left behind.
+
+    A writer removes its temp file on any exception, but SIGKILL or a power cut leaves
+    it. Only files named as :func:`atomic_path` names them, and untouched for at least
+    ``min_age_s`` seconds (a write in progress is younger), are returned.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - min_age_s
+    found = []
+    for path in folder.iterdir():
+        if _TEMP_NAME.fullmatch(path.name):
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    found.append(path)
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
+    return sorted(found)
 
 
 def write_text(target: str | os.PathLike[str], text: str, durable: bool = True) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -216,3 +217,94 @@ def test_missing_floats_are_stored_as_nan_and_missing_text_as_null(tmp_path: Pat
     stored = pq.read_table(tmp_path / "tables" / "k.parquet")
     assert stored.column("x").null_count == 0  # NaN itself: no definition levels to decode
     assert stored.column("plan").null_count == 1
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[]", "is a list; expected a JSON object"),
+    ('{"crc32": "0"}', "has a bytes of the wrong type (null)"),
+    ('{"bytes": "12", "crc32": "0"}', "has a bytes of the wrong type (a string)"),
+    ('{"bytes": 12}', "has neither crc32 nor sha256"),
+    ('{"bytes": 12, "crc32": "0", "groups": [1]}', "has groups that are not objects"),
+    ("{not json", "is not valid JSON"),
+])
+def test_a_manifest_of_the_wrong_shape_is_a_logged_miss_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                   text: str, problem: str) -> None:
+    store = FeatureStore(tmp_path)
+    store.put("k1", FRAME, {"name": "orders"})
+    store.put("k2", FRAME, {"name": "orders"})
+    (tmp_path / "tables" / "k1.json").write_text(text)
+    assert store.get("k1") is None and store.manifest("k1") is None
+    assert f"table k1 is ignored: its manifest {problem}" in caplog.text
+    assert [t.key for t in store.list()] == ["k2"]
+    ((key, found),) = store.damaged()
+    assert key == "k1" and found.startswith(str(tmp_path / "tables" / "k1.json")) and problem in found
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[1, 2", "not valid JSON"),
+    ("[]", "got a list"),
+    ('{"definitions": 5}', "got definitions: a number"),
+    ('{"definitions": [{"used_by": []}]}', 'got definitions.0: {"used_by": []}'),
+    ('{"definitions": [{"hash": "h1", "used_by": [3]}]}', "got definitions.0"),
+])
+def test_a_garbage_group_history_is_refused_never_reset(tmp_path: Path, text: str, problem: str) -> None:
+    from engine.errors import DataError
+
+    store = FeatureStore(tmp_path)
+    store.record_use("orders", "h1", 1, {"run": "r1"})
+    path = tmp_path / "groups" / "orders.json"
+    path.write_text(text)
+    for read in (lambda: store.history("orders"), lambda: store.record_use("orders", "h1", 1, {"run": "r2"}),
+                 lambda: list(store.histories())):
+        with pytest.raises(DataError, match=f"^data error at feature group history {re.escape(str(path))}: .*"
+                                            f"{re.escape(problem)}"):
+            read()
+    assert path.read_text() == text  # kept as it was, for a person to look at
+
+
+def test_group_names_cannot_be_paths(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path / "store")
+    (tmp_path / "secret.json").write_text('{"definitions": []}')
+    for name in ("../secret", str(tmp_path / "secret"), "a/b", ""):
+        with pytest.raises(ValueError, match="is not an identifier"):
+            store.history(name)
+        with pytest.raises(ValueError, match="is not an identifier"):
+            store.record_use(name, "h", 1, {})
+    assert not (tmp_path / "store").exists()
+
+
+def test_features_show_refuses_a_path_and_gc_collects_what_killed_writers_leave(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from engine import featurestore_cli
+    from engine.errors import UsageError
+
+    store = FeatureStore(tmp_path / "store")
+    with pytest.raises(UsageError, match=r"features show takes a feature group or table name .*got '\.\./\.\./etc'"):
+        featurestore_cli.show(store.root, "../../etc")
+    store.put("kept", FRAME, {"name": "orders"})
+    store.put("damaged", FRAME, {"name": "orders"})
+    (store.tables / "damaged.json").write_text('"not a manifest"')
+    leftovers = [store.tables / ".kept.parquet.ab12cd34.tmp", store.tables / ".x.json.zz99yy88.tmp",
+                 store.tables / "orphan.parquet"]
+    store.groups.mkdir()
+    leftovers.append(store.groups / ".orders.json.k2j3h4k5.tmp")
+    young = store.tables / ".young.parquet.aaaaaaaa.tmp"
+    for path in [*leftovers, young]:
+        path.write_bytes(b"half")
+    old = os.stat(store.tables / "kept.json").st_mtime - 7200
+    for path in [*leftovers, store.tables / "damaged.json", store.tables / "damaged.parquet"]:
+        os.utime(path, (old, old))
+    not_ours = store.tables / "notes.tmp"  # not named as atomic_path names its temp files
+    not_ours.write_text("mine")
+    os.utime(not_ours, (old, old))
+
+    featurestore_cli.gc(store.root, tmp_path / "outputs", dry_run=True, keep_recent_min=60)
+    assert all(p.exists() for p in leftovers) and "would remove 0 table(s) and 6 file(s)" in capsys.readouterr().out
+    featurestore_cli.gc(store.root, tmp_path / "outputs", dry_run=False, keep_recent_min=60)
+    out = capsys.readouterr().out
+    assert not any(p.exists() for p in leftovers) and "removed tables/damaged.json (damaged manifest)" in out
+    assert not (store.tables / "damaged.parquet").exists()
+    assert young.exists() and not_ours.exists()  # a write in progress, and a file that is not ours
+    assert [t.key for t in store.list()] == ["kept"]  # younger than --keep-recent
