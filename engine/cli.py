@@ -194,10 +194,9 @@ def _check(conf: Path, overrides: list[str]) -> None:
         return compose(config_name="config", overrides=chosen, return_hydra_config=True)
 
     try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        # hydra.* as mlops run would act on it, and each option a sweep names
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"), hydraconf.guarded():
             cfg = composed(overrides)
-            # hydra.* as mlops run would act on it, and each option a sweep names
-            hydraconf.check(cfg, conf.parent)
             hydraconf.check_sweep(cfg, composed, conf.parent)
     except MissingConfigException as exc:
         raise _missing_option(exc, overrides) from exc

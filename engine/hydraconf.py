@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -45,7 +46,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from engine.errors import ConfigError
@@ -131,6 +132,7 @@ def check(cfg: DictConfig, project: Path | None = None) -> None:
     command_line = [str(o) for o in hydra.get("overrides", {}).get("task", []) or []] + \
         [str(o) for o in hydra.get("overrides", {}).get("hydra", []) or []]
     _check_name(cfg)
+    _check_job_targets(cfg, hydra)
     _check_callbacks(hydra.get("callbacks") or {})
     _check_env(hydra.get("job") or {})
     for kind in ("launcher", "sweeper"):
@@ -198,7 +200,16 @@ def guarded() -> Iterator[None]:
                            *args: Any, **kwargs: Any) -> DictConfig:
         from hydra.types import RunMode
 
-        cfg = original(self, config_name, overrides, run_mode, *args, **kwargs)
+        try:
+            cfg = original(self, config_name, overrides, run_mode, *args, **kwargs)
+        except KeyError as exc:  # Hydra copies env_copy into env_set with os.environ[name]
+            frames = traceback.extract_tb(exc.__traceback__)
+            if not any(frame.name == "_load_configuration_impl" for frame in frames[-2:]):
+                raise
+            name = str(exc.args[0])
+            problem = _refused_env(name) if REFUSED_ENV.fullmatch(name) else \
+                f"names {name!r}, which is not set in this environment; expected the name of a variable that is set"
+            raise ConfigError("hydra.job.env_copy", problem) from exc
         if getattr(self, "checks_hydra", False) and run_mode != RunMode.MULTIRUN:
             return cfg  # a job of our sweepers: their loader checks it (load_sweep_config)
         check(cfg)
@@ -271,6 +282,38 @@ def _check_name(cfg: DictConfig) -> None:
         raise ConfigError("name", f"must be {expected}, got {name!r}")
 
 
+def _check_job_targets(cfg: DictConfig, hydra: Mapping[str, Any]) -> None:
+    """The job config's ``_target_`` s (estimators), before Hydra writes the run folder."""
+    from engine.origin import ConfigOrigin
+    from engine.targets import check_targets
+
+    overrides = (hydra.get("overrides") or {}).get("task") or []
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
+    where = ConfigOrigin(choices=dict(choices) if choices is not None else {}, overrides=[str(o) for o in overrides])
+    check_targets({path: {"_target_": value} for path, value in _config_targets(cfg, "")}, where)
+
+
+def _config_targets(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(path, value) of every ``_target_`` of a job config, read where it is, not copied."""
+    if isinstance(node, DictConfig | ListConfig) and (node._is_none() or node._is_missing()):
+        return
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            if path == "" and key == "hydra":
+                continue
+            child = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                try:
+                    yield path, str(node[key])
+                except OmegaConfBaseException:  # left to validation, which names the key
+                    continue
+            else:
+                yield from _config_targets(node._get_node(key), child)
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            yield from _config_targets(node._get_node(i), f"{path}.{i}")
+
+
 def _check_callbacks(callbacks: Mapping[str, Any]) -> None:
     for name, spec in callbacks.items():
         path = f"hydra.callbacks.{name}"
@@ -285,12 +328,17 @@ def _check_callbacks(callbacks: Mapping[str, Any]) -> None:
 
 
 def _check_env(job: Mapping[str, Any]) -> None:
-    named = [(f"hydra.job.env_set.{key}", str(key)) for key in (job.get("env_set") or {})]
-    named += [(f"hydra.job.env_copy.{i}", str(key)) for i, key in enumerate(job.get("env_copy") or [])]
+    # Hydra has copied env_copy into env_set by now: name the key where it was written.
+    named = [(f"hydra.job.env_copy.{i}", str(key)) for i, key in enumerate(job.get("env_copy") or [])]
+    named += [(f"hydra.job.env_set.{key}", str(key)) for key in (job.get("env_set") or {})]
     for path, key in named:
         if REFUSED_ENV.fullmatch(key):
-            raise ConfigError(path, f"may not set {key}: it changes how git, Python, the shell or the dynamic loader "
-                              "behave, or where the engine writes; expected another variable")
+            raise ConfigError(path, _refused_env(key))
+
+
+def _refused_env(name: str) -> str:
+    return (f"may not set {name}: it changes how git, Python, the shell or the dynamic loader behave, or where the "
+            "engine writes; expected another variable")
 
 
 def _check_plugin(kind: str, spec: Mapping[str, Any]) -> None:

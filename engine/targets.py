@@ -9,9 +9,15 @@ names a module attribute holding an iterable of dotted paths.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib.metadata import entry_points
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.origin import ConfigOrigin
 
 #: scikit-learn classifiers a model config may name (all give predict_proba; RidgeClassifier
 #: never does, so it is not here).
@@ -53,3 +59,31 @@ def import_target(dotted: str) -> type:
         raise PermissionError(dotted)
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def check_targets(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
+    """Every ``_target_`` anywhere in a job config (plain data, no ``hydra`` node) is allowlisted.
+
+    Raises:
+        ConfigError: The first ``_target_`` that is not, naming the closest allowed one.
+    """
+    where = where or ConfigOrigin()
+    for path, value in _targets(cfg, ""):
+        if value not in allowed_targets():
+            close = difflib.get_close_matches(value, sorted(allowed_targets()), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(path, f"_target_ {value!r} is not on the allowlist of estimators{hint} "
+                              "(extend it through the mlops_engine.targets entry point)", where.source_of(path))
+
+
+def _targets(node: Any, path: str) -> Iterable[tuple[str, str]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                yield child, str(value)
+            else:
+                yield from _targets(value, child)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _targets(value, f"{path}.{i}" if path else str(i))

@@ -18,68 +18,20 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import jsonschema
 import pandas as pd
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from engine import kpis, rules, targets
 from engine.errors import ConfigError
+from engine.origin import GROUPS, ConfigOrigin
 from engine.specs import AGGREGATIONS, FeatureSpec
-
-GROUPS = ("data", "quality", "features", "model", "split", "business")
-
-
-@dataclass(frozen=True)
-class ConfigOrigin:
-    """Where config keys came from, to say so in errors.
-
-    Args:
-        choices: The chosen option of each group (Hydra's ``runtime.choices``).
-        overrides: The command-line overrides, as typed.
-        conf_dir: How to name the config folder in messages (``conf``).
-    """
-
-    choices: Mapping[str, str | None] = field(default_factory=dict)
-    overrides: Sequence[str] = ()
-    conf_dir: str = "conf"
-
-    def source_of(self, path: str) -> str | None:
-        """The override or file a dotted key path most likely came from."""
-        matches = [
-            (len(key), override)
-            for override in self.overrides
-            if (key := _override_key(override)) and (path == key or path.startswith(key + "."))
-            and key not in self.choices  # a group choice (model=x) points at its file, below
-        ]
-        if matches:
-            return f"override {max(matches)[1]}"
-        group = path.split(".", 1)[0]
-        choice = self.choices.get(group)
-        if group in GROUPS and choice:
-            return f"{self.conf_dir}/{group}/{choice}.yaml"
-        if choice is None and group not in GROUPS and self.choices:
-            experiment = self.choices.get("experiment")
-            if experiment and group in ("hypothesis", "select", "register"):
-                return f"{self.conf_dir}/experiment/{experiment}.yaml"
-            return f"{self.conf_dir}/config.yaml"
-        return None
-
-
-def _override_key(override: str) -> str | None:
-    try:
-        parsed = OverridesParser.create().parse_override(override)
-    except Exception:  # an unparseable override cannot be a key's source
-        return None
-    return parsed.get_key_element().lstrip("~+")
-
 
 @cache
 def schema() -> dict[str, Any]:
@@ -150,16 +102,7 @@ def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
     if errors:
         path, problem = _describe(errors[0])
         raise ConfigError(path, problem, where.source_of(path))
-    for path, value in _targets(cfg, ""):
-        if value not in targets.allowed_targets():
-            close = difflib.get_close_matches(value, sorted(targets.allowed_targets()), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise ConfigError(
-                path,
-                f"_target_ {value!r} is not on the allowlist of estimators{hint} "
-                "(extend it through the mlops_engine.targets entry point)",
-                where.source_of(path),
-            )
+    targets.check_targets(cfg, where)
     try:
         pd.Timestamp(cfg["as_of"])
     except (ValueError, TypeError) as exc:
@@ -235,19 +178,6 @@ def check_model_params(model_cfg: Mapping[str, Any], where: ConfigOrigin) -> Non
         name = next((k for k in params if f"'{k}' parameter" in message), None)
         path = f"model.{name}" if name else "model"
         raise ConfigError(path, message, where.source_of(path)) from exc
-
-
-def _targets(node: Any, path: str) -> Iterable[tuple[str, str]]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            child = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
-                yield child, str(value)
-            else:
-                yield from _targets(value, child)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _targets(value, f"{path}.{i}" if path else str(i))
 
 
 # ------------------------------------------------------------------ error messages

@@ -54,7 +54,7 @@ def test_launching_a_sweep_imports_neither_scikit_learn_nor_pandas() -> None:
     import subprocess
     import sys
 
-    probe = ("import sys, engine.cli, engine.callbacks, engine.composecache; "
+    probe = ("import sys, engine.cli, engine.callbacks, engine.composecache, engine.hydraconf, engine.targets; "
              "import hydra_plugins.mlops_grid_sweeper.mlops_grid_sweeper; "
              "engine.cli._task('task'); "
              "print(sorted(m for m in ('sklearn', 'pandas', 'engine.run') if m in sys.modules))")

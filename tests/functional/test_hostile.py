@@ -1,0 +1,319 @@
+"""Hostile and careless input, case by case: one line on stderr, a documented status, and
+nothing written or executed outside the project.
+
+Each case runs the real ``mlops`` in a subprocess on a copy of a small project. A case
+may first change the project (``setup``): write a hostile experiment file, tamper with a
+registry file, truncate the store. Paths outside the project are written as ``{outside}``:
+a folder beside the project that must stay empty, so a case that writes, copies or
+executes anything there fails. ``{project}`` is the project folder itself.
+
+Cases marked ``trained`` start from a project that has already run once and registered
+its model as ``churn`` (alias ``champion``): built once per test session, copied per case.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF, SMALL_DATA, run_mlops
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile input.
+
+    Args:
+        id: The test id.
+        args: The ``mlops`` arguments; ``{outside}`` and ``{project}`` are filled in.
+        status: The exit status expected.
+        line: A regular expression the one stderr line must match (``re.search``).
+        setup: Changes the project before the command: ``setup(project, outside)``.
+        trained: Start from a project that has run and registered ``churn@champion``.
+        stdout: A regular expression stdout must match, if given.
+    """
+
+    id: str
+    args: tuple[str, ...]
+    status: int
+    line: str
+    setup: Callable[[Path, Path], None] | None = None
+    trained: bool = False
+    stdout: str | None = None
+    notes: str = field(default="", compare=False)
+
+
+def experiment(text: str) -> Callable[[Path, Path], None]:
+    """A setup that writes ``conf/experiment/hostile.yaml`` (``{outside}`` filled in)."""
+
+    def write(project: Path, outside: Path) -> None:
+        (project / "conf" / "experiment" / "hostile.yaml").write_text(
+            "# @package _global_\n" + text.format(outside=outside, project=project))
+
+    return write
+
+
+# ---------------------------------------------------------------------------------------
+# Configs that try to run code or write outside the project (hydra.* and the job config)
+# ---------------------------------------------------------------------------------------
+
+def git_repo_with_a_change(project: Path, outside: Path) -> None:
+    """The project as a git work tree with a changed tracked file: ``git diff`` has work."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
+        subprocess.run([*git, *args], cwd=project, check=True, capture_output=True)
+    with (project / "conf" / "config.yaml").open("a") as handle:
+        handle.write("# changed\n")
+
+
+def pickle_in_data(project: Path, outside: Path) -> None:
+    """A pickle shipped in data/ that creates {outside}/pwned when it is loaded."""
+    (project / "data").mkdir(exist_ok=True)
+    (project / "data" / "model.pkl").write_bytes(pickle.dumps(_Creates(outside / "pwned")))
+
+
+class _Creates:
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.makedirs, (self.path,))
+
+
+def both(*setups: Callable[[Path, Path], None]) -> Callable[[Path, Path], None]:
+    def run(project: Path, outside: Path) -> None:
+        for setup in setups:
+            setup(project, outside)
+
+    return run
+
+
+def _refused_both_ways(id: str, text: str, line: str, setup: Callable[[Path, Path], None] | None = None,
+                       check_all: bool = False) -> list[Case]:
+    """An experiment file refused by mlops check (and --all, if asked) and by mlops run."""
+    write = both(setup, experiment(text)) if setup else experiment(text)
+    cases = [Case(f"{id}-check", ("check", "experiment=hostile"), 2, line, write),
+             Case(f"{id}-run", ("run", "experiment=hostile"), 2, line, write)]
+    if check_all:
+        cases.append(Case(f"{id}-check-all", ("check", "--all"), 2, line + r".*\[with experiment=hostile\]$", write))
+    return cases
+
+
+def config_yaml(old: str, new: str) -> Callable[[Path, Path], None]:
+    """A setup that edits the shared conf/config.yaml (its hydra.run and hydra.sweep win over experiments)."""
+
+    def edit(project: Path, outside: Path) -> None:
+        path = project / "conf" / "config.yaml"
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new.format(outside=outside)))
+
+    return edit
+
+
+def _refused_in_config_yaml(id: str, old: str, new: str, line: str) -> list[Case]:
+    return [Case(f"{id}-check", ("check",), 2, line, config_yaml(old, new)),
+            Case(f"{id}-run", ("run",), 2, line, config_yaml(old, new))]
+
+
+RUN_DIR = "dir: outputs/runs/${{now:%Y-%m-%d}}/${{now:%H-%M-%S-%f}}-${{name}}"
+SWEEP_DIR = "dir: outputs/sweeps/${{now:%Y-%m-%d}}/${{now:%H-%M-%S-%f}}-${{name}}"
+OUTSIDE_ROOT = r"must be a folder inside the outputs root"
+
+
+CALLBACK = "hydra:\n  callbacks:\n    x:\n      _target_: {target}\n{args}"
+REFUSED_CALLBACK = r"^mlops: config error at hydra\.callbacks\.x\._target_: callback '{}' is not on the allowlist"
+
+CONFIG_CASES: list[Case] = [
+    # Hole 1: hydra.job.env_set makes git diff (provenance) run a shell command.
+    *_refused_both_ways(
+        "env-set-git-external-diff",
+        "hydra:\n  job:\n    env_set:\n      GIT_EXTERNAL_DIFF: 'touch {outside}/pwned; true'\n",
+        r"^mlops: config error at hydra\.job\.env_set\.GIT_EXTERNAL_DIFF: may not set GIT_EXTERNAL_DIFF",
+        git_repo_with_a_change, check_all=True),
+    *_refused_both_ways("env-set-ld-preload", "hydra:\n  job:\n    env_set:\n      LD_PRELOAD: data/evil.so\n",
+                        r"^mlops: config error at hydra\.job\.env_set\.LD_PRELOAD: may not set LD_PRELOAD"),
+    *_refused_both_ways("env-copy-pythonpath", "hydra:\n  job:\n    env_copy: [PYTHONPATH]\n",
+                        r"^mlops: config error at hydra\.job\.env_copy(\.0)?: may not set PYTHONPATH"),
+    *_refused_both_ways("env-set-home", "hydra:\n  job:\n    env_set:\n      HOME: data\n",
+                        r"^mlops: config error at hydra\.job\.env_set\.HOME: may not set HOME"),
+    *_refused_both_ways("env-set-tracking-uri",
+                        "hydra:\n  job:\n    env_set:\n      MLOPS_TRACKING_URI: sqlite:///{outside}/x.db\n",
+                        r"^mlops: config error at hydra\.job\.env_set\.MLOPS_TRACKING_URI: may not set"),
+    # Hole 1: hydra.callbacks unpickle a file shipped in data/, or write outside the project.
+    *[case for target, args, setup in (
+        ("joblib.load", "      filename: data/model.pkl\n", pickle_in_data),
+        ("pandas.read_pickle", "      filepath_or_buffer: data/model.pkl\n", pickle_in_data),
+        ("numpy.load", "      file: data/model.pkl\n      allow_pickle: true\n", pickle_in_data),
+        ("builtins.open", "      file: '{outside}/x'\n      mode: w\n", None),
+        ("shutil.copyfile", "      src: conf/config.yaml\n      dst: '{outside}/x'\n", None),
+        ("os.makedirs", "      name: '{outside}/x'\n", None),
+        ("sqlite3.connect", "      database: '{outside}/x.db'\n", None))
+       for case in _refused_both_ways(f"callback-{target}", CALLBACK.format(target=target, args=args),
+                                      REFUSED_CALLBACK.format(re.escape(target)), setup,
+                                      check_all=target == "joblib.load")],
+    *_refused_both_ways(
+        "callback-nested-target",
+        "hydra:\n  callbacks:\n    x:\n      _target_: engine.callbacks.SweepSummary\n"
+        "      poll_s:\n        _target_: os.makedirs\n        name: '{outside}/x'\n",
+        r"^mlops: config error at hydra\.callbacks\.x\.poll_s\._target_: a callback's arguments may not"),
+    # Logging config: dictConfig imports classes, calls () factories and resolves ext:// names.
+    *_refused_both_ways(
+        "logging-factory",
+        "hydra:\n  job_logging:\n    handlers:\n      evil:\n        (): os.makedirs\n        name: '{outside}/x'\n",
+        r"^mlops: config error at hydra\.job_logging\.handlers\.evil\.\(\): logging may use only"),
+    *_refused_both_ways(
+        "logging-class",
+        "hydra:\n  hydra_logging:\n    handlers:\n      console:\n        class: shutil.rmtree\n",
+        r"^mlops: config error at hydra\.hydra_logging\.handlers\.console\.class: logging may use only"),
+    *_refused_both_ways(
+        "logging-ext",
+        "hydra:\n  job_logging:\n    handlers:\n      console:\n        stream: ext://os.system\n",
+        r"^mlops: config error at hydra\.job_logging\.handlers\.console\.stream: expected one of"),
+    *_refused_both_ways(
+        "logging-file-outside",
+        "hydra:\n  job_logging:\n    handlers:\n      file:\n        filename: '{outside}/run.log'\n",
+        r"^mlops: config error at hydra\.job_logging\.handlers\.file\.filename: must be a folder inside the run"),
+    # Where Hydra writes: the run and sweep folders, .hydra/ and a launcher's folders.
+    *_refused_in_config_yaml("run-dir-outside", RUN_DIR.format(), "dir: '{outside}/run'",
+                             rf"^mlops: config error at hydra\.run\.dir: {OUTSIDE_ROOT}"),
+    *_refused_in_config_yaml("run-dir-dotdot", RUN_DIR.format(), "dir: outputs/../../outside/run",
+                             rf"^mlops: config error at hydra\.run\.dir: {OUTSIDE_ROOT}"),
+    Case("sweep-dir-outside", ("run", "-m", "model=logistic"), 2,
+         rf"^mlops: config error at hydra\.sweep\.dir: {OUTSIDE_ROOT}", config_yaml(SWEEP_DIR.format(), "dir: '{outside}'")),
+    Case("sweep-subdir-dotdot", ("run", "-m", "model=logistic"), 2,
+         rf"^mlops: config error at hydra\.sweep\.subdir: {OUTSIDE_ROOT}",
+         config_yaml("subdir: ${hydra.job.num}", "subdir: ../../../../outside/x")),
+    *_refused_both_ways("output-subdir-dotdot", "hydra:\n  output_subdir: ../../../../../outside\n",
+                        r"^mlops: config error at hydra\.output_subdir: must be a folder inside the run directory"),
+    *_refused_both_ways(
+        "submitit-folder-outside",
+        "defaults:\n  - override /hydra/launcher: submitit_local\nhydra:\n  launcher:\n"
+        "    submitit_folder: '{outside}/%j'\n",
+        r"^mlops: config error at hydra\.launcher\.submitit_folder: must be a folder inside the outputs root"),
+    *_refused_both_ways(
+        "launcher-setup-commands",
+        "defaults:\n  - override /hydra/launcher: submitit_slurm\nhydra:\n  launcher:\n"
+        "    setup: ['touch {outside}/pwned']\n",
+        r"^mlops: config error at hydra\.launcher\.setup: shell commands run before every job"),
+    # Plugins: only installed launchers and sweepers.
+    *_refused_both_ways("launcher-target", "hydra:\n  launcher:\n    _target_: os.system\n",
+                        r"^mlops: config error at hydra\.launcher\._target_: 'os\.system' is not an installed Hydra "
+                        r"launcher plugin"),
+    *_refused_both_ways("sweeper-target", "hydra:\n  sweeper:\n    _target_: subprocess.Popen\n",
+                        r"^mlops: config error at hydra\.sweeper\._target_: 'subprocess\.Popen' is not an installed"),
+    Case("multirun-launcher-target-override", ("run", "-m", "hydra.launcher._target_=os.system"), 2,
+         r"^mlops: config error at hydra\.launcher\._target_: 'os\.system' is not an installed Hydra launcher"),
+    # Sweeps: over Hydra's settings (refused), over experiments one of which is hostile.
+    *_refused_both_ways(
+        "sweep-over-hydra-key",
+        "hydra:\n  sweeper:\n    params:\n      hydra.run.dir: outputs/a,'{outside}'\n",
+        r"^mlops: config error at hydra\.sweeper\.params\.hydra\.run\.dir: a sweep may not vary Hydra's own"),
+    Case("sweep-over-a-hostile-experiment", ("run", "-m", "experiment=compare_models,hostile"), 2,
+         REFUSED_CALLBACK.format("os.makedirs"),
+         experiment(CALLBACK.format(target="os.makedirs", args="      name: '{outside}/x'\n"))),
+    Case("sweep-over-a-hostile-experiment-joblib",
+         ("run", "-m", "experiment=compare_models,hostile", "hydra/launcher=joblib"), 2,
+         r"^mlops: config error at hydra\.job\.env_set\.GIT_EXTERNAL_DIFF: may not set",
+         both(git_repo_with_a_change, experiment(
+             "hydra:\n  job:\n    env_set:\n      GIT_EXTERNAL_DIFF: 'touch {outside}/pwned; true'\n"))),
+    # Hole 3: a refused name is refused before Hydra creates its run folder.
+    Case("name-escapes", ("run", "name=/../../../{outside}/x"), 2,
+         r"^mlops: config error at name: must be a name of letters, digits"),
+    Case("name-escapes-check", ("check", "name=../../x"), 2, r"^mlops: config error at name: must be a name"),
+    Case("run-dir-override-outside", ("run", "hydra.run.dir={outside}/run"), 2,
+         r"^mlops: config error at hydra\.run\.dir: must be a folder inside the outputs root"),
+    Case("quality-run-dir-outside", ("quality", "hydra.run.dir={outside}/q"), 2,
+         r"^mlops: config error at hydra\.run\.dir: must be a folder inside the outputs root"),
+    # The job config's own _target_ (the allowlist of estimators), as before.
+    Case("model-target", ("run", "model._target_=os.system"), 2,
+         r"^mlops: config error at model\._target_ \(override model\._target_=os\.system\): _target_ 'os\.system' "
+         r"is not on the allowlist"),
+    Case("model-target-check", ("check", "+model.extra._target_=builtins.exec"), 2,
+         r"^mlops: config error at model\.extra"),
+]
+
+# ---------------------------------------------------------------------------------------
+# Model files: tampered, substituted, or pickles that run code
+# ---------------------------------------------------------------------------------------
+
+MODEL_CASES: list[Case] = [
+]
+
+# ---------------------------------------------------------------------------------------
+# Expressions, durations, data and load_args
+# ---------------------------------------------------------------------------------------
+
+EXPRESSION_CASES: list[Case] = [
+]
+
+# ---------------------------------------------------------------------------------------
+# The plain commands and the stores: runs, registry, features
+# ---------------------------------------------------------------------------------------
+
+STORE_CASES: list[Case] = [
+]
+
+CASES = [*CONFIG_CASES, *MODEL_CASES, *EXPRESSION_CASES, *STORE_CASES]
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project that has run once and registered its model as churn@champion."""
+    root = tmp_path_factory.mktemp("trained") / "project"
+    _make_project(root)
+    done = run_mlops(root, "run", "register=churn")
+    assert done.returncode == 0, done.stderr
+    promoted = run_mlops(root, "registry", "promote", "churn/1", "--alias", "champion")
+    assert promoted.returncode == 0, promoted.stderr
+    return root
+
+
+def _make_project(root: Path) -> None:
+    shutil.copytree(CONF, root / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
+
+
+def _tree(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_touches_nothing_outside(case: Case, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    outside.mkdir()
+    if case.trained:
+        shutil.copytree(request.getfixturevalue("trained_project"), project, symlinks=True)
+    else:
+        _make_project(project)
+    if case.setup:
+        case.setup(project, outside)
+    before = _tree(project)
+    args = [a.format(outside=outside, project=project) for a in case.args]
+
+    done = run_mlops(project, *args)
+
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == case.status, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1, lines
+    assert re.search(case.line, lines[0]), lines[0]
+    if case.stdout is not None:
+        assert re.search(case.stdout, done.stdout), done.stdout
+    assert not any(outside.iterdir()), sorted(outside.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "project"]
+    after = _tree(project)
+    lost = sorted(set(before) - set(after))
+    assert not lost, f"the refused command removed {lost}"
+    runs = sorted(p for p in set(after) - set(before) if p.split(os.sep)[:2] in (
+        ["outputs", "runs"], ["outputs", "sweeps"], ["outputs", "quality"], ["outputs", "features"]))
+    assert not runs, f"the refused command left a run behind: {runs[:5]}"
