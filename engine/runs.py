@@ -17,19 +17,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import signal
+import sqlite3
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from engine import tracking
-from engine.errors import UsageError
-from engine.files import write_json
+from engine.errors import DataError, UsageError
+from engine.files import atomic_path, locked, write_json
 
 DEFAULT_COLUMNS = ("id", "started_at", "status", "name", "params.model._target_", "metrics.roc_auc",
                    "metrics.recall", "metrics.net_value_per_month", "duration_s", "hypothesis")
@@ -40,42 +47,102 @@ Row = dict[str, Any]
 # ------------------------------------------------------------------ indexing
 
 
-def reindex(store_path: Path, outputs: Path) -> int:
-    """Rebuild the SQLite store from the run directories alone; returns the runs indexed."""
-    if store_path.exists():
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
-            old = Path(f"{store_path}{suffix}")
-            if old.exists():
-                shutil.move(old, f"{store_path}.old-{stamp}{suffix}")
-    store = tracking.SqliteRunStore(store_path)
+def reindex(store_path: Path, outputs: Path, err: Any = sys.stderr) -> int:
+    """Rebuild the SQLite store from the run directories alone; returns the runs indexed.
+
+    The new index is built beside the old one and swapped in only when it is complete,
+    so an interrupted or failed reindex leaves the old index as it was; the old file is
+    kept aside as ``<store>.old-<time>``. A run directory that cannot be read is
+    skipped, with one line on ``err`` naming it and why.
+
+    Raises:
+        UsageError: ``outputs`` holds no run directory: rebuilding from it would empty
+            the index, so it is left as it is.
+    """
+    run_dirs = list(tracking.index_run_dirs(outputs)) if outputs.is_dir() else []
+    if not run_dirs:
+        what = "no run directories (folders with a run.json)" if outputs.is_dir() else "no such folder"
+        raise UsageError(f"usage error: runs reindex --outputs {outputs}: {what}; expected the outputs folder of a "
+                         "project with runs (the index is left as it is)")
     count = 0
-    for run_dir in tracking.index_run_dirs(outputs):
-        loaded = load_run_dir(run_dir)
-        if loaded is not None:
-            record, resolved, metrics = loaded
-            tracking.track(store, record, resolved, metrics)
-            count += 1
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    # The store's lock: no first writer creates a store at this path while it is rebuilt.
+    with locked(tracking.SqliteRunStore(store_path).lock_path), atomic_path(store_path) as building:
+        store = tracking.SqliteRunStore(building)  # beside the old index; renamed over it on success
+        try:
+            for run_dir in run_dirs:
+                try:
+                    loaded = load_run_dir(run_dir)
+                except DataError as exc:
+                    print(f"mlops: skipped {str(exc).removeprefix('data error at ')}", file=err)
+                    continue
+                try:
+                    tracking.track(store, *loaded)
+                except DataError:
+                    raise  # the new index itself failed: nothing is swapped
+                except (ValueError, TypeError, AttributeError, sqlite3.InterfaceError) as exc:  # odd fields
+                    print(f"mlops: skipped {run_dir / 'run.json'}: cannot be indexed ({type(exc).__name__}: {exc})",
+                          file=err)
+                    continue
+                count += 1
+            if not building.exists():  # every run dir was skipped: still a valid, empty index
+                store.exists(create=True)
+        finally:
+            store.lock_path.unlink(missing_ok=True)
+        _set_aside(store_path)
     return count
 
 
-def load_run_dir(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]] | None:
-    """A run directory's record, resolved config and hold-out metrics (None if unreadable)."""
+def _set_aside(store_path: Path) -> None:
+    """Keep the old index as ``<store>.old-<time>``, its WAL files with it: a WAL left beside
+    the new file would be replayed into it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    if store_path.exists():
+        try:
+            os.link(store_path, f"{store_path}.old-{stamp}")  # the store stays in place until the swap
+        except OSError:
+            shutil.copy2(store_path, f"{store_path}.old-{stamp}")
+    for suffix in ("-wal", "-shm"):
+        old = Path(f"{store_path}{suffix}")
+        if old.exists():
+            shutil.move(old, f"{store_path}.old-{stamp}{suffix}")
+
+
+def load_run_dir(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+    """A run directory's record, resolved config and hold-out metrics.
+
+    Raises:
+        DataError: The run.json is missing, unreadable or not a run record, or the
+            resolved config or metrics file is damaged; the message says which.
+    """
+    def damaged(name: str, problem: str) -> DataError:
+        return DataError(f"data error at {run_dir / name}: {problem}")
+
     try:
         record = json.loads((run_dir / "run.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    except OSError as exc:
+        raise damaged("run.json", f"cannot read it: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise damaged("run.json", f"not valid JSON ({exc})") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"] \
+            or not isinstance(record.get("status"), str):
+        raise damaged("run.json", "expected a run record (an object with an id and a status), got "
+                      f"{json.dumps(record, default=str)[:60]}")
     record = close_if_dead(record, run_dir)
     resolved = None
     if (run_dir / "config.resolved.yaml").exists():
-        loaded = OmegaConf.to_container(OmegaConf.load(run_dir / "config.resolved.yaml"))
+        try:
+            loaded = OmegaConf.to_container(OmegaConf.load(run_dir / "config.resolved.yaml"))
+        except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as exc:
+            raise damaged("config.resolved.yaml", f"cannot read it: {str(exc).splitlines()[0]}") from exc
         resolved = loaded if isinstance(loaded, dict) else None
     metrics: dict[str, Any] = {}
     if (run_dir / "metrics.json").exists():
         try:
             metrics = json.loads((run_dir / "metrics.json").read_text()).get("metrics", {})
-        except (OSError, json.JSONDecodeError):
-            metrics = {}
+        except (OSError, ValueError, AttributeError):
+            metrics = {}  # the metrics are optional in the index; the record is what counts
+        metrics = metrics if isinstance(metrics, dict) else {}
     return record, resolved, metrics
 
 
@@ -139,12 +206,28 @@ _TOKEN = re.compile(r"""\s*(?:(?P<op><=|>=|==|!=|!~|=|<|>|~)|(?P<paren>[(),])|(?
                     r"""|(?P<word>[^\s(),<>=!~'"]+))""")
 
 
+#: Limits of a ``--where`` filter, far above what a person types (a real filter is a line,
+#: nested a few levels): ``and``/``or`` chains are flat lists and ``not`` chains a loop, so
+#: only parentheses recurse, about 3 frames a level, far from Python's recursion limit.
+MAX_WHERE_LENGTH = 2000
+MAX_WHERE_DEPTH = 20
+#: Python's ``re`` has no timeout, and a pattern that nests repetitions, such as
+#: ``(a+)+$``, backtracks for hours on a 40-character value. Each search of a ``~``/``!~``
+#: gets this many seconds: a timer signal interrupts it (the matcher checks for signals
+#: as it runs, as it does for Ctrl-C). A sane pattern takes microseconds on a run's
+#: values. Outside the main thread, where no signal can be delivered, there is no limit.
+REGEX_SECONDS = 1.0
+
+
 def parse_where(text: str) -> Callable[[Row], bool]:
     """Compile a ``--where`` filter into a predicate over runs.
 
     Raises:
-        UsageError: The filter does not parse; the message says where.
+        UsageError: The filter does not parse, is longer than :data:`MAX_WHERE_LENGTH`
+            or nested deeper than :data:`MAX_WHERE_DEPTH`; the message says where.
     """
+    if len(text) > MAX_WHERE_LENGTH:
+        raise UsageError(f"usage error: --where: expected at most {MAX_WHERE_LENGTH} characters, got {len(text)}")
     tokens: list[tuple[str, str]] = []
     pos = 0
     while pos < len(text):
@@ -157,11 +240,23 @@ def parse_where(text: str) -> Callable[[Row], bool]:
         value = match.group(kind)
         tokens.append((kind, value[1:-1] if kind == "quoted" else value))
         pos = match.end()
+    depth = max(_running_depth(tokens))
+    if depth > MAX_WHERE_DEPTH:
+        raise UsageError(f"usage error: --where: expected parentheses nested at most {MAX_WHERE_DEPTH} deep, "
+                         f"got {depth}")
     parser = _WhereParser(tokens, text)
     predicate = parser.or_()
     if parser.i != len(tokens):
         raise UsageError(f"usage error: --where: unexpected {tokens[parser.i][1]!r} in {text!r}")
     return predicate
+
+
+def _running_depth(tokens: list[tuple[str, str]]) -> Iterator[int]:
+    depth = 0
+    yield 0
+    for token in tokens:
+        depth += (token == ("paren", "(")) - (token == ("paren", ")"))
+        yield depth
 
 
 class _WhereParser:
@@ -186,24 +281,27 @@ class _WhereParser:
         self.i += 1
         return got
 
+    # Chains are flat lists, not nested closures: a thousand "or"s never recurse.
     def or_(self) -> Callable[[Row], bool]:
-        left = self.and_()
+        terms = [self.and_()]
         while self.word("or"):
-            right, first = self.and_(), left
-            left = lambda row, a=first, b=right: a(row) or b(row)  # noqa: E731
-        return left
+            terms.append(self.and_())
+        return terms[0] if len(terms) == 1 else (lambda row: any(term(row) for term in terms))
 
     def and_(self) -> Callable[[Row], bool]:
-        left = self.atom()
+        terms = [self.atom()]
         while self.word("and"):
-            right, first = self.atom(), left
-            left = lambda row, a=first, b=right: a(row) and b(row)  # noqa: E731
-        return left
+            terms.append(self.atom())
+        return terms[0] if len(terms) == 1 else (lambda row: all(term(row) for term in terms))
 
     def atom(self) -> Callable[[Row], bool]:
-        if self.word("not"):
-            inner = self.atom()
-            return lambda row: not inner(row)
+        negations = 0
+        while self.word("not"):  # a loop: "not not ... x" is x or not x, whatever its length
+            negations += 1
+        inner = self.operand()
+        return inner if negations % 2 == 0 else (lambda row: not inner(row))
+
+    def operand(self) -> Callable[[Row], bool]:
         if self.peek() == ("paren", "("):
             self.i += 1
             inner = self.or_()
@@ -226,7 +324,7 @@ class _WhereParser:
                 pattern = re.compile(value)
             except re.error as exc:
                 raise UsageError(f"usage error: --where: bad regular expression {value!r}: {exc}") from exc
-            hit = lambda row: field(row, name) is not None and bool(pattern.search(str(field(row, name))))  # noqa: E731
+            hit = lambda row: field(row, name) is not None and _search(pattern, str(field(row, name)), name)  # noqa: E731
             return hit if op == "~" else (lambda row: not hit(row))
         return lambda row: _compare(field(row, name), op, value)
 
@@ -236,6 +334,43 @@ class _WhereParser:
             raise UsageError(f"usage error: --where: expected a value, got {value or 'the end'!r} in {self.text!r}")
         self.i += 1
         return value
+
+
+class _RegexTimeout(Exception):
+    """Raised by the timer signal inside a regular-expression search."""
+
+
+def _expired(signum: int, frame: Any) -> None:
+    raise _RegexTimeout
+
+
+@contextmanager
+def _regex_clock() -> Iterator[None]:
+    """Let :func:`_search` time each search (main thread, POSIX); restores the old handler."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _expired)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _search(pattern: re.Pattern[str], value: str, name: str) -> bool:
+    """``pattern.search(value)``, stopped after :data:`REGEX_SECONDS` inside :func:`_regex_clock`."""
+    if not hasattr(signal, "SIGALRM") or signal.getsignal(signal.SIGALRM) is not _expired:
+        return pattern.search(value) is not None
+    signal.setitimer(signal.ITIMER_REAL, REGEX_SECONDS)
+    try:
+        return pattern.search(value) is not None
+    except _RegexTimeout:
+        raise UsageError(f"usage error: --where: the regular expression {pattern.pattern!r} took more than "
+                         f"{REGEX_SECONDS:g} s on one {name} value of {len(value)} characters (it backtracks: "
+                         "repetition nested in repetition, such as (a+)+); expected a simpler pattern") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 RUN_COLUMNS = frozenset({*tracking.RUN_FIELDS, "id"})
@@ -293,10 +428,21 @@ def _compare(left: Any, op: str, right: str) -> bool:
 
 def select(rows: list[Row], where: str | None, sort: str | None, descending: bool | None,
            limit: int | None) -> list[Row]:
-    """Filter, sort (missing values last) and cut a list of runs."""
+    """Filter, sort (missing values last) and cut a list of runs.
+
+    Raises:
+        UsageError: The filter is invalid (see :func:`parse_where`), or no run has the
+            ``sort`` field; the message lists the fields the runs have.
+    """
+    if sort and rows and sort not in RUN_COLUMNS and all(field(r, sort) is None for r in rows):
+        known = known_fields(rows)
+        shown = ", ".join(known[:MAX_LISTED]) + (f", ... ({len(known) - MAX_LISTED} more)"
+                                                 if len(known) > MAX_LISTED else "")
+        raise UsageError(f"usage error: --sort: no run has the field {sort!r}; expected one of: {shown}")
     if where:
         predicate = parse_where(where)
-        rows = [r for r in rows if predicate(r)]
+        with _regex_clock():
+            rows = [r for r in rows if predicate(r)]
     key = sort or "started_at"
     desc = descending if descending is not None else (sort is None or key.startswith("metrics.")
                                                       or key in _metric_names(rows))
@@ -308,6 +454,20 @@ def select(rows: list[Row], where: str | None, sort: str | None, descending: boo
         present.sort(key=lambda r: str(field(r, key)), reverse=desc)
     ordered = present + missing
     return ordered[:limit] if limit else ordered
+
+
+#: How many field names a message lists before it says how many more there are.
+MAX_LISTED = 40
+
+
+def known_fields(rows: Iterable[Row]) -> list[str]:
+    """Every field the runs have, as ``--where``, ``--sort`` and ``--columns`` name it:
+    run columns, then ``metrics.*``, ``tags.*`` and ``params.*``, each sorted."""
+    rows = list(rows)
+    names = sorted(RUN_COLUMNS)
+    for section in ("metrics", "tags", "params"):
+        names += sorted({f"{section}.{key}" for r in rows for key in r.get(section) or {}})
+    return names
 
 
 def _metric_names(rows: Iterable[Row]) -> set[str]:
@@ -373,15 +533,19 @@ def all_runs(store: tracking.RunStore) -> list[Row]:
     rows = store.search()
     for row in rows:
         if row["status"] == "running" and tracking.alive(row) is False:
-            loaded = load_run_dir(Path(row["run_dir"])) if row.get("run_dir") else None
-            if loaded is None:  # the run dir is gone too: close the run from what the store knows
+            try:
+                if not row.get("run_dir"):
+                    raise DataError("data error: the run has no run dir")
+                record, resolved, metrics = load_run_dir(Path(row["run_dir"]))
+            except DataError:  # the run dir is gone too: close the run from what the store knows
                 message = f"process {row.get('pid')} ended without closing the run, and its run dir is gone"
                 store.upsert({**row, "status": "interrupted", "error": message})
                 row.update(status="interrupted", error=message)
                 continue
-            record, resolved, metrics = loaded
+            # The run dir is the truth: the run may have ended in any status (succeeded, and
+            # only the store's last update was lost), or been closed just now as interrupted.
             tracking.track(store, record, resolved, metrics)
-            row.update(status=record["status"], error=record["error"]["message"])
+            row.update(store.get(row["id"]) or tracking.summary(record, resolved))
     return rows
 
 

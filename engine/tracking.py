@@ -6,10 +6,16 @@ fingerprints, the run dir) that makes ``mlops runs`` fast, and ``reindex`` rebui
 it from the run directories alone.
 
 The embedded default is one SQLite file (``sqlite:///outputs/mlops.db``) in WAL mode
-with a busy timeout, whose schema is created once under a file lock, so many sweep
+with a busy timeout, created with its schema under a file lock, so many sweep
 workers starting together on a fresh store all succeed. Teams point the URI at a
 server they already run once a store for it exists (``NotImplementedError`` names
 what is missing).
+
+Only writes create the store: reading a store that does not exist yet finds no run and
+creates no file or folder. A store file that is empty (truncated to 0 bytes) is an
+error with the ``mlops runs reindex`` hint, never silently a new empty index: the file
+is created, schema and all, while its lock is held, so once the lock is free an empty
+file is a damaged one.
 """
 
 from __future__ import annotations
@@ -83,9 +89,50 @@ class SqliteRunStore(RunStore):
     def __repr__(self) -> str:
         return f"SqliteRunStore({str(self.path)!r})"
 
+    @property
+    def lock_path(self) -> Path:
+        """The file locked while the store is created or its schema changes."""
+        return self.path.with_suffix(self.path.suffix + ".lock")
+
+    def exists(self, create: bool = False) -> bool:
+        """Whether the store file exists and holds a database; with ``create``, make it so.
+
+        Raises:
+            DataError: The file is empty (0 bytes): truncated, or damaged.
+        """
+        if _size(self.path):  # the common case: one stat, no lock
+            return True
+        if not create:
+            if _size(self.path) is None:
+                return False
+            if self.lock_path.exists():  # a first writer may be creating it: wait for it
+                with locked(self.lock_path):
+                    pass
+            if _size(self.path):
+                return True
+            raise self._empty()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.lock_path):
+            size = _size(self.path)
+            if size == 0:
+                raise self._empty()
+            if size is None:
+                try:
+                    conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                except sqlite3.Error as exc:
+                    raise DataError(f"data error at run store {self.path}: cannot create it: {exc}") from exc
+                try:
+                    self._create_schema(conn)
+                finally:
+                    conn.close()
+        return True
+
+    def _empty(self) -> DataError:
+        return DataError(f"data error at run store {self.path}: the file is empty (0 bytes), expected an SQLite "
+                         "database; rebuild it from the run directories with: mlops runs reindex")
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         except sqlite3.Error as exc:
@@ -109,26 +156,31 @@ class SqliteRunStore(RunStore):
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return
-        # Once, under a lock: concurrent first writers would otherwise race on DDL.
-        with locked(self.path.with_suffix(self.path.suffix + ".lock")):
+        # Once, under a lock: concurrent writers would otherwise race on DDL.
+        with locked(self.lock_path):
             if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
                 return
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(f"""
-                BEGIN IMMEDIATE;
-                CREATE TABLE IF NOT EXISTS runs (
-                    id TEXT PRIMARY KEY, name TEXT, kind TEXT, status TEXT, started_at TEXT, ended_at TEXT,
-                    duration_s REAL, run_dir TEXT, pid INTEGER, host TEXT, hypothesis TEXT, error TEXT,
-                    git_commit TEXT, git_dirty INTEGER, model_sha256 TEXT, config_sha256 TEXT,
-                    fingerprints TEXT);
-                CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
-                CREATE TABLE IF NOT EXISTS params (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
-                CREATE TABLE IF NOT EXISTS metrics (run_id TEXT, key TEXT, value REAL, PRIMARY KEY (run_id, key));
-                CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key, value);
-                CREATE TABLE IF NOT EXISTS tags (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
-                PRAGMA user_version = {SCHEMA_VERSION};
-                COMMIT;
-            """)
+            self._create_schema(conn)
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        """Create the tables (the caller holds the lock); WAL first, which writes the file's header."""
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(f"""
+            BEGIN IMMEDIATE;
+            CREATE TABLE IF NOT EXISTS runs (
+                id TEXT PRIMARY KEY, name TEXT, kind TEXT, status TEXT, started_at TEXT, ended_at TEXT,
+                duration_s REAL, run_dir TEXT, pid INTEGER, host TEXT, hypothesis TEXT, error TEXT,
+                git_commit TEXT, git_dirty INTEGER, model_sha256 TEXT, config_sha256 TEXT,
+                fingerprints TEXT);
+            CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+            CREATE TABLE IF NOT EXISTS params (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
+            CREATE TABLE IF NOT EXISTS metrics (run_id TEXT, key TEXT, value REAL, PRIMARY KEY (run_id, key));
+            CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key, value);
+            CREATE TABLE IF NOT EXISTS tags (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
+            PRAGMA user_version = {SCHEMA_VERSION};
+            COMMIT;
+        """)
 
     def upsert(self, run: Mapping[str, Any], params: Mapping[str, Any] | None = None,
                metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
@@ -136,6 +188,7 @@ class SqliteRunStore(RunStore):
         names = ", ".join(RUN_FIELDS)
         marks = ", ".join(f":{n}" for n in RUN_FIELDS)
         updates = ", ".join(f"{n} = excluded.{n}" for n in RUN_FIELDS if n != "id")
+        self.exists(create=True)
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -154,12 +207,16 @@ class SqliteRunStore(RunStore):
                 raise
 
     def get(self, run_id: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
         with self._connect() as conn:
             rows = self._read(conn, "WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
     def search(self, top: tuple[str, bool, int] | None = None,
                tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
         with self._connect() as conn:
             if tag is not None:
                 ids = [row[0] for row in conn.execute("SELECT run_id FROM tags WHERE key = ? AND value = ?", tag)]
@@ -252,6 +309,14 @@ def alive(run: Mapping[str, Any]) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def _size(path: Path) -> int | None:
+    """A file's size in bytes; None when it does not exist."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def _column(value: Any) -> Any:

@@ -183,3 +183,47 @@ def test_a_dead_run_whose_directory_is_gone_is_closed_from_the_store(tmp_path: P
                                  run_dir=str(tmp_path / "gone")), None)
     (row,) = runs.all_runs(store)
     assert row["status"] == "interrupted" and store.get("run-77")["status"] == "interrupted"
+
+
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    store = tracking.SqliteRunStore(tmp_path / "outputs" / "mlops.db")
+    assert store.search() == [] and store.search(("roc_auc", True, 3)) == [] and store.get("x") is None
+    assert runs.all_runs(store) == []
+    assert list(tmp_path.iterdir()) == []
+    tracking.track(store, record("run-01"), None)  # a write creates it
+    assert [r["id"] for r in store.search()] == ["run-01"]
+
+
+def test_a_zero_byte_store_is_reported_with_the_reindex_hint_never_reset(tmp_path: Path) -> None:
+    db = tmp_path / "mlops.db"
+    store = tracking.SqliteRunStore(db)
+    tracking.track(store, record("run-01"), None)
+    db.write_bytes(b"")  # truncated
+    for call in (store.search, lambda: store.get("run-01"), lambda: tracking.track(store, record("run-02"), None)):
+        with pytest.raises(DataError, match=f"^data error at run store {db}: the file is empty \\(0 bytes\\), "
+                                            "expected an SQLite database; rebuild it .* mlops runs reindex$"):
+            call()
+    assert db.read_bytes() == b""
+
+
+def test_a_reader_waits_for_a_first_writer_creating_the_store(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from engine.files import locked
+
+    db = tmp_path / "mlops.db"
+    store = tracking.SqliteRunStore(db)
+    found: list = []
+    with locked(store.lock_path):  # as a first writer holds it between creating the file and its schema
+        db.write_bytes(b"")
+        reader = threading.Thread(target=lambda: found.append(store.search()))
+        reader.start()
+        time.sleep(0.3)
+        assert not found  # waiting, not reporting a damaged store
+        db.unlink()
+        other = tracking.SqliteRunStore(tmp_path / "other.db")
+        tracking.track(other, record("run-01"), None)
+        (tmp_path / "other.db").rename(db)
+    reader.join(timeout=30)
+    assert [[r["id"] for r in rows] for rows in found] == [["run-01"]]
