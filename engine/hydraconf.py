@@ -142,6 +142,7 @@ def check(cfg: DictConfig, project: Path | None = None) -> None:
     _check_dirs(hydra, project)
     _check_launcher_options(hydra.get("launcher") or {}, project, command_line)
     _check_sweep_keys(hydra)
+    _check_writes(cfg, hydra, project)
 
 
 def check_sweep(cfg: DictConfig, compose: Callable[[list[str]], DictConfig], project: Path | None = None) -> None:
@@ -383,6 +384,60 @@ def _check_launcher_options(launcher: Mapping[str, Any], project: Path, command_
                               f"({path}=[...]) for this machine, not in a shared config file")
         if isinstance(value, str) and _FOLDER_KEY.fullmatch(str(key)):
             _inside(path, value.split("%", 1)[0] or ".", root, project, "the outputs root")
+
+
+#: Job-config keys naming where a run writes besides its run folder (a file path or a
+#: database URL): the feature store, the metadata store, the MLflow mirror, the demo data.
+_WRITTEN = ("features.store.path", "tracking.uri", "tracking.mlflow.uri")
+
+
+def _check_writes(cfg: DictConfig, hydra: Mapping[str, Any], project: Path) -> None:
+    """Files a run writes outside its run folder stay in the project (or the outputs root),
+    unless the user chose the place: on the command line (``features.store.path=...``, a
+    store shared by several projects) or in an environment variable the config reads
+    (``${oc.env:MLOPS_TRACKING_URI,...}``).
+
+    Network stores (``postgresql://``, ``http://``) are not paths and are not checked here.
+    """
+    typed = [o.lstrip("+~").split("=", 1)[0] for o in
+             [*((hydra.get("overrides") or {}).get("task") or []), *((hydra.get("overrides") or {}).get("hydra") or [])]]
+    places = [(key, OmegaConf.select(cfg, key, default=None, throw_on_missing=False)) for key in _WRITTEN]
+    if OmegaConf.select(cfg, "data.generate", default=None, throw_on_missing=False):
+        places.append(("data.dir", OmegaConf.select(cfg, "data.dir", default=None, throw_on_missing=False)))
+    places.append(("hydra.sweeper.storage", (hydra.get("sweeper") or {}).get("storage")))
+    root = output_root(project)
+    for key, value in places:
+        path = _local_path(value)
+        if path is None or any(key == t or key.startswith(t + ".") for t in typed) or _from_env(cfg, key):
+            continue
+        resolved = Path(project, path).resolve()
+        if not (resolved.is_relative_to(project.resolve()) or resolved.is_relative_to(root)):
+            raise ConfigError(key, f"must name a place inside the project folder ({project.resolve()}) or the "
+                              f"outputs root, got {value!r}")
+
+
+def _from_env(cfg: DictConfig, key: str) -> bool:
+    """The value is ``${oc.env:NAME,...}`` and NAME is set: the user's environment chose it."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None, throw_on_missing=False) if parent else cfg
+    if not isinstance(node, DictConfig) or leaf not in node.keys():
+        return False
+    raw = node._get_node(leaf)._value()
+    found = re.match(r"^\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)[,}]", raw) if isinstance(raw, str) else None
+    return bool(found and found.group(1) in os.environ)
+
+
+def _local_path(value: Any) -> str | None:
+    """The file a path or a ``sqlite:///`` / ``file:`` URL names; None for other URLs and null."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith("sqlite:///"):
+        return value.removeprefix("sqlite:///").split("?", 1)[0] or None
+    if value.startswith("file://"):
+        return value.removeprefix("file://") or None
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        return None
+    return value
 
 
 def _check_sweep_keys(hydra: Mapping[str, Any]) -> None:

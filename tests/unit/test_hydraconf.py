@@ -113,3 +113,14 @@ def test_git_state_never_runs_an_external_diff(tmp_path: Path, monkeypatch: pyte
     state = provenance.git_state(tmp_path)
     assert state is not None and state["dirty"] and state["diff_sha256"]
     assert not marker.exists()
+
+
+def test_a_place_outside_the_project_is_the_users_choice_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = tmp_path.parent / "shared-store"
+    hydraconf.check(composed(f"features.store.path={outside}"), tmp_path)  # typed: a store shared by projects
+    monkeypatch.setenv("MLOPS_TRACKING_URI", f"sqlite:///{outside}/mlops.db")
+    hydraconf.check(composed(), tmp_path)  # the environment chose it
+    cfg = composed()
+    cfg.features.store.path = str(outside)  # as a config file would set it
+    with pytest.raises(ConfigError, match="features.store.path: must name a place inside the project"):
+        hydraconf.check(cfg, tmp_path)
