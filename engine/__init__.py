@@ -8,18 +8,25 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-def load_model(ref: str, registry: str | Path | None = None) -> Any:
-    """The fitted scikit-learn Pipeline registered as ``ref``, after checking its sha256.
+def load_model(ref: str, registry: str | Path | None = None, tracking_uri: str | None = None) -> Any:
+    """The fitted scikit-learn Pipeline registered as ``ref``, verified before it is built.
+
+    Its sha256 is checked against the registry and the run's own records, and the
+    skops file is read with a trusted-type list, so a tampered file can run no code
+    (see :func:`engine.registry.load_model`).
 
     Args:
         ref: ``churn@champion``, ``churn/3`` or ``churn`` (the latest version).
         registry: The registry folder; default ``$MLOPS_REGISTRY`` or ``outputs/registry``.
+        tracking_uri: The metadata store the run was indexed in; default
+            ``$MLOPS_TRACKING_URI`` or ``sqlite:///outputs/mlops.db``.
 
     Raises:
-        engine.registry.ModelIntegrityError: The file does not match the registry.
+        engine.registry.ModelIntegrityError: The file does not match its records, or
+            holds types outside the trusted list.
     """
     import os
 
     from engine.registry import load_model as _load
 
-    return _load(ref, registry or os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
+    return _load(ref, registry or os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")), tracking_uri)

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 VOLATILE = ("tracking", "cache", "hypothesis", "register", "select", "report", "name")
 
 #: What a reused run takes from the earlier run's folder (hard links where possible);
-#: an earlier run missing any of the first four is not reused.
-REQUIRED = ("quality.json", "metrics.json", "predictions.parquet", "model/model.joblib")
-ARTIFACTS = (*REQUIRED, "requirements.json", "model/model.joblib.sha256")
+#: an earlier run missing any of the first four is not reused, so a run whose model is
+#: a pickle (model.joblib, written before models were saved with skops) is retrained.
+REQUIRED = ("quality.json", "metrics.json", "predictions.parquet", "model/model.skops")
+ARTIFACTS = (*REQUIRED, "requirements.json", "model/model.skops.sha256")
 
 #: What a reused run's record takes from the earlier record.
 FIELDS = ("features", "quality", "speed", "model", "metrics", "requirements")
@@ -107,6 +108,9 @@ def _record(run_dir: Path) -> dict[str, Any] | None:
         return None
     model = record.get("model") or {}
     path = run_dir / str(model.get("path", ""))
+    if model.get("path") != REQUIRED[-1]:  # a pickle of an earlier version is never passed on
+        log.warning("run cache: run %s has no %s model; not reused", str(record.get("id"))[:8], REQUIRED[-1])
+        return None
     if not model.get("sha256") or not path.is_file() or sha256_file(path) != model["sha256"]:
         log.warning("run cache: run %s has no model matching its record; not reused", str(record.get("id"))[:8])
         return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import joblib
 import pytest
 
+from engine.registry import read_model
 from tests.conftest import read_json, run_dirs, run_mlops
 
 MISSION_LINE = "simple estimate (design): 1,000 churners x 80% caught x 50% kept x $8 = $3,200 a month"
@@ -35,9 +35,9 @@ def test_a_run_reports_value_and_key_metrics_by_stakeholder(project: Path) -> No
     assert money["design_estimate"]["per_month"] == 3200.0
     record = read_json(run / "run.json")
     assert record["model"]["threshold"] == metrics["threshold"]["chosen"]
-    model_file = run / "model" / "model.joblib"
+    model_file = run / "model" / "model.skops"
     assert hashlib.sha256(model_file.read_bytes()).hexdigest() == record["model"]["sha256"]
-    assert joblib.load(model_file).threshold == metrics["threshold"]["chosen"]
+    assert read_model(model_file.read_bytes(), model_file).threshold == metrics["threshold"]["chosen"]
     assert metrics["importances"]["kind"] == "coefficients"
     assert set(metrics["importances"]["values"]) == set(record["stages"]["features"]["features"])
     verdicts = read_json(run / "requirements.json")["verdicts"]

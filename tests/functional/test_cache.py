@@ -34,7 +34,7 @@ def test_a_changed_config_or_a_corrupted_model_is_not_reused(project: Path) -> N
     changed = run_mlops(project, "run", "cache=true", "model.C=0.5")
     assert changed.returncode == 0 and "reused run" not in changed.stdout
     (first, _) = run_dirs(project)
-    (first / "model" / "model.joblib").write_bytes(b"not the model")
+    (first / "model" / "model.skops").write_bytes(b"not the model")
     again = run_mlops(project, "run", "cache=true")
     assert again.returncode == 0 and "reused run" not in again.stdout
     assert "has no model matching its record; not reused" in again.stdout + again.stderr

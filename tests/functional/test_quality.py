@@ -36,7 +36,7 @@ def test_the_demo_passes_with_warnings_and_records_every_rule(project: Path) -> 
     assert by_name["active_agrees"]["examples"][0]["value"].keys() == {"customers.active", "crm.active"}
     assert {d: s["rules"] for d, s in report["scores"].items()} == {d: 3 if d != "timeliness" else 1
                                                                      for d in DIMENSIONS}
-    assert (run / "model" / "model.joblib").exists()
+    assert (run / "model" / "model.skops").exists()
 
 
 def test_strict_quality_fails_the_gate_before_features(project: Path) -> None:

@@ -14,7 +14,7 @@ from tests.conftest import MLOPS, read_json, run_dirs, run_mlops
 
 RUN_FILES = ["config.resolved.yaml", "run.json", "quality.json", "metrics.json", "requirements.json",
              "predictions.parquet",
-             "model/model.joblib", "model/model.joblib.sha256", ".hydra/config.yaml",
+             "model/model.skops", "model/model.skops.sha256", ".hydra/config.yaml",
              ".hydra/hydra.yaml", ".hydra/overrides.yaml"]
 
 
@@ -38,7 +38,7 @@ def test_an_override_run_writes_the_complete_record(project: Path) -> None:
     assert record["seed"] == 7 and record["determinism"]["threads"] == 1
     assert set(record["data"]) == {"customers", "crm", "orders"}
     assert all(d["fingerprint"].startswith("sha256:") for d in record["data"].values())
-    sha = hashlib.sha256((run / "model/model.joblib").read_bytes()).hexdigest()
+    sha = hashlib.sha256((run / "model/model.skops").read_bytes()).hexdigest()
     assert record["model"]["sha256"] == sha
     prov = record["provenance"]
     assert prov["overrides"] == ["model=random_forest", "model.n_estimators=50", "report=true"]

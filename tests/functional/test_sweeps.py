@@ -64,8 +64,8 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(project: Path) -> None:
     second = sweep / "1"
     assert json.loads((second / "run.json").read_text())["model"]["target"].endswith("RandomForestClassifier")
     assert (second / "metrics.json").read_bytes() == (alone / "metrics.json").read_bytes()
-    assert (second / "model" / "model.joblib.sha256").read_text() == \
-        (alone / "model" / "model.joblib.sha256").read_text()
+    assert (second / "model" / "model.skops.sha256").read_text() == \
+        (alone / "model" / "model.skops.sha256").read_text()
     # Each job's log holds its own lines only.
     first_id = json.loads((sweep / "0" / "run.json").read_text())["id"][:8]
     log = (second / "run.log").read_text()

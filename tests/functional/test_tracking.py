@@ -107,7 +107,7 @@ def test_register_promote_load_and_refuse_a_changed_file(project: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "5"
-    model_file = project / "outputs" / "registry" / "churn" / "1" / "model.joblib"
+    model_file = project / "outputs" / "registry" / "churn" / "1" / "model.skops"
     data = bytearray(model_file.read_bytes())
     data[-10] ^= 0xFF
     model_file.write_bytes(bytes(data))

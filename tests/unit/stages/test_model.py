@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import gc
+import io
+import os
+import re
+import warnings
+import zipfile
 from pathlib import Path
+from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
+from engine import targets
 from engine.errors import DataError
 from engine.files import sha256_file
+from engine.registry import ModelIntegrityError, read_model
 from engine.stages import evaluate, model, split
 
 PREPROCESS = {"numeric_impute": "median", "scale": True, "categorical_impute": "most_frequent", "min_frequency": None}
@@ -31,31 +39,158 @@ def test_the_pipeline_takes_raw_rows_with_missing_values_and_unseen_categories(t
     pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression", "C": 0.5}, X, PREPROCESS)
     model.fit(pipe, X, y, threads=1)
     digest = model.save(pipe, tmp_path)
+    assert model.MODEL_FILE == "model.skops"
     assert digest == sha256_file(tmp_path / model.MODEL_FILE)
-    assert (tmp_path / "model.joblib.sha256").read_text().split()[0] == digest
-    loaded = joblib.load(tmp_path / model.MODEL_FILE)
+    assert (tmp_path / "model.skops.sha256").read_text().split()[0] == digest
+    loaded = load(tmp_path)
     raw = pd.DataFrame({"x": [np.nan, 2.0], "plan": ["never-seen", None], "flag": [True, False]})
     proba = model.predict_proba(loaded, raw, threads=1)
     assert proba.shape == (2,) and ((proba >= 0) & (proba <= 1)).all()
 
 
-def test_the_same_fit_gives_the_same_file_hash(tmp_path: Path) -> None:
+def load(directory: Path) -> Any:
+    """The model saved in ``directory``, read as the registry reads it."""
+    return read_model((directory / model.MODEL_FILE).read_bytes(), directory / model.MODEL_FILE)
+
+
+def test_the_same_fit_gives_the_same_bytes_with_no_clock_or_address_in_the_file(tmp_path: Path) -> None:
     X, y = frame()
     digests = []
-    for i in range(2):
+    for i in range(2):  # two fits: other objects at other addresses, saved at other times
         pipe = model.build({"_target_": "sklearn.ensemble.RandomForestClassifier", "n_estimators": 10,
                             "random_state": 3}, X, PREPROCESS)
         model.fit(pipe, X, y, threads=1)
-        digests.append(model.save(pipe, tmp_path / str(i)))
+        digests.append(model.save(model.with_threshold(pipe, 0.3, X, y), tmp_path / str(i)))
     assert digests[0] == digests[1]
+    assert (tmp_path / "0" / model.MODEL_FILE).read_bytes() == (tmp_path / "1" / model.MODEL_FILE).read_bytes()
+    with zipfile.ZipFile(tmp_path / "0" / model.MODEL_FILE) as archive:
+        entries = archive.infolist()
+        schema = archive.read("schema.json").decode()
+    assert {e.date_time for e in entries} == {(1980, 1, 1, 0, 0, 0)}
+    arrays = [e.filename for e in entries if e.filename != "schema.json"]
+    assert len(arrays) == len(entries) - 1 and all(re.fullmatch(r"[1-9][0-9]*\.npy", name) for name in arrays)
+    assert '"__id__":1,' in schema and "\n" not in schema  # objects numbered from 1, compact JSON
 
 
-def test_a_model_with_large_arrays_is_saved_and_loads_with_joblib(tmp_path: Path) -> None:
-    # Pickle protocol 5 hands arrays of 64 KiB and more to the writer as PickleBuffer.
+@pytest.mark.parametrize("target", sorted(targets.BUILTIN_TARGETS))
+def test_every_allowlisted_estimator_round_trips_with_identical_predictions(target: str, tmp_path: Path) -> None:
+    X, y = frame()
+    params = {"probability": True} if target.endswith(".SVC") else {"loss": "log_loss"} \
+        if target.endswith(".SGDClassifier") else {}
+    pipe = model.build({"_target_": target, **params}, X, PREPROCESS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings at the default max_iter
+        model.fit(pipe, X, y, threads=1)
+    decided = model.with_threshold(pipe, 0.4, X, y)
+    model.save(decided, tmp_path)
+    loaded = load(tmp_path)
+    rows = model.as_model_input(X)
+    assert type(loaded) is type(decided)
+    assert np.array_equal(loaded.predict_proba(rows), decided.predict_proba(rows))
+    assert np.array_equal(loaded.predict(rows), decided.predict(rows))
+
+
+class Planted:
+    """A class outside the trusted list whose loading would leave a mark."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Path(state["marker"]).write_text("ran")
+
+
+def skops_file(obj: Any, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(obj, directory)
+    return directory / model.MODEL_FILE
+
+
+def test_a_class_outside_the_trusted_list_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    planted = Planted.__new__(Planted)
+    planted.__dict__["marker"] = str(tmp_path / "ran")
+    path = skops_file({"model": planted}, tmp_path / "m")
+    with pytest.raises(ModelIntegrityError, match=r"refusing to load .*model.skops: expected only scikit-learn, "
+                                                  r"numpy and allowlisted estimator types, got "
+                                                  r"tests\.unit\.stages\.test_model\.Planted$"):
+        read_model(path.read_bytes(), path)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_function_from_os_in_a_pipeline_is_refused(tmp_path: Path) -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = skops_file(Pipeline([("run", FunctionTransformer(func=os.system))]), tmp_path)
+    with pytest.raises(ModelIntegrityError, match=r"got (posix|os)\.system$"):
+        read_model(path.read_bytes(), path)
+
+
+def test_a_numpy_class_that_acts_when_dropped_is_not_trusted_for_being_numpy(tmp_path: Path) -> None:
+    # Why the trusted list names classes instead of trusting every numpy.* name: a
+    # DataSource built from a file deletes the folder it names when it is collected.
+    from numpy.lib._datasource import DataSource
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    planted = DataSource.__new__(DataSource)
+    planted.__dict__.update(_istmpdest=True, _destpath=str(victim))
+    path = skops_file([planted], tmp_path / "m")
+    planted._istmpdest = False  # this test's own copy must not delete it either
+    with pytest.raises(ModelIntegrityError, match=r"got numpy\.lib\.\S*DataSource$"):
+        read_model(path.read_bytes(), path)
+    gc.collect()
+    assert victim.is_dir()
+
+
+def test_a_tree_whose_indices_leave_its_nodes_is_refused(tmp_path: Path) -> None:
+    # A crafted file of trusted types: predict would read outside the tree's memory.
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = frame()
+    rows = model.as_model_input(X)[["x"]].fillna(0)
+    for field, value, problem in (("left_child", 10_000, "a left child outside nodes"),
+                                  ("right_child", 0, "a right child outside nodes .* or before its parent"),
+                                  ("feature", 7, "a split on a feature outside 0..0")):
+        fitted = DecisionTreeClassifier(max_depth=3, random_state=0).fit(rows, y)
+        state = fitted.tree_.__getstate__()
+        nodes = state["nodes"].copy()
+        nodes[field][0] = value
+        fitted.tree_.__setstate__({**state, "nodes": nodes})  # never predict with it here
+        path = skops_file(fitted, tmp_path / field)
+        with pytest.raises(ModelIntegrityError, match=f"a tree of DecisionTreeClassifier: {problem}"):
+            read_model(path.read_bytes(), path)
+
+
+def test_a_boosted_tree_splitting_on_a_feature_it_does_not_have_is_refused(tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = frame()
+    fitted = HistGradientBoostingClassifier(max_iter=3).fit(model.as_model_input(X)[["x"]], y)
+    nodes = fitted._predictors[0][0].nodes
+    nodes["feature_idx"][nodes["is_leaf"] == 0] = 5
+    path = skops_file(fitted, tmp_path)
+    with pytest.raises(ModelIntegrityError, match="a tree of HistGradientBoostingClassifier: a split on a feature "
+                                                  r"outside 0\.\.0$"):
+        read_model(path.read_bytes(), path)
+
+
+def test_a_pickle_or_a_broken_zip_is_refused_without_being_read(tmp_path: Path) -> None:
+    import pickle
+
+    with pytest.raises(ModelIntegrityError, match="expected a skops file, got a pickle"):
+        read_model(pickle.dumps({"a": 1}), tmp_path / "model.skops")
+    with pytest.raises(ModelIntegrityError, match="not a readable skops file: BadZipFile"):
+        read_model(b"PK\x03\x04" + b"\0" * 40, tmp_path / "model.skops")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", '{"__class__": "dict"}')
+    with pytest.raises(ModelIntegrityError, match="not a readable skops file"):
+        read_model(buffer.getvalue(), tmp_path / "model.skops")
+
+
+def test_a_model_with_large_arrays_is_saved_and_loads(tmp_path: Path) -> None:
     big = {"weights": np.arange(100_000, dtype=float), "fortran": np.asfortranarray(np.ones((300, 40)))}
     digest = model.save(big, tmp_path)
     assert digest == sha256_file(tmp_path / model.MODEL_FILE)
-    loaded = joblib.load(tmp_path / model.MODEL_FILE)
+    loaded = load(tmp_path)
     assert np.array_equal(loaded["weights"], big["weights"]) and loaded["fortran"].flags.f_contiguous
 
 
@@ -161,7 +296,7 @@ def test_the_saved_model_predicts_at_its_threshold_and_keeps_the_probabilities(t
     model.fit(pipe, X, y, threads=1)
     decided = model.with_threshold(pipe, 0.9, X, y)
     model.save(decided, tmp_path)
-    loaded = joblib.load(tmp_path / model.MODEL_FILE)
+    loaded = load(tmp_path)
     proba = model.predict_proba(pipe, X, threads=1)
     assert loaded.threshold == 0.9
     assert np.allclose(loaded.predict_proba(model.as_model_input(X))[:, 1], proba)
