@@ -302,6 +302,12 @@ def parse(text: str) -> Node:
     if nesting > MAX_NESTING:
         raise ExpressionError(f"expected at most {MAX_NESTING} operations nested in one another, got {nesting}; "
                               "split it into several derived features")
+    for part in _walk(node):  # text written in the expression is refused here, before any data is read
+        texts = [side.value for side in (part.left, part.right) if isinstance(side, Literal)
+                 and isinstance(side.value, str)] if isinstance(part, Binary) and part.op == "*" else []
+        if texts:
+            raise ExpressionError(f"'*' multiplies numbers, got the text {_clip_text(texts[0])!r}; "
+                                  "text is never repeated")
     return node
 
 

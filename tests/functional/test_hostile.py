@@ -264,66 +264,53 @@ MODEL_CASES: list[Case] = [
 # ---------------------------------------------------------------------------------------
 
 EXPRESSION_CASES: list[Case] = [
-    Case("expr-parentheses-60-deep", ("check", "features.derived.avg_expenditure=" + "(" * 60 + "n_orders" + ")" * 60),
-         2, r"^mlops: config error at features\.derived\.avg_expenditure .*parentheses nested at most 50 deep, "
-            r"got 60$"),
-    Case("expr-minus-1500-deep", ("check", "features.derived.avg_expenditure=" + "-" * 1500 + "n_orders"), 2,
+    # Caught by mlops check, before any data is read. Refusals that depend on the data (a
+    # derived feature missing on every row, text repeated from a column) fail a run, which is
+    # recorded: they are tested in tests/unit/test_expr.py and tests/unit/stages/.
+    Case("expr-parentheses-60-deep",
+         ("check", "features.derived.avg_expenditure='" + "(" * 60 + "n_orders" + ")" * 60 + "'"), 2,
+         r"^mlops: config error at features\.derived\.avg_expenditure .*parentheses nested at most 50 deep, "
+         r"got 60$"),
+    Case("expr-minus-1500-deep", ("check", "features.derived.avg_expenditure='" + "-" * 1500 + "n_orders'"), 2,
          r"^mlops: config error at features\.derived\.avg_expenditure .*expected at most 100 operations nested in "
          r"one another, got 1500; split it"),
-    Case("expr-not-480-deep", ("check", "features.population=" + "not " * 480 + "n_orders"), 2,
+    Case("expr-not-480-deep", ("check", "features.population='" + "not " * 480 + "n_orders'"), 2,
          r"^mlops: config error at features\.population .*at most 100 operations nested in one another, got 480"),
-    Case("expr-sum-of-990-terms", ("check", "features.derived.avg_expenditure=" + "+".join(["a"] * 990)), 2,
+    Case("expr-sum-of-990-terms", ("check", "features.derived.avg_expenditure='" + "+".join(["a"] * 990) + "'"), 2,
          r"at most 100 operations nested in one another, got 989", notes="was a RecursionError traceback"),
-    Case("expr-3000-characters", ("check", "features.derived.avg_expenditure=" + "+".join(["n_orders"] * 333)), 2,
+    Case("expr-3000-characters",
+         ("check", "features.derived.avg_expenditure='" + "+".join(["n_orders"] * 333) + "'"), 2,
          r"^mlops: config error at features\.derived\.avg_expenditure .*expected at most 2000 characters, got 2996$"),
-    Case("duration-overflow-target", ("check", "features.target.expr=cancelled_at > as_of and cancelled_at <= "
-                                               "as_of + 9999999999999999999999d"), 2,
+    Case("duration-overflow-target", ("check", "features.target.expr='cancelled_at > as_of and cancelled_at <= "
+                                               "as_of + 9999999999999999999999d'"), 2,
          r"^mlops: config error at features\.target\.expr .*expected a duration of at most 36525d \(100 years\), "
          r"got 9999999999999999999999d at position 49$", notes="was an OutOfBoundsTimedelta traceback"),
-    Case("duration-overflow-target-run", ("run", "features.target.expr=cancelled_at <= as_of + 9999999999999999999999d"),
-         2, r"^mlops: config error at features\.target\.expr .*duration of at most 36525d"),
     Case("duration-overflow-window", ("check", "features.groups.order_behaviour.aggregations.orders_30d.window="
                                                "9999999999999999999999d"), 2,
          r"^mlops: config error at features\.groups\.order_behaviour\.aggregations\.orders_30d\.window .*expected "
          r"a duration of at most 36525d \(100 years\), got 9999999999999999999999d$",
          notes="mlops check called it valid and the run crashed"),
-    Case("duration-overflow-window-weeks", ("run", "features.groups.order_behaviour.aggregations.orders_90d.window="
-                                                   "99999999w"), 2, r"orders_90d\.window .*got 99999999w$"),
-    Case("duration-overflow-ttl", ("check", "features.attributes.segment={from: crm.segment, ttl: 99999999w}"), 2,
+    Case("duration-overflow-window-weeks", ("check", "features.groups.order_behaviour.aggregations.orders_90d.window="
+                                                     "99999999w"), 2, r"orders_90d\.window .*got 99999999w$"),
+    Case("duration-overflow-ttl", ("check", "features.attributes.segment={{from: crm.segment, ttl: 99999999w}}"), 2,
          r"^mlops: config error at features\.attributes\.segment\.ttl .*at most 36525d \(100 years\), got 99999999w$"),
     Case("duration-overflow-max-age", ("check", "quality.rules.orders_fresh.max_age=9999999999999999999999d"), 2,
          r"^mlops: config error at quality\.rules\.orders_fresh\.max_age .*at most 36525d \(100 years\)"),
-    Case("duration-overflow-quality-filter", ("check", "+quality.rules.plausible_age.filter=signup_date < as_of - "
-                                                       "9999999999999999999999d"), 2,
+    Case("duration-overflow-quality-filter", ("check", "+quality.rules.plausible_age.filter='signup_date < as_of - "
+                                                       "9999999999999999999999d'"), 2,
          r"^mlops: config error at quality\.rules\.plausible_age\.filter .*duration of at most 36525d"),
-    Case("text-repeated-10-to-the-12", ("run", "features.derived.avg_expenditure='a' * 1000000000000"), 2,
-         r"^mlops: data error at features\.derived\.avg_expenditure: cannot evaluate: '\*' multiplies numbers, got "
-         r"text; text is never repeated$", notes="was a MemoryError traceback"),
-    Case("text-repeated-column", ("run", "features.derived.avg_expenditure=plan * 1000000000000"), 2,
-         r"^mlops: data error at features\.derived\.avg_expenditure: cannot evaluate: '\*' multiplies numbers"),
-    Case("text-doubled-by-derived-features", ("run", "experiment=hostile"), 2,
-         r"^mlops: data error at features\.derived\.t4: cannot evaluate: '\+' would build text of \d+ characters; "
-         r"expected at most 1000",
-         setup=experiment("features:\n  derived:\n    t1: plan + plan + plan + plan\n    t2: t1 + t1 + t1 + t1\n"
-                          "    t3: t2 + t2 + t2 + t2\n    t4: t3 + t3 + t3 + t3\n    t5: t4 + t4 + t4 + t4\n")),
-    Case("power-operator", ("check", "features.derived.avg_expenditure=10 ** 10 ** 10"), 2,
+    Case("text-repeated-10-to-the-12", ("check", "features.derived.avg_expenditure=\"'a' * 1000000000000\""), 2,
+         r"^mlops: config error at features\.derived\.avg_expenditure .*'\*' multiplies numbers, got the text 'a'; "
+         r"text is never repeated$", notes="was a MemoryError traceback in the run"),
+    Case("power-operator", ("check", "features.derived.avg_expenditure='10 ** 10 ** 10'"), 2,
          r"^mlops: config error at features\.derived\.avg_expenditure .*expected a value at position 4, got '\*'$"),
-    Case("derived-missing-on-every-row", ("run", "features.derived.avg_expenditure=n_orders / 0"), 2,
-         r"^mlops: data error at features\.derived\.avg_expenditure: feature 'avg_expenditure' \('n_orders / 0'\) "
-         r"is missing on all \d+ rows; expected a value on at least one row",
-         notes="the importance step crashed: the imputer drops an all-missing column"),
-    Case("derived-null-on-every-row-forest", ("run", "model=random_forest", "model.n_estimators=10",
-                                              "features.derived.recent_share=null"), 2,
-         r"^mlops: data error at features\.derived\.recent_share: feature 'recent_share' \('null'\) is missing"),
-    Case("derived-infinite-on-every-row", ("run", "features.derived.avg_expenditure=" + "9" * 400), 2,
-         r"feature 'avg_expenditure' .* is missing on all \d+ rows", notes="inf is stored as missing"),
-    Case("load-args-chunksize-check", ("check", "+data.sources.customers.load_args.chunksize=100"), 2,
+    Case("load-args-chunksize", ("check", "+data.sources.customers.load_args.chunksize=100"), 2,
          r"^mlops: config error at data\.sources\.customers\.load_args\.chunksize \(override "
          r"\+data\.sources\.customers\.load_args\.chunksize=100\): must be absent: chunksize makes pandas return "
-         r"an iterator of pieces, not one DataFrame, got 100$"),
-    Case("load-args-iterator-run", ("run", "+data.sources.customers.load_args.iterator=true"), 2,
-         r"^mlops: config error at data\.sources\.customers\.load_args\.iterator .*must be absent",
-         notes="was an AttributeError traceback ('TextFileReader' has no attribute 'columns')"),
+         r"an iterator of pieces, not one DataFrame, got 100$",
+         notes="the run was an AttributeError traceback ('TextFileReader' has no attribute 'columns')"),
+    Case("load-args-iterator", ("check", "+data.sources.customers.load_args.iterator=true"), 2,
+         r"^mlops: config error at data\.sources\.customers\.load_args\.iterator .*must be absent"),
     Case("load-args-sql-chunksize", ("check", "+data.sources.crm.load_args.chunksize=10"), 2,
          r"^mlops: config error at data\.sources\.crm\.load_args\.chunksize .*must be absent"),
 ]
@@ -333,6 +320,61 @@ EXPRESSION_CASES: list[Case] = [
 # ---------------------------------------------------------------------------------------
 
 STORE_CASES: list[Case] = [
+    # Cases that need runs in the store make one with `mlops run` in their setup (report=false);
+    # a store file or feature store of the wrong shape is written directly.
+    Case("features-show-dotdot", ("features", "show", "../../etc"), 2,
+         r"^mlops: usage error: features show takes a feature group or table name \(letters, digits, '_'\), "
+         r"got '\.\./\.\./etc'$"),
+    Case("features-show-absolute-path", ("features", "show", "/etc/passwd"), 2,
+         r"^mlops: usage error: features show takes a feature group or table name .*got '/etc/passwd'$",
+         notes="an absolute path read any JSON file as a group history"),
+    Case("where-parentheses-400-deep", ("runs", "--where", "(" * 400 + "status = x" + ")" * 400), 2,
+         r"^mlops: usage error: --where: expected parentheses nested at most 20 deep, got 400$",
+         notes="was a RecursionError traceback"),
+    Case("where-2100-characters", ("runs", "--where", " or ".join(["status = x"] * 150)), 2,
+         r"^mlops: usage error: --where: expected at most 2000 characters, got 2096$"),
+    Case("where-regex-backtracking", ("runs", "--where", "id ~ '([0-9a-f]+)+g'"), 2,
+         r"^mlops: usage error: --where: the regular expression '\(\[0-9a-f\]\+\)\+g' took more than 1 s on one "
+         r"id value of 32 characters", notes="2**32 backtracking steps: hours without the clock",
+         setup=lambda project, outside: run_mlops(project, "run", "report=false").check_returncode()),
+    Case("sort-on-a-field-no-run-has", ("runs", "--sort", "metrics.nope"), 2,
+         r"^mlops: usage error: --sort: no run has the field 'metrics\.nope'; expected one of: .*\bstatus\b.*"
+         r"metrics\.roc_auc", notes="the runs were listed unsorted, exit 0",
+         setup=lambda project, outside: run_mlops(project, "run", "report=false").check_returncode()),
+    Case("reindex-a-folder-without-runs", ("runs", "reindex", "--outputs", "{outside}"), 2,
+         r"^mlops: usage error: runs reindex --outputs .*/outside: no run directories \(folders with a run\.json\); "
+         r".*the index is left as it is\)$", notes="the index was emptied"),
+    Case("reindex-a-missing-folder", ("runs", "reindex", "--outputs", "{project}/nope"), 2,
+         r"^mlops: usage error: runs reindex --outputs .*/nope: no such folder"),
+    Case("reindex-skips-a-garbage-run-json", ("runs", "reindex"), 0,
+         r"^mlops: skipped outputs/runs/.*/run\.json: expected a run record \(an object with an id and a "
+         r"status\), got \[1, 2\]$", stdout=r"indexed 0 run\(s\)",
+         setup=lambda project, outside: (run_mlops(project, "run", "report=false").check_returncode(),
+                                         next((project / "outputs" / "runs").glob("*/*/run.json")).write_text("[1, 2]"))),
+    *[Case(f"zero-byte-store-{args[0]}", args, 2,
+           r"^mlops: data error at run store .*/outputs/mlops\.db: the file is empty \(0 bytes\), expected an SQLite "
+           r"database; rebuild it from the run directories with: mlops runs reindex$",
+           setup=lambda project, outside: ((project / "outputs").mkdir(),
+                                           (project / "outputs" / "mlops.db").write_bytes(b"")),
+           notes="a zero-byte store silently became an empty index")
+      for args in [("runs",), ("show", "latest"), ("compare", "latest", "latest"), ("report", "latest"),
+                   ("reproduce", "latest"), ("registry", "register", "latest", "--name", "other")]],
+    Case("show-latest-without-a-store", ("show", "latest"), 2,
+         r"^mlops: usage error: no training run in the store yet", notes="reading no longer creates outputs/mlops.db"),
+    Case("features-list-a-manifest-of-the-wrong-shape", ("features", "list"), 0,
+         r"^mlops: warning: feature store table [0-9a-f]{12} is ignored: its manifest .*\.json is a list; expected "
+         r"a JSON object with bytes and crc32 or sha256, as the store writes it; mlops features gc removes it$",
+         stdout=r"table\(s\) in outputs/feature_store",
+         setup=lambda project, outside: (run_mlops(project, "run", "report=false").check_returncode(), next(
+             (project / "outputs" / "feature_store" / "tables").glob("*.json")).write_text("[]"))),
+    *[Case(f"garbage-group-history-{args[1]}", args, 2,
+           r"^mlops: data error at feature group history .*/groups/order_behaviour\.json: expected an object whose "
+           r"definitions are objects with a hash and a used_by list, got definitions: a number; restore it",
+           notes="show raised a KeyError; a run reset the history",
+           setup=lambda project, outside: ((project / "outputs" / "feature_store" / "groups").mkdir(parents=True),
+                                           (project / "outputs" / "feature_store" / "groups" / "order_behaviour.json")
+                                           .write_text('{"definitions": 5}')))
+      for args in [("features", "show", "order_behaviour"), ("features", "gc")]],
 ]
 
 CASES = [*CONFIG_CASES, *MODEL_CASES, *EXPRESSION_CASES, *STORE_CASES]

@@ -172,9 +172,12 @@ def test_the_longest_duration_still_fits_pandas_times() -> None:
 
 
 def test_text_is_never_repeated_and_joined_text_is_bounded() -> None:
-    for text in ["'a' * 1000000000000", "1000000000000 * 'a'", "plan * 3"]:
+    for text in ["'a' * 1000000000000", "1000000000000 * 'a'", "2 * (1 + 'ab' * 3)"]:  # refused by the parser
+        with pytest.raises(expr.ExpressionError, match="^'\\*' multiplies numbers, got the text 'a(b)?'; text is never"):
+            expr.parse(text)
+    for plan in (pd.Series(["monthly", "annual"]), "monthly"):  # text that only the data holds
         with pytest.raises(expr.ExpressionError, match="'\\*' multiplies numbers, got text"):
-            ev(text, plan=pd.Series(["monthly", "annual"]))
+            ev("plan * 3", plan=plan)
     assert ev("plan + '/' + segment", plan=pd.Series(["a"]), segment=pd.Series(["b"])).tolist() == ["a/b"]
     with pytest.raises(expr.ExpressionError, match="would build text of 1200 characters; expected at most 1000"):
         ev("x + x", x=pd.Series(["a" * 600, "b"]))
