@@ -95,9 +95,17 @@ def verdict(old: Path, new: Path, record: Mapping[str, Any]) -> int:
         same, detail = False, str(exc)
     checks.append(("predictions", same, detail))
     new_record = json.loads((new / "run.json").read_text())
-    old_sha = (record.get("model") or {}).get("sha256")
-    new_sha = (new_record.get("model") or {}).get("sha256")
-    checks.append(("model", old_sha == new_sha, f"sha256 {str(old_sha)[:12]} -> {str(new_sha)[:12]}"))
+    old_model, new_model = record.get("model") or {}, new_record.get("model") or {}
+    old_file, new_file = (Path(str(m.get("path", ""))).name for m in (old_model, new_model))
+    if old_file != new_file:
+        # A run of an earlier version saved a pickle (model.joblib): no skops file can have
+        # its bytes, so the model is judged by what it does, its hold-out predictions.
+        print(f"note: the model was saved as {old_file} and now as {new_file}; its sha256 cannot match, "
+              "its predictions are compared")
+        checks.append(("model", same, f"saved as {new_file} now, was {old_file}; predictions differ"))
+    else:
+        old_sha, new_sha = old_model.get("sha256"), new_model.get("sha256")
+        checks.append(("model", old_sha == new_sha, f"sha256 {str(old_sha)[:12]} -> {str(new_sha)[:12]}"))
     for name, ok, detail in checks:
         print(f"{'identical' if ok else 'DIFFERENT':<10} {name}{'' if ok else ': ' + detail}")
     identical = all(ok for _, ok, _ in checks)
