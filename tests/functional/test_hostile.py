@@ -257,6 +257,51 @@ CONFIG_CASES: list[Case] = [
 # ---------------------------------------------------------------------------------------
 
 MODEL_CASES: list[Case] = [
+    # No mlops command loads a registered model: engine.load_model's attacks (hashes edited
+    # in the registry, run.json and store; legacy pickles; untrusted types) are in
+    # tests/functional/test_registry.py and tests/unit/test_registry.py. Here: registering
+    # a tampered model, registry names that are paths, registry files of the wrong shape.
+    Case("register-a-model-replaced-by-a-pickle", ("registry", "register", "latest", "--name", "churn"), 2,
+         r"^mlops: registry error: .*/model/model\.skops does not match the sha256 in its run\.json; refusing to "
+         r"register a model that changed after its run$",
+         setup=lambda project, outside: (run_mlops(project, "run", "report=false").check_returncode(), next(
+             (project / "outputs" / "runs").glob("*/*/model/model.skops")).write_bytes(
+             pickle.dumps(_Creates(outside / "pwned"))))),
+    *[Case(f"registry-{args[1]}-a-path-{i}", args, 2,
+           r"^mlops: usage error at model name: expected 1 to 236 bytes of letters, digits, '_', '\.', '-' starting "
+           r"with a letter or digit, without '\.\.' or '/', got '(\.\./\.\./etc/passwd|/etc/passwd)'$",
+           notes="history read any <path>.json as a registry file")
+      for i, args in enumerate([("registry", "history", "../../etc/passwd"), ("registry", "history", "/etc/passwd")])],
+    Case("registry-show-a-path", ("registry", "show", "../../etc/passwd"), 2,
+         r"^mlops: usage error: '\.\./\.\./etc/passwd' is not NAME, NAME@ALIAS or NAME/VERSION$"),
+    *[Case(f"registry-register-name-{kind}", ("registry", "register", "latest", "--name", name), 2,
+           r"^mlops: usage error at model name: expected 1 to 236 bytes .*, got '" + shown + "$",
+           setup=lambda project, outside: run_mlops(project, "run", "report=false").check_returncode(),
+           notes="a name over the file system's limit left the model file behind, then an OSError traceback")
+      for kind, name, shown in [("300-bytes", "m" * 300, r"m{40}'\.\.\. \(300 bytes\)"),
+                                ("with-a-slash", "a/b", r"a/b'"), ("dotdot", "a..b", r"a\.\.b'")]],
+    *[Case(f"registry-file-of-the-wrong-shape-{args[1]}", args, 2,
+           r"^mlops: registry error: outputs/registry/churn\.json at versions: expected a list, got dict \{\}$",
+           notes="a KeyError or TypeError traceback",
+           setup=lambda project, outside: ((project / "outputs" / "registry").mkdir(parents=True),
+                                           (project / "outputs" / "registry" / "churn.json").write_text(
+                                               '{"name": "churn", "versions": {}, "aliases": {}, '
+                                               '"alias_history": []}')))
+      for args in [("registry", "show", "churn@champion"), ("registry", "list"), ("registry", "history", "churn"),
+                   ("registry", "promote", "churn/1", "--alias", "champion")]],
+    Case("registry-file-a-list", ("registry", "show", "churn"), 2,
+         r"^mlops: registry error: outputs/registry/churn\.json at the top level: expected an object with name, "
+         r"versions, aliases, alias_history, got list \[1, 2\]$",
+         setup=lambda project, outside: ((project / "outputs" / "registry").mkdir(parents=True),
+                                         (project / "outputs" / "registry" / "churn.json").write_text("[1, 2]"))),
+    Case("registry-file-pointing-outside", ("registry", "show", "churn"), 2,
+         r"^mlops: registry error: outputs/registry/churn\.json at versions\[0\]\.model: expected a path inside "
+         r"the registry ending in model\.skops or model\.joblib, got str \"\.\./\.\./\.\./outside/model\.skops\"$",
+         setup=lambda project, outside: ((project / "outputs" / "registry").mkdir(parents=True),
+                                         (project / "outputs" / "registry" / "churn.json").write_text(
+                                             '{"name": "churn", "aliases": {}, "alias_history": [], "versions": '
+                                             '[{"version": 1, "run_id": "r", "run_dir": "d", "model_sha256": "'
+                                             + "0" * 64 + '", "model": "../../../outside/model.skops"}]}'))),
 ]
 
 # ---------------------------------------------------------------------------------------
