@@ -321,8 +321,9 @@ MAX_DEPTH = 50
 #: Operations nested in one another: ``a + b + c`` is 2 deep (``(a + b) + c``), ``-x`` 1.
 MAX_NESTING = 100
 #: The longest duration literal: 100 years, more than any look-back window, ttl or
-#: freshness a config needs, and ``as_of`` plus or minus it stays inside the times pandas
-#: can hold (years 1677 to 2262), where a longer one overflows.
+#: freshness a config needs, and ``as_of`` plus or minus it stays inside even the narrowest
+#: times pandas holds (nanoseconds: years 1677 to 2262); pandas' own limit on a duration is
+#: 292 years, beyond which it raises instead of parsing.
 MAX_DURATION = pd.Timedelta(days=36525)
 #: The longest text value ``+`` may build (characters per value): a category such as
 #: ``plan + '/' + segment`` is a few dozen; this stops chained derived features doubling
