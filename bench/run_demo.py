@@ -16,6 +16,13 @@ Reported (medians over the repeats):
 * engine overhead = run.json duration_s - ingest - train.fit_s   (target < 1.5 s)
   and the same quantity for the baseline (total_s - load_s - fit_s), for comparison
 * start-up share = wall - in-process total (interpreter, imports, Hydra, teardown)
+* the model file (issue 12): save + load of the demo's model and of a 300-tree random
+  forest (the demo's ``model=random_forest`` with ``n_estimators=300``, one more untimed
+  engine run), our skops file against the zlib pickle it replaced, medians over
+  ``--model-file-repeats`` interleaved repeats, and the files' sizes; see
+  :func:`model_file_costs`. ``--model-file-only`` runs the warm-up and this alone;
+  ``--measure RUN_DIR...`` measures the models of existing run folders and prints JSON
+  (bench/sweeps.py runs it that way, against the code it benchmarks).
 
 Before timing, one untimed warm-up of each generates the data (``data.dir`` defaults
 to data/bench-<N>k, so the default demo data is left alone), warms the file cache,
@@ -178,13 +185,163 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+# --------------------------------------------------------------------------- model file
+
+def zlib_pickle_save(obj: Any, directory: Path) -> str:
+    """The model file this engine wrote before skops (the baseline): one pickle, protocol 5,
+    in one zlib stream (level 3), hashed as written, atomically, with its .sha256 beside it."""
+    import hashlib
+    import pickle
+    import zlib
+
+    from engine.files import atomic_path
+
+    class ZlibWriter:
+        def __init__(self, handle: Any) -> None:
+            self.handle, self.zlib, self.sha256 = handle, zlib.compressobj(3), hashlib.sha256()
+
+        def write(self, data: Any) -> int:
+            self.emit(self.zlib.compress(data))
+            return memoryview(data).nbytes
+
+        def emit(self, chunk: bytes) -> None:
+            if chunk:
+                self.handle.write(chunk)
+                self.sha256.update(chunk)
+
+    with atomic_path(directory / "model.joblib") as tmp, open(tmp, "wb") as handle:
+        writer = ZlibWriter(handle)
+        pickle.dump(obj, writer, protocol=5)
+        writer.emit(writer.zlib.flush())
+    digest = writer.sha256.hexdigest()
+    with atomic_path(directory / "model.joblib.sha256") as tmp:
+        tmp.write_text(f"{digest}  model.joblib\n")
+    return digest
+
+
+def zlib_pickle_load(path: Path, sha256: str) -> Any:
+    """What load_model did with it: read, check the sha256, joblib.load the bytes."""
+    import hashlib
+    import io
+
+    import joblib
+
+    payload = path.read_bytes()
+    assert hashlib.sha256(payload).hexdigest() == sha256
+    return joblib.load(io.BytesIO(payload))
+
+
+def skops_load(path: Path, sha256: str) -> Any:
+    """What load_model does with a skops file, records aside: read, check the sha256,
+    refuse untrusted types, build, bounds-check the trees."""
+    import hashlib
+
+    from engine.registry import read_model
+
+    payload = path.read_bytes()
+    assert hashlib.sha256(payload).hexdigest() == sha256
+    return read_model(payload, path)
+
+
+def model_file_costs(models: dict[str, Any], repeats: int, scratch: Path) -> dict[str, Any]:
+    """Save + load of each model: ours (engine.stages.model.save, then the loader) against
+    the zlib pickle it replaced, interleaved (the order alternates each repeat), after one
+    untimed round of each (imports, first use of skops). Seconds are medians."""
+    from engine.stages import model as model_stage
+
+    contenders = {"skops": (model_stage.save, skops_load, model_stage.MODEL_FILE),
+                  "zlib_pickle": (zlib_pickle_save, zlib_pickle_load, "model.joblib")}
+    out: dict[str, Any] = {}
+    for label, fitted in models.items():
+        times: dict[str, dict[str, list[float]]] = {c: {"save_s": [], "load_s": []} for c in contenders}
+        sizes: dict[str, int] = {}
+        for i in range(repeats + 1):
+            order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
+            for name in order:
+                save, load, file_name = contenders[name]
+                folder = scratch / f"{label}-{name}"
+                folder.mkdir(parents=True, exist_ok=True)
+                start = time.perf_counter()
+                digest = save(fitted, folder)
+                saved = time.perf_counter()
+                loaded = load(folder / file_name, digest)
+                done = time.perf_counter()
+                if i == 0:  # untimed: warms up, and checks the round trip
+                    sizes[name] = (folder / file_name).stat().st_size
+                    probe = getattr(loaded, "n_features_in_", None)
+                    assert type(loaded) is type(fitted) and probe == getattr(fitted, "n_features_in_", None)
+                    continue
+                times[name]["save_s"].append(saved - start)
+                times[name]["load_s"].append(done - saved)
+        row: dict[str, Any] = {"repeats": repeats}
+        for name in contenders:
+            row[name] = {k: median(v) for k, v in times[name].items()}
+            row[name]["total_s"] = row[name]["save_s"] + row[name]["load_s"]
+            row[name]["bytes"] = sizes[name]
+        for key in ("save_s", "load_s", "total_s", "bytes"):
+            row[f"ratio_{key.removesuffix('_s')}"] = row["skops"][key] / row["zlib_pickle"][key]
+        out[label] = row
+    out["skops_import_s"] = skops_import_seconds()
+    return out
+
+
+def skops_import_seconds() -> float:
+    """What a fresh process pays the first time it saves or loads a model: ``import
+    skops.io`` after the modules a run has imported by then (it imports every
+    scikit-learn estimator module to list the ones it trusts)."""
+    probe = ("import time, pandas, sklearn.pipeline, sklearn.linear_model, sklearn.ensemble, sklearn.metrics, "
+             "engine.stages.model; t = time.perf_counter(); import skops.io; print(time.perf_counter() - t)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
+
+
+def run_models(run_dirs: dict[str, Path]) -> dict[str, Any]:
+    """The fitted model of each run folder, read as load_model reads it."""
+    from engine.registry import read_model
+    from engine.stages import model as model_stage
+
+    return {label: read_model((d / "model" / model_stage.MODEL_FILE).read_bytes(), d / "model")
+            for label, d in run_dirs.items()}
+
+
+def print_model_file_costs(costs: dict[str, Any]) -> None:
+    print("\nmodel file: save + load, skops (ours) vs the zlib pickle it replaced "
+          "(medians, ms; sizes in KiB)")
+    print(f"  {'model':<34} {'save':>16} {'load':>16} {'save+load':>18} {'size':>18}")
+    for label, row in costs.items():
+        if not isinstance(row, dict):
+            continue
+        s, z = row["skops"], row["zlib_pickle"]
+        print(f"  {label:<34} {s['save_s'] * 1e3:6.0f} vs {z['save_s'] * 1e3:5.0f}  "
+              f"{s['load_s'] * 1e3:6.0f} vs {z['load_s'] * 1e3:5.0f}  "
+              f"{s['total_s'] * 1e3:6.0f} vs {z['total_s'] * 1e3:5.0f} "
+              f"{s['bytes'] / 1024:7.0f} vs {z['bytes'] / 1024:6.0f}")
+        print(f"  {'':<34} {'x' + format(row['ratio_save'], '.1f'):>16} {'x' + format(row['ratio_load'], '.1f'):>16} "
+              f"{'x' + format(row['ratio_total'], '.1f'):>18} {'x' + format(row['ratio_bytes'], '.1f'):>18}")
+    print(f"  first use in a process: import skops.io {costs['skops_import_s']:.2f} s (once per process)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark mlops run against a hand-written pandas + scikit-learn script.")
     parser.add_argument("--customers", type=int, default=100_000, help="customers in the demo data (default 100000, ~1M orders)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (default 5)")
     parser.add_argument("--data-dir", default=None, help="data folder relative to the project (default data/bench-<N>k)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--model-file-repeats", type=int, default=5,
+                        help="repeats of the model file's save + load, skops vs zlib pickle (default 5; 0: skip)")
+    parser.add_argument("--model-file-trees", type=int, default=300, help="trees of the random forest measured (300)")
+    parser.add_argument("--model-file-only", action="store_true",
+                        help="only the warm-up runs and the model file's measurement")
+    parser.add_argument("--measure", nargs="+", metavar="LABEL=RUN_DIR", default=None,
+                        help="measure the model files of these run folders and print JSON (bench/sweeps.py)")
     args = parser.parse_args()
+    if args.measure:
+        pairs = dict(item.split("=", 1) for item in args.measure)
+        with tempfile.TemporaryDirectory(prefix="bench-model-file-") as tmp:
+            costs = model_file_costs(run_models({k: Path(v) for k, v in pairs.items()}),
+                                     max(args.model_file_repeats, 1), Path(tmp))
+        print(json.dumps(costs))
+        return 0
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     size = f"{args.customers // 1000}k" if args.customers % 1000 == 0 else str(args.customers)
@@ -224,7 +381,7 @@ def main() -> int:
 
         engine: list[dict[str, Any]] = []
         base: list[dict[str, Any]] = []
-        for i in range(args.repeats):
+        for i in range(0 if args.model_file_only else args.repeats):
             order = ("engine", "baseline") if i % 2 == 0 else ("baseline", "engine")
             for which in order:
                 if which == "engine":
@@ -239,11 +396,25 @@ def main() -> int:
             diff = abs(e["roc_auc"] - b["roc_auc"])
             if diff > AUC_TOLERANCE:
                 problems.append(f"repeat {i + 1}: ROC AUC engine {e['roc_auc']} vs baseline {b['roc_auc']}")
+        model_file = None
+        if args.model_file_repeats > 0:
+            trees = args.model_file_trees
+            forest = engine_run([*engine_cmd, "model=random_forest", f"model.n_estimators={trees}"])  # untimed
+            models = run_models({"demo model (LogisticRegression)": Path(warm_engine["run_dir"]),
+                                 f"random forest, {trees} trees": Path(forest["run_dir"])})
+            model_file = model_file_costs(models, args.model_file_repeats, scratch / "model-file")
+            print_model_file_costs(model_file)
     except Failed as exc:
         print(f"\nrun_demo: {exc}", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+    if args.model_file_only:
+        if args.json and model_file:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"model_file": model_file}, indent=2) + "\n")
+        return 3 if problems else 0
 
     def med(runs: list[dict[str, Any]], key: str) -> float:
         return median([r[key] for r in runs])
@@ -260,6 +431,7 @@ def main() -> int:
         "baseline_steps": {s: median([r["stages"][s] for r in base]) for s in STAGES if BASELINE_STEP[s]},
         "roc_auc": {"engine": warm_engine["roc_auc"], "baseline": warm_base["roc_auc"]},
         "runs": {"engine": engine, "baseline": base},
+        "model_file": model_file,
     }
     ratio = figures["engine"]["wall_s"] / figures["baseline"]["wall_s"]
     overhead = figures["engine"]["overhead_s"]

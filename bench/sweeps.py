@@ -72,6 +72,16 @@ working`` runs the working tree as installed instead.
    with the default ``--code head`` the engine is a clean clone, so nobody's edits can
    change the key between the two sweeps.
 
+4. The model file (issue 12; no target: a cost to know). Every job saves its model, and
+   whoever serves it loads it once: save + load of a sweep job's model (``model=logistic``
+   on the project's data) and of a 300-tree random forest (``model=random_forest
+   model.n_estimators=300``), our skops file against the zlib pickle it replaced, medians
+   of ``--model-repeats`` interleaved repeats, and the files' sizes. Two untimed runs make
+   the models; ``bench/run_demo.py --measure`` times them in a process that imports the
+   benchmarked engine (the clone with ``--code head``), and also times the once-per-process
+   ``import skops.io`` (skops imports every scikit-learn estimator to list the ones it
+   trusts): a sweep pays it once per process that runs jobs, not per job.
+
 Exit status: 0 when the measurements ran (PASS/MISS printed), 1 when a command failed.
 """
 
@@ -554,6 +564,33 @@ def measure_speedup(bench: Bench, jobs: int, fit_target: float, repeats: int) ->
             "tree_peak_joblib_mib": tree_joblib, "runs": rows}
 
 
+# --------------------------------------------------------------------------- 4. model file
+
+def measure_model_file(bench: Bench, repeats: int, trees: int) -> dict[str, Any]:
+    print(f"\n== 4. model file: save + load, skops (ours) vs the zlib pickle it replaced, {repeats} repeats ==")
+    project = bench.project("model-file")
+    runs = {}
+    for label, overrides in (("sweep job model (LogisticRegression)", ["model=logistic"]),
+                             (f"random forest, {trees} trees", ["model=random_forest",
+                                                                f"model.n_estimators={trees}"])):
+        bench.mlops_run(project, "report=false", *overrides)
+        runs[label] = sorted((project / "outputs" / "runs").glob("*/*/run.json"))[-1].parent
+    cmd = [sys.executable, str(ROOT / "bench" / "run_demo.py"), "--model-file-repeats", str(repeats),
+           "--measure", *(f"{label}={folder}" for label, folder in runs.items())]
+    _, output = bench.run(cmd, project)
+    costs = json.loads(output.strip().splitlines()[-1])
+    for label, row in costs.items():
+        if not isinstance(row, dict):
+            continue
+        s, z = row["skops"], row["zlib_pickle"]
+        print(f"  {label}: save {s['save_s'] * 1e3:.0f} ms vs {z['save_s'] * 1e3:.0f} ms (x{row['ratio_save']:.1f}), "
+              f"load {s['load_s'] * 1e3:.0f} ms vs {z['load_s'] * 1e3:.0f} ms (x{row['ratio_load']:.1f}), "
+              f"save+load x{row['ratio_total']:.1f}; {s['bytes'] / 1024:.0f} KiB vs {z['bytes'] / 1024:.0f} KiB "
+              f"(x{row['ratio_bytes']:.1f})")
+    print(f"  once per process: import skops.io {costs['skops_import_s']:.2f} s")
+    return costs
+
+
 # --------------------------------------------------------------------------- 3. resume
 
 def measure_resume(bench: Bench, jobs: int) -> dict[str, Any]:
@@ -592,7 +629,7 @@ def measure_resume(bench: Bench, jobs: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller: a smoke run of a couple of minutes")
-    parser.add_argument("--only", choices=["overhead", "speedup", "resume"], action="append",
+    parser.add_argument("--only", choices=["overhead", "speedup", "resume", "model"], action="append",
                         help="run only this measurement (repeatable)")
     parser.add_argument("--code", choices=["head", "working"], default="head",
                         help="head: a clean clone of HEAD (default); working: the working tree as installed")
@@ -605,6 +642,9 @@ def main() -> int:
     parser.add_argument("--fit-seconds", type=float, default=None, help="target fit time (default 2, quick 0.5)")
     parser.add_argument("--parallel-repeats", type=int, default=1, help="repeats of the speed-up pair (default 1)")
     parser.add_argument("--resume-jobs", type=int, default=None, help="jobs of the resume sweep (default 8, quick 4)")
+    parser.add_argument("--model-repeats", type=int, default=None,
+                        help="repeats of the model file's save + load (default 9, quick 3)")
+    parser.add_argument("--model-trees", type=int, default=300, help="trees of the random forest measured (300)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (projects, sweeps, profile)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
@@ -615,7 +655,8 @@ def main() -> int:
     parallel_jobs = args.parallel_jobs or (6 if q else 16)
     fit_seconds = args.fit_seconds or (0.5 if q else 2.0)
     resume_jobs = args.resume_jobs or (4 if q else 8)
-    which = args.only or ["overhead", "speedup", "resume"]
+    model_repeats = args.model_repeats or (3 if q else 9)
+    which = args.only or ["overhead", "speedup", "resume", "model"]
     if jobs < 2 or resume_jobs < 2:
         parser.error("--jobs and --resume-jobs must be at least 2")
 
@@ -632,6 +673,8 @@ def main() -> int:
             figures["speedup"] = measure_speedup(bench, parallel_jobs, fit_seconds, args.parallel_repeats)
         if "resume" in which:
             figures["resume"] = measure_resume(bench, resume_jobs)
+        if "model" in which:
+            figures["model"] = measure_model_file(bench, model_repeats, args.model_trees)
     except Failed as exc:
         print(f"\nsweeps: a command failed: {exc}", file=sys.stderr)
         return 1
@@ -656,6 +699,11 @@ def main() -> int:
         r = figures["resume"]
         print(f"  resume: re-executed {r['reexecuted']}, unfinished {r['unfinished_first']}, reused {r['reused']}: "
               f"{verdict(r['pass'])}")
+    if "model" in figures:
+        for label, row in figures["model"].items():
+            if isinstance(row, dict):
+                print(f"  model file, {label}: skops / zlib pickle = save x{row['ratio_save']:.1f}, "
+                      f"load x{row['ratio_load']:.1f}, size x{row['ratio_bytes']:.1f}")
     if args.json:
         path = args.json if args.json.is_absolute() else Path.cwd() / args.json
         path.parent.mkdir(parents=True, exist_ok=True)
