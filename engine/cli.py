@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import io
-import json
 import os
 import sys
 import traceback
@@ -337,11 +336,17 @@ def runs_command(args: list[str]) -> int:
         options = parser.parse_args(args[1:])
         if not options.uri:
             raise UsageError("usage error: sync-mlflow needs --uri URI (or MLFLOW_TRACKING_URI)")
+        from engine.errors import DataError
         from engine.tracking import index_run_dirs
 
         done = failed = 0
         for run_dir in index_run_dirs(Path(options.outputs)):
-            record = json.loads((run_dir / "run.json").read_text())
+            try:
+                record = runs.load_run_dir(run_dir)[0]
+            except DataError as exc:  # a damaged run.json: skipped and named, as reindex does
+                print(f"mlops: skipped: {exc}", file=sys.stderr)
+                failed += 1
+                continue
             if record.get("status") == "running" or (not options.all and (record.get("mlflow") or {}).get("synced")):
                 continue
             outcome = record_mirror(run_dir, options.uri)
@@ -381,7 +386,8 @@ def runs_command(args: list[str]) -> int:
     if options.limit and not options.where and (options.sort or "").startswith("metrics."):
         # A leaderboard: the store finds the top N itself instead of loading every run.
         top = store.search((metric, options.descending is not False, options.limit))
-        rows = runs.select(top, None, options.sort, options.descending, options.limit)
+        # None found: maybe no run has that metric, which select() names with the known fields
+        rows = runs.select(top or runs.all_runs(store), None, options.sort, options.descending, options.limit)
     else:
         rows = runs.select(runs.all_runs(store), options.where, options.sort, options.descending, options.limit)
     columns = options.columns.split(",") if options.columns else list(runs.DEFAULT_COLUMNS)

@@ -56,7 +56,7 @@ class CheckingLoader(ConfigLoaderImpl):
         from engine import hydraconf
 
         sweep_config = super().load_sweep_config(master_config, sweep_overrides)
-        hydraconf.check(sweep_config)
+        hydraconf.check(sweep_config, multirun=True)
         return sweep_config
 
 

@@ -115,7 +115,7 @@ def _plugins(kind: str) -> list[str]:
     return sorted(f"{cls.__module__}.{cls.__name__}" for cls in Plugins.instance().discover(base))
 
 
-def check(cfg: DictConfig, project: Path | None = None) -> None:
+def check(cfg: DictConfig, project: Path | None = None, multirun: bool | None = None) -> None:
     """Refuse what the ``hydra`` node of a composed config may not do.
 
     Args:
@@ -123,6 +123,8 @@ def check(cfg: DictConfig, project: Path | None = None) -> None:
             ``compose(..., return_hydra_config=True)``).
         project: The project folder (the outputs root is found from it); default the
             current directory.
+        multirun: Whether the config is run as a sweep (its jobs go to ``hydra.sweep``)
+            or not (``hydra.run``); None checks both, unless ``hydra.mode`` says.
 
     Raises:
         ConfigError: The first thing refused, as one line naming the key.
@@ -139,7 +141,7 @@ def check(cfg: DictConfig, project: Path | None = None) -> None:
         _check_plugin(kind, hydra.get(kind) or {})
     for key in ("job_logging", "hydra_logging"):
         _check_logging(f"hydra.{key}", hydra.get(key) or {}, hydra, project)
-    _check_dirs(hydra, project)
+    _check_dirs(hydra, project, multirun)
     _check_launcher_options(hydra.get("launcher") or {}, project, command_line)
     _check_sweep_keys(hydra)
     _check_writes(cfg, hydra, project)
@@ -180,7 +182,7 @@ def check_sweep(cfg: DictConfig, compose: Callable[[list[str]], DictConfig], pro
         except Exception:  # glob() and ranges over groups: composed by the sweeper itself  # noqa: BLE001
             continue
         for value in values:
-            check(compose([*fixed, f"{override.get_key_element()}={value}"]), project)
+            check(compose([*fixed, f"{override.get_key_element()}={value}"]), project, multirun=True)
 
 
 @contextmanager
@@ -211,19 +213,35 @@ def guarded() -> Iterator[None]:
             problem = _refused_env(name) if REFUSED_ENV.fullmatch(name) else \
                 f"names {name!r}, which is not set in this environment; expected the name of a variable that is set"
             raise ConfigError("hydra.job.env_copy", problem) from exc
-        if getattr(self, "checks_hydra", False) and run_mode != RunMode.MULTIRUN:
-            return cfg  # a job of our sweepers: their loader checks it (load_sweep_config)
-        check(cfg)
+        if kwargs.get("validate_sweep_overrides") is False:
+            return cfg  # Hydra's get_mode(): reads hydra.mode only, and swallows any error
+        if getattr(self, "_mlops_sweep_job", False):
+            return cfg  # a job of a sweep: load_sweep_config, below, checks it
+        check(cfg, multirun=run_mode == RunMode.MULTIRUN)
         if run_mode == RunMode.MULTIRUN:
             check_sweep(cfg, lambda chosen: original(self, config_name, [*cfg.hydra.overrides.hydra, *chosen],
                                                      RunMode.RUN))
         return cfg
 
+    original_sweep = ConfigLoaderImpl.load_sweep_config
+
+    def load_sweep_config(self: ConfigLoaderImpl, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        self._mlops_sweep_job = True  # type: ignore[attr-defined]
+        try:
+            cfg = original_sweep(self, master_config, sweep_overrides)
+        finally:
+            del self._mlops_sweep_job  # type: ignore[attr-defined]
+        if not getattr(self, "checks_hydra", False):  # our sweepers' loader checks its jobs itself
+            check(cfg, multirun=True)
+        return cfg
+
     ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+    ConfigLoaderImpl.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
     try:
         yield
     finally:
         ConfigLoaderImpl.load_configuration = original  # type: ignore[method-assign]
+        ConfigLoaderImpl.load_sweep_config = original_sweep  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------- the checks
@@ -362,17 +380,22 @@ def _check_logging(path: str, spec: Mapping[str, Any], hydra: Mapping[str, Any],
             _inside(key, value, Path(project, str(hydra["output_dir"])), project, "the run directory")
 
 
-def _check_dirs(hydra: Mapping[str, Any], project: Path) -> None:
+def _check_dirs(hydra: Mapping[str, Any], project: Path, multirun: bool | None) -> None:
     root = output_root(project)
     run, sweep = hydra.get("run") or {}, hydra.get("sweep") or {}
-    _inside("hydra.run.dir", run.get("dir"), root, project, "the outputs root")
-    _inside("hydra.sweep.dir", sweep.get("dir"), root, project, "the outputs root")
-    _inside("hydra.sweep.subdir", Path(str(sweep.get("dir")), str(sweep.get("subdir"))), root, project,
-            "the outputs root")
+    if multirun is None:  # mlops check: whichever way the config is run
+        multirun = str(hydra.get("mode")) == "MULTIRUN" or None
+    if multirun is not True:
+        _inside("hydra.run.dir", run.get("dir"), root, project, "the outputs root")
+    if multirun is not False:
+        _inside("hydra.sweep.dir", sweep.get("dir"), root, project, "the outputs root")
+        _inside("hydra.sweep.subdir", Path(str(sweep.get("dir")), str(sweep.get("subdir"))), root, project,
+                "the outputs root")
     subdir = hydra.get("output_subdir")
     if subdir is not None:
-        run_dir = Path(project, str(run.get("dir")))
-        _inside("hydra.output_subdir", run_dir / str(subdir), run_dir, project, "the run directory")
+        job_dir = Path(project, str(sweep.get("dir")), str(sweep.get("subdir"))) if multirun else \
+            Path(project, str(run.get("dir")))
+        _inside("hydra.output_subdir", job_dir / str(subdir), job_dir, project, "the run directory")
 
 
 def _check_launcher_options(launcher: Mapping[str, Any], project: Path, command_line: Sequence[str]) -> None:

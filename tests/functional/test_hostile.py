@@ -430,8 +430,10 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project that has run once and registered its model as churn@champion."""
     root = tmp_path_factory.mktemp("trained") / "project"
     _make_project(root)
-    done = run_mlops(root, "run", "register=churn")
+    done = run_mlops(root, "run")
     assert done.returncode == 0, done.stderr
+    registered = run_mlops(root, "registry", "register", "latest", "--name", "churn")
+    assert registered.returncode == 0, registered.stderr
     promoted = run_mlops(root, "registry", "promote", "churn/1", "--alias", "champion")
     assert promoted.returncode == 0, promoted.stderr
     return root

@@ -42,6 +42,7 @@ def test_checking_leaves_the_config_as_it_was(tmp_path: Path) -> None:
     ("+hydra.job.env_set.ld_preload=x.so", "hydra.job.env_set.ld_preload"),  # names are compared case-blind
     ("hydra.sweeper._target_=os.system", "hydra.sweeper._target_"),
     ("hydra.run.dir=/tmp/elsewhere", "hydra.run.dir"),
+    ("hydra.sweep.dir=/tmp/elsewhere", "hydra.sweep.dir"),
     ("hydra.output_subdir=../../../../..", "hydra.output_subdir"),
     ("hydra.job_logging.handlers.console.stream=ext://os.environ", "hydra.job_logging.handlers.console.stream"),
     ("name=a/../../b", "name"),
@@ -87,11 +88,11 @@ def test_a_sweep_checks_each_option_it_names(tmp_path: Path) -> None:
 
 
 def test_guarded_restores_hydras_loader() -> None:
-    original = ConfigLoaderImpl.load_configuration
+    original = ConfigLoaderImpl.load_configuration, ConfigLoaderImpl.load_sweep_config
     with pytest.raises(RuntimeError), hydraconf.guarded():
-        assert ConfigLoaderImpl.load_configuration is not original
+        assert ConfigLoaderImpl.load_configuration is not original[0]
         raise RuntimeError
-    assert ConfigLoaderImpl.load_configuration is original
+    assert (ConfigLoaderImpl.load_configuration, ConfigLoaderImpl.load_sweep_config) == original
 
 
 def test_clean_env_drops_what_changes_git_and_the_loader() -> None:
@@ -124,3 +125,11 @@ def test_a_place_outside_the_project_is_the_users_choice_only(tmp_path: Path, mo
     cfg.features.store.path = str(outside)  # as a config file would set it
     with pytest.raises(ConfigError, match="features.store.path: must name a place inside the project"):
         hydraconf.check(cfg, tmp_path)
+
+
+def test_a_single_run_does_not_need_a_sweep_folder_in_the_outputs(tmp_path: Path) -> None:
+    """mlops reproduce composes a run folder's config.resolved.yaml: Hydra's default sweep dir."""
+    cfg = composed("hydra.sweep.dir=multirun/x")
+    hydraconf.check(cfg, tmp_path, multirun=False)
+    with pytest.raises(ConfigError, match="hydra.sweep.dir"):
+        hydraconf.check(cfg, tmp_path, multirun=True)
