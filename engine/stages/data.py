@@ -109,6 +109,7 @@ class SqlSource(Source):
             if not Path(path).is_file():
                 raise FileNotFoundError(path)
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            conn.set_authorizer(_read_only)
             try:
                 return pd.read_sql(self.query, conn, **self.load_args)
             finally:
@@ -129,6 +130,17 @@ class SqlSource(Source):
 
     def location(self) -> str:
         return self.url
+
+
+#: What a query of a SQLite source may do: read. ``mode=ro`` keeps the main file safe, but
+#: ``ATTACH DATABASE '/elsewhere.db'`` in a shared config's query would still create (and
+#: write) another file.
+_SQLITE_READS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                           sqlite3.SQLITE_RECURSIVE})
+
+
+def _read_only(action: int, *_: object) -> int:
+    return sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
 
 
 @register("demo")

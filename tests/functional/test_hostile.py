@@ -13,6 +13,7 @@ its model as ``churn`` (alias ``champion``): built once per test session, copied
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -39,6 +40,9 @@ class Case:
         setup: Changes the project before the command: ``setup(project, outside)``.
         trained: Start from a project that has run and registered ``churn@champion``.
         stdout: A regular expression stdout must match, if given.
+        leaves_run: The refusal comes from the data, inside the run: the run is recorded,
+            as failed (never as succeeded). Otherwise no run folder may be left.
+        notes: What the case did before it was fixed.
     """
 
     id: str
@@ -48,6 +52,7 @@ class Case:
     setup: Callable[[Path, Path], None] | None = None
     trained: bool = False
     stdout: str | None = None
+    leaves_run: bool = False
     notes: str = field(default="", compare=False)
 
 
@@ -215,6 +220,10 @@ CONFIG_CASES: list[Case] = [
         "defaults:\n  - override /hydra/sweeper: mlops_optuna\nhydra:\n  sweeper:\n"
         "    storage: 'sqlite:///{outside}/optuna.db'\n",
         r"^mlops: config error at hydra\.sweeper\.storage: must name a place inside the project"),
+    # A SQL source's query may only read: ATTACH would create and write another file.
+    Case("sql-query-attaches-a-file-outside",
+         ("run", "data.sources.crm.query=\"ATTACH DATABASE '{outside}/x.db' AS x\""), 2,
+         r"^mlops: data error at data\.sources\.crm .*not authorized", leaves_run=True),
     # Plugins: only installed launchers and sweepers.
     *_refused_both_ways("launcher-target", "hydra:\n  launcher:\n    _target_: os.system\n",
                         r"^mlops: config error at hydra\.launcher\._target_: 'os\.system' is not an installed Hydra "
@@ -478,4 +487,8 @@ def test_hostile_input_is_one_line_and_touches_nothing_outside(case: Case, tmp_p
     assert not lost, f"the refused command removed {lost}"
     runs = sorted(p for p in set(after) - set(before) if p.split(os.sep)[:2] in (
         ["outputs", "runs"], ["outputs", "sweeps"], ["outputs", "quality"], ["outputs", "features"]))
-    assert not runs, f"the refused command left a run behind: {runs[:5]}"
+    if case.leaves_run:
+        records = [json.loads((project / p).read_text()) for p in runs if p.endswith("run.json")]
+        assert records and all(r["status"] == "failed" for r in records), records
+    else:
+        assert not runs, f"the refused command left a run behind: {runs[:5]}"
