@@ -43,7 +43,7 @@ REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)(?:@(?P<alias>[A-Za-z0-
 MAX_NAME_BYTES = 255 - len("..json.XXXXXXXX.tmp")
 #: The model files a run may hold: skops, and the pickles earlier versions wrote.
 MODEL_FILES = ("model.skops", "model.joblib")
-#: How a zip file, hence a skops file, starts; anything else is read as a pickle.
+#: How a zip file, hence a skops file, starts; anything else is a pickle (or garbage).
 ZIP_MAGIC = b"PK\x03\x04"
 
 #: The types a model file may hold beyond those skops trusts by default (Python's plain
@@ -65,9 +65,9 @@ TRUSTED_INTERNALS: dict[str, str] = {
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "HistGradientBoosting's trees",
     "sklearn.neighbors._kd_tree.KDTree": "KNeighbors' search tree",
     "sklearn.neighbors._ball_tree.BallTree": "KNeighbors' search tree",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64": "KNeighbors' distance: a class, no state",
-    "sklearn.metrics._dist_metrics.ManhattanDistance64": "KNeighbors' distance: a class, no state",
-    "sklearn.metrics._dist_metrics.ChebyshevDistance64": "KNeighbors' distance: a class, no state",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64": "KNeighbors' distance: reads no array of the file",
+    "sklearn.metrics._dist_metrics.ManhattanDistance64": "KNeighbors' distance: reads no array of the file",
+    "sklearn.metrics._dist_metrics.ChebyshevDistance64": "KNeighbors' distance: reads no array of the file",
     "sklearn.metrics._dist_metrics.MinkowskiDistance64": "KNeighbors' distance: p and optional weights",
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer": "MLP's training state; predict never uses it",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer": "MLP's training state; predict never uses it",
@@ -125,7 +125,8 @@ class Registry:
         Raises:
             UsageError: A bad name, or a run that did not succeed (a failed run, or one
                 that failed a gate, is never registered), or one without a model.
-            ModelIntegrityError: The run's model file does not match its run record.
+            ModelIntegrityError: The run's model file does not match its run record, is
+                a pickle (an earlier version's), or holds types outside the trusted list.
         """
         check_name(name)  # before anything is written: a bad name leaves no model file behind
         try:
@@ -154,9 +155,16 @@ class Registry:
                                       "version (pickles can run code when loaded); re-run it (mlops reproduce "
                                       f"{run_dir}) to save it as model.skops, then register that run")
         _refuse_untrusted(payload, source, "register")
-        metrics = {}
+        metrics: Any = {}
         if (run_dir / "metrics.json").exists():
-            metrics = json.loads((run_dir / "metrics.json").read_text()).get("metrics", {})
+            try:
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+            except (OSError, ValueError):
+                metrics = None
+            if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics", {}), dict):
+                raise UsageError(f"usage error: {run_dir / 'metrics.json'}: expected an object with the run's "
+                                 f"metrics, got {_shape(metrics)}")
+            metrics = metrics.get("metrics", {})
         config_sha = hashlib.sha256((run_dir / "config.resolved.yaml").read_bytes()).hexdigest() \
             if (run_dir / "config.resolved.yaml").exists() else None
         self.root.mkdir(parents=True, exist_ok=True)

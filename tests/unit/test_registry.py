@@ -315,3 +315,26 @@ def test_a_registry_file_of_the_wrong_shape_is_one_line(tmp_path: Path, edit: An
                 as raised:
             call()
         assert "\n" not in str(raised.value)
+
+
+def test_a_run_whose_metrics_file_is_not_metrics_is_not_registered(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "a")
+    (run / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match=r"metrics.json: expected an object with the run's metrics, got list \[1, 2\]"):
+        Registry(tmp_path / "registry").register("churn", run)
+    assert not (tmp_path / "registry").exists()
+
+
+def test_a_skops_model_holding_an_untrusted_type_is_never_registered(tmp_path: Path) -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    run = make_run(tmp_path, "a")
+    digest = model_stage.save(Pipeline([("run", FunctionTransformer(func=os.system))]), run / "model")
+    record = json.loads((run / "run.json").read_text())
+    record["model"]["sha256"] = digest
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ModelIntegrityError, match=r"refusing to register .*model.skops: expected only scikit-learn, "
+                                                  r"numpy and allowlisted estimator types, got (posix|os)\.system$"):
+        Registry(tmp_path / "registry").register("churn", run)
+    assert not (tmp_path / "registry").exists()
