@@ -41,10 +41,12 @@ import hashlib
 import json
 import logging
 import re
+import signal
 import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -127,7 +129,8 @@ class FeatureStore:
         # The checksum runs beside the decoding (both release the GIL) over the very
         # bytes decoded; a frame is returned only when they are the bytes that were written.
         field, check = ("crc32", _crc32) if "crc32" in manifest else ("sha256", _sha256)
-        checking = _hasher().submit(check, data)
+        with _signals_deferred():
+            checking = _hasher().submit(check, data)
         try:
             frame: pd.DataFrame | None = _decode(data)
         except Exception:  # damaged bytes fail in many ways; the hash says which case this is
@@ -156,7 +159,7 @@ class FeatureStore:
         keeps the writer's view unchanged if the caller edits ``frame`` later.
         """
         snapshot = frame.copy(deep=False)
-        with self._lock:
+        with self._lock, _signals_deferred():
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-store-writer")
             previous = self._pending.pop(key, None)
@@ -430,6 +433,26 @@ def _sha256(data: Any) -> str:
 
 def _crc32(data: Any) -> str:
     return f"{zlib.crc32(data):08x}"
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a thread pool starts a worker and submits to it.
+
+    An interrupt raised between a worker's ``start()`` and its registration for shutdown
+    leaves a thread that nobody tells to stop: the interrupted run is recorded, then the
+    process waits for it forever at exit. Blocked here, the signal is delivered (and
+    raised) right after; the worker, started while they are blocked, never takes them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 _HASHER: ThreadPoolExecutor | None = None

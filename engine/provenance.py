@@ -20,7 +20,7 @@ from engine.hydraconf import clean_env
 GIT_SAFE = ("-c", "core.fsmonitor=false", "--no-pager")
 
 CORE_PACKAGES = ("mlops-engine", "hydra-core", "omegaconf", "pandas", "numpy", "scipy", "scikit-learn",
-                 "joblib", "jsonschema", "pyarrow", "threadpoolctl")
+                 "joblib", "jsonschema", "pyarrow", "threadpoolctl", "skops")
 
 
 def git_state(root: Path) -> dict[str, Any] | None:

@@ -105,8 +105,11 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
         shown = _display(run_dir, root)
         with _isolated(cfg):
             try:
-                record.start()
+                # The store's row first: a kill before run.json exists leaves a `running`
+                # row with a dead pid, which `mlops runs` closes as interrupted; the other
+                # way round, it left a run.json the store did not list.
                 index(record)
+                record.start()
                 result = _execute(cfg, record, root, where, until, index)
             except EngineError as exc:
                 record.finish(exc.run_status, {"type": type(exc).__name__, "message": str(exc)})
@@ -186,7 +189,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
                 "model_random_state": resolved["model"].get("random_state"),
                 "threads": threads,
                 "threadpools": sorted({p["internal_api"] for p in threadpool_info()}),
-                "model_file": "joblib with zlib compression (no timestamp in the file)",
+                "model_file": "skops, objects numbered in order, one fixed date per zip entry",
             },
         )
 

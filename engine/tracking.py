@@ -203,7 +203,10 @@ class SqliteRunStore(RunStore):
                                       for k, v in values.items() if v is not None or table != "metrics"])
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # An interrupt can land just after COMMIT: then there is nothing to roll
+                # back, and a failed ROLLBACK must not replace the interrupt.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     def get(self, run_id: str) -> dict[str, Any] | None:

@@ -227,3 +227,37 @@ def test_a_reader_waits_for_a_first_writer_creating_the_store(tmp_path: Path) ->
         (tmp_path / "other.db").rename(db)
     reader.join(timeout=30)
     assert [[r["id"] for r in rows] for rows in found] == [["run-01"]]
+
+
+def test_an_interrupt_just_after_commit_stays_an_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM landing right after COMMIT: nothing to roll back, and the failed
+    ROLLBACK used to replace the interrupt with a DataError, which a run only logs."""
+    import contextlib
+    import sqlite3
+
+    store = tracking.open_store(f"sqlite:///{tmp_path / 'mlops.db'}", tmp_path)
+    connect = store._connect
+
+    class Interrupting:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.conn, name)
+
+        def execute(self, sql: str, *args: object) -> object:
+            done = self.conn.execute(sql, *args)
+            if sql == "COMMIT":
+                raise KeyboardInterrupt
+            return done
+
+    @contextlib.contextmanager
+    def interrupting():  # noqa: ANN202
+        with connect() as conn:
+            yield Interrupting(conn)
+
+    monkeypatch.setattr(store, "_connect", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        store.upsert(record("run-1"))
+    monkeypatch.undo()
+    assert store.get("run-1")["status"] == "succeeded"  # committed before the interrupt
