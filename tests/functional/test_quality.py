@@ -80,7 +80,7 @@ BAD_RULES = [
     (["quality.rules.plausible_age.source=custmers"], "quality.rules.plausible_age.source",
      "reads source 'custmers', which data.sources does not define; did you mean 'customers'?"),
     (["+quality.rules.plausible_age.maximum=3"], "quality.rules.plausible_age.maximum", "unknown key"),
-    (["quality.rules.orders_fresh.max_age=soon"], "quality.rules.orders_fresh.max_age", "a duration such as 1d"),
+    (["quality.rules.orders_fresh.max_age=soon"], "quality.rules.orders_fresh.max_age", "a duration such as 30d"),
 ]
 
 
