@@ -285,7 +285,7 @@ MODEL_CASES: list[Case] = [
          r"^mlops: usage error: '\.\./\.\./etc/passwd' is not NAME, NAME@ALIAS or NAME/VERSION$"),
     *[Case(f"registry-register-name-{kind}", ("registry", "register", "latest", "--name", name), 2,
            r"^mlops: usage error at model name: expected 1 to 236 bytes .*, got '" + shown + "$",
-           setup=lambda project, outside: run_mlops(project, "run", "report=false").check_returncode(),
+           trained=True,
            notes="a name over the file system's limit left the model file behind, then an OSError traceback")
       for kind, name, shown in [("300-bytes", "m" * 300, r"m{40}'\.\.\. \(300 bytes\)"),
                                 ("with-a-slash", "a/b", r"a/b'"), ("dotdot", "a..b", r"a\.\.b'")]],
@@ -374,7 +374,7 @@ EXPRESSION_CASES: list[Case] = [
 # ---------------------------------------------------------------------------------------
 
 STORE_CASES: list[Case] = [
-    # Cases that need runs in the store make one with `mlops run` in their setup (report=false);
+    # Cases that need runs in the store start from the trained project (trained=True);
     # a store file or feature store of the wrong shape is written directly.
     Case("features-show-dotdot", ("features", "show", "../../etc"), 2,
          r"^mlops: usage error: features show takes a feature group or table name \(letters, digits, '_'\), "
@@ -389,12 +389,10 @@ STORE_CASES: list[Case] = [
          r"^mlops: usage error: --where: expected at most 2000 characters, got 2096$"),
     Case("where-regex-backtracking", ("runs", "--where", "id ~ '([0-9a-f]+)+g'"), 2,
          r"^mlops: usage error: --where: the regular expression '\(\[0-9a-f\]\+\)\+g' took more than 1 s on one "
-         r"id value of 32 characters", notes="2**32 backtracking steps: hours without the clock",
-         setup=lambda project, outside: run_mlops(project, "run", "report=false").check_returncode()),
+         r"id value of 32 characters", notes="2**32 backtracking steps: hours without the clock", trained=True),
     Case("sort-on-a-field-no-run-has", ("runs", "--sort", "metrics.nope"), 2,
          r"^mlops: usage error: --sort: no run has the field 'metrics\.nope'; expected one of: .*\bstatus\b.*"
-         r"metrics\.roc_auc", notes="the runs were listed unsorted, exit 0",
-         setup=lambda project, outside: run_mlops(project, "run", "report=false").check_returncode()),
+         r"metrics\.roc_auc", notes="the runs were listed unsorted, exit 0", trained=True),
     Case("reindex-a-folder-without-runs", ("runs", "reindex", "--outputs", "{outside}"), 2,
          r"^mlops: usage error: runs reindex --outputs .*/outside: no run directories \(folders with a run\.json\); "
          r".*the index is left as it is\)$", notes="the index was emptied"),
@@ -403,8 +401,8 @@ STORE_CASES: list[Case] = [
     Case("reindex-skips-a-garbage-run-json", ("runs", "reindex"), 0,
          r"^mlops: skipped outputs/runs/.*/run\.json: expected a run record \(an object with an id and a "
          r"status\), got \[1, 2\]$", stdout=r"indexed 0 run\(s\)",
-         setup=lambda project, outside: (run_mlops(project, "run", "report=false").check_returncode(),
-                                         next((project / "outputs" / "runs").glob("*/*/run.json")).write_text("[1, 2]"))),
+         trained=True,
+         setup=lambda project, outside: next((project / "outputs" / "runs").glob("*/*/run.json")).write_text("[1, 2]")),
     *[Case(f"zero-byte-store-{args[0]}", args, 2,
            r"^mlops: data error at run store .*/outputs/mlops\.db: the file is empty \(0 bytes\), expected an SQLite "
            r"database; rebuild it from the run directories with: mlops runs reindex$",
@@ -419,8 +417,9 @@ STORE_CASES: list[Case] = [
          r"^mlops: warning: feature store table [0-9a-f]{12} is ignored: its manifest .*\.json is a list; expected "
          r"a JSON object with bytes and crc32 or sha256, as the store writes it; mlops features gc removes it$",
          stdout=r"table\(s\) in outputs/feature_store",
-         setup=lambda project, outside: (run_mlops(project, "run", "report=false").check_returncode(), next(
-             (project / "outputs" / "feature_store" / "tables").glob("*.json")).write_text("[]"))),
+         trained=True,
+         setup=lambda project, outside: next(
+             (project / "outputs" / "feature_store" / "tables").glob("*.json")).write_text("[]")),
     *[Case(f"garbage-group-history-{args[1]}", args, 2,
            r"^mlops: data error at feature group history .*/groups/order_behaviour\.json: expected an object whose "
            r"definitions are objects with a hash and a used_by list, got definitions: a number; restore it",
