@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import shutil
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -87,3 +91,50 @@ def process_tree(pid: int) -> list[int]:
 def tree_rss_kib(pid: int) -> int:
     """Resident KiB of ``pid`` and its descendants together (shared pages counted once per process)."""
     return sum(pid_status_kib(p, "VmRSS") or 0 for p in process_tree(pid))
+
+
+def engine_under_test(tmp: Path, code: str, root: Path, bench: str) -> tuple[Path, dict[str, str], str]:
+    """The engine code a benchmark runs, the environment of its commands and the mlops command.
+
+    Args:
+        tmp: The benchmark's temp folder.
+        code: ``head``: a clean clone of the repository's HEAD in ``tmp`` (others'
+            uncommitted edits cannot change the figures mid-run); ``working``: the
+            working tree as it is.
+        root: The repository.
+        bench: The benchmark's name, for the error message.
+
+    Returns:
+        The source folder, the environment (the engine's and MLflow's variables removed)
+        and the path of the ``mlops`` command.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ("HYDRA_FULL_ERROR", "MLOPS_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLOPS_REGISTRY"):
+        env.pop(name, None)
+    source = root
+    if code == "head":
+        source = tmp / "engine-head"
+        subprocess.run(["git", "clone", "--quiet", "--shared", str(root), str(source)], check=True)
+        env["PYTHONPATH"] = str(source)
+    beside = Path(sys.executable).parent / "mlops"
+    found = str(beside) if beside.exists() else shutil.which("mlops")
+    if not found:
+        raise SystemExit(f"{bench}: cannot find the mlops command next to this Python or on PATH")
+    return source, env, found
+
+
+def print_model_file_costs(costs: dict[str, Any]) -> None:
+    print("\nmodel file: save + load, skops (ours) vs the zlib pickle it replaced "
+          "(medians, ms; sizes in KiB)")
+    print(f"  {'model':<34} {'save':>16} {'load':>16} {'save+load':>18} {'size':>18}")
+    for label, row in costs.items():
+        if not isinstance(row, dict):
+            continue
+        s, z = row["skops"], row["zlib_pickle"]
+        print(f"  {label:<34} {s['save_s'] * 1e3:6.0f} vs {z['save_s'] * 1e3:5.0f}  "
+              f"{s['load_s'] * 1e3:6.0f} vs {z['load_s'] * 1e3:5.0f}  "
+              f"{s['total_s'] * 1e3:6.0f} vs {z['total_s'] * 1e3:5.0f} "
+              f"{s['bytes'] / 1024:7.0f} vs {z['bytes'] / 1024:6.0f}")
+        print(f"  {'':<34} {'x' + format(row['ratio_save'], '.1f'):>16} {'x' + format(row['ratio_load'], '.1f'):>16} "
+              f"{'x' + format(row['ratio_total'], '.1f'):>18} {'x' + format(row['ratio_bytes'], '.1f'):>18}")
+    print(f"  first use in a process: import skops.io {costs['skops_import_s']:.2f} s (once per process)")

@@ -87,6 +87,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from _common import engine_under_test
+
 ROOT = Path(__file__).resolve().parents[1]
 #: tests/conftest.py's SMALL_DATA: a user's project with small demo data.
 SMALL_DATA = """\
@@ -117,20 +119,7 @@ class Bench:
 
     def __init__(self, tmp: Path, code: str) -> None:
         self.tmp = tmp
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for name in ("HYDRA_FULL_ERROR", "MLOPS_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLOPS_REGISTRY"):
-            self.env.pop(name, None)
-        if code == "head":
-            self.source = tmp / "engine-head"
-            subprocess.run(["git", "clone", "--quiet", "--shared", str(ROOT), str(self.source)], check=True)
-            self.env["PYTHONPATH"] = str(self.source)
-        else:
-            self.source = ROOT
-        beside = Path(sys.executable).parent / "mlops"
-        found = str(beside) if beside.exists() else shutil.which("mlops")
-        if not found:
-            raise SystemExit("reliability: cannot find the mlops command next to this Python or on PATH")
-        self.mlops = found
+        self.source, self.env, self.mlops = engine_under_test(tmp, code, ROOT, "reliability")
         self.commit = _git(self.source, "rev-parse", "HEAD")
         self.dirty = bool(_git(self.source, "status", "--porcelain", "--untracked-files=no"))
         self.describe = f"{self.source} at {self.commit[:7]}{' + uncommitted edits' if self.dirty else ' (clean)'}"

@@ -50,6 +50,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from _common import print_model_file_costs
+
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = Path(__file__).resolve().with_name("baseline_churn.py")
 STAGES = ("validate", "ingest", "features", "split", "train", "evaluate", "save")
@@ -302,23 +304,6 @@ def run_models(run_dirs: dict[str, Path]) -> dict[str, Any]:
 
     return {label: read_model((d / "model" / model_stage.MODEL_FILE).read_bytes(), d / "model")
             for label, d in run_dirs.items()}
-
-
-def print_model_file_costs(costs: dict[str, Any]) -> None:
-    print("\nmodel file: save + load, skops (ours) vs the zlib pickle it replaced "
-          "(medians, ms; sizes in KiB)")
-    print(f"  {'model':<34} {'save':>16} {'load':>16} {'save+load':>18} {'size':>18}")
-    for label, row in costs.items():
-        if not isinstance(row, dict):
-            continue
-        s, z = row["skops"], row["zlib_pickle"]
-        print(f"  {label:<34} {s['save_s'] * 1e3:6.0f} vs {z['save_s'] * 1e3:5.0f}  "
-              f"{s['load_s'] * 1e3:6.0f} vs {z['load_s'] * 1e3:5.0f}  "
-              f"{s['total_s'] * 1e3:6.0f} vs {z['total_s'] * 1e3:5.0f} "
-              f"{s['bytes'] / 1024:7.0f} vs {z['bytes'] / 1024:6.0f}")
-        print(f"  {'':<34} {'x' + format(row['ratio_save'], '.1f'):>16} {'x' + format(row['ratio_load'], '.1f'):>16} "
-              f"{'x' + format(row['ratio_total'], '.1f'):>18} {'x' + format(row['ratio_bytes'], '.1f'):>18}")
-    print(f"  first use in a process: import skops.io {costs['skops_import_s']:.2f} s (once per process)")
 
 
 def main() -> int:

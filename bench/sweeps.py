@@ -104,7 +104,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import pid_status_kib, tree_rss_kib, verdict
+from _common import engine_under_test, pid_status_kib, print_model_file_costs, tree_rss_kib, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_DATA = "# @package _global_\ndata:\n  generate:\n    customers: {customers}\n"
@@ -136,20 +136,7 @@ class Bench:
     def __init__(self, tmp: Path, code: str, customers: int) -> None:
         self.tmp = tmp
         self.customers = customers
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for name in ("HYDRA_FULL_ERROR", "MLOPS_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLOPS_REGISTRY"):
-            self.env.pop(name, None)
-        if code == "head":
-            self.source = tmp / "engine-head"
-            subprocess.run(["git", "clone", "--quiet", "--shared", str(ROOT), str(self.source)], check=True)
-            self.env["PYTHONPATH"] = str(self.source)
-        else:
-            self.source = ROOT
-        beside = Path(sys.executable).parent / "mlops"
-        found = str(beside) if beside.exists() else shutil.which("mlops")
-        if not found:
-            raise SystemExit("sweeps: cannot find the mlops command next to this Python or on PATH")
-        self.mlops = found
+        self.source, self.env, self.mlops = engine_under_test(tmp, code, ROOT, "sweeps")
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=self.source, capture_output=True,
                                 text=True, check=False).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=self.source,
@@ -579,14 +566,7 @@ def measure_model_file(bench: Bench, repeats: int, trees: int) -> dict[str, Any]
            "--measure", *(f"{label}={folder}" for label, folder in runs.items())]
     _, output = bench.run(cmd, project)
     costs = json.loads(output.strip().splitlines()[-1])
-    for label, row in costs.items():
-        if not isinstance(row, dict):
-            continue
-        s, z = row["skops"], row["zlib_pickle"]
-        print(f"  {label}: save {s['save_s'] * 1e3:.0f} ms vs {z['save_s'] * 1e3:.0f} ms (x{row['ratio_save']:.1f}), "
-              f"load {s['load_s'] * 1e3:.0f} ms vs {z['load_s'] * 1e3:.0f} ms (x{row['ratio_load']:.1f}), "
-              f"save+load x{row['ratio_total']:.1f}; {s['bytes'] / 1024:.0f} KiB vs {z['bytes'] / 1024:.0f} KiB "
-              f"(x{row['ratio_bytes']:.1f})")
+    print_model_file_costs(costs)
     print(f"  once per process: import skops.io {costs['skops_import_s']:.2f} s")
     return costs
 

@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +99,9 @@ def clean_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def allowed_callbacks() -> frozenset[str]:
     """The engine's callbacks plus what installed packages add (``mlops_engine.callbacks``)."""
-    extra: set[str] = set()
-    for entry in entry_points(group="mlops_engine.callbacks"):
-        extra.update(entry.load())
-    return ENGINE_CALLBACKS | extra
+    from engine.targets import listed_by
+
+    return ENGINE_CALLBACKS | listed_by("mlops_engine.callbacks")
 
 
 def _plugins(kind: str) -> list[str]:

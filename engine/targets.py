@@ -43,10 +43,13 @@ BUILTIN_TARGETS = frozenset(
 @lru_cache(maxsize=1)
 def allowed_targets() -> frozenset[str]:
     """The built-in allowlist plus what installed plugins add."""
-    extra: set[str] = set()
-    for entry in entry_points(group="mlops_engine.targets"):
-        extra.update(entry.load())
-    return BUILTIN_TARGETS | extra
+    return BUILTIN_TARGETS | listed_by("mlops_engine.targets")
+
+
+def listed_by(group: str) -> frozenset[str]:
+    """The dotted paths installed packages list under an entry-point group: each entry
+    point names a module attribute holding an iterable of them."""
+    return frozenset(path for entry in entry_points(group=group) for path in entry.load())
 
 
 def import_target(dotted: str) -> type:
