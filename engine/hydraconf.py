@@ -24,7 +24,12 @@ before Hydra does any of it:
 - a launcher's ``setup`` (shell commands run before each job on a cluster): only from
   the command line;
 - sweeps over ``hydra.*`` keys: refused; sweeps over config groups: every option the
-  sweep names is composed and checked in turn (:func:`check_sweep`).
+  sweep names is composed and checked in turn (:func:`check_sweep`);
+- the job config's own ``_target_`` s (the estimator allowlist) and the run ``name``,
+  so a refused one leaves no run folder behind;
+- where a run writes besides its folder (the feature store, the metadata store, the
+  MLflow mirror, generated demo data, an Optuna storage): inside the project, unless
+  typed on the command line or read from the environment.
 
 ``mlops run`` applies it to every config Hydra composes in the process (:func:`guarded`),
 so also to each job of a sweep whose launcher composes jobs in that process; our
