@@ -360,8 +360,8 @@ def _aggregate(path: str, group: FeatureGroup, table: Table, key: str, keys: pd.
               "version": group.version}
     per_key = store.get(table_key) if store is not None else None
     if per_key is None:
-        per_key = (_group_table(path, group, events, key, ts, cutoff) if row_cutoffs is None
-                   else _group_table_per_row(path, group, events, key, ts, keys, row_cutoffs))
+        per_key = (_group_table(group, events, key, ts, cutoff) if row_cutoffs is None
+                   else _group_table_per_row(group, events, key, ts, keys, row_cutoffs))
         if store is not None:
             store.put_later(table_key, per_key, {"name": record["group"], "kind": "aggregations", **record,
                                                  "definition": definition, "source": table.name,
@@ -386,7 +386,7 @@ def _aggregate(path: str, group: FeatureGroup, table: Table, key: str, keys: pd.
     return out, record
 
 
-def _group_table(path: str, group: FeatureGroup, events: pd.DataFrame, key: str, ts: str,
+def _group_table(group: FeatureGroup, events: pd.DataFrame, key: str, ts: str,
                  cutoff: pd.Timestamp) -> pd.DataFrame:
     """The group's aggregations for every entity with events before the cut-off.
 
@@ -395,13 +395,13 @@ def _group_table(path: str, group: FeatureGroup, events: pd.DataFrame, key: str,
     """
     columns = [spec.column or ts for spec in group.aggregations.values()]
     before = events.loc[events[ts] < cutoff, list(dict.fromkeys([key, ts, *columns]))]
-    return _reduce(path, group, before, key, ts, cutoff, lambda index: cutoff)
+    return _reduce(group, before, key, ts, cutoff, lambda index: cutoff)
 
 
 ROW = "_row"
 
 
-def _group_table_per_row(path: str, group: FeatureGroup, events: pd.DataFrame, key: str, ts: str,
+def _group_table_per_row(group: FeatureGroup, events: pd.DataFrame, key: str, ts: str,
                          keys: pd.Series, cutoffs: pd.Series) -> pd.DataFrame:
     """The group's aggregations for each spine row, over events strictly before that
     row's own cut-off (a point-in-time join: no event after a row's label time counts)."""
@@ -410,10 +410,10 @@ def _group_table_per_row(path: str, group: FeatureGroup, events: pd.DataFrame, k
     joined = rows.merge(events[list(dict.fromkeys([key, ts, *columns]))], on=key, how="inner")
     joined = joined.loc[joined[ts] < joined["_cutoff"]]
     row_cutoff = rows.set_index(ROW)["_cutoff"]
-    return _reduce(path, group, joined, ROW, ts, joined["_cutoff"], lambda index: row_cutoff.reindex(index))
+    return _reduce(group, joined, ROW, ts, joined["_cutoff"], lambda index: row_cutoff.reindex(index))
 
 
-def _reduce(path: str, group: FeatureGroup, rows: pd.DataFrame, by: str, ts: str, limit: Any,
+def _reduce(group: FeatureGroup, rows: pd.DataFrame, by: str, ts: str, limit: Any,
             cutoff_of: Callable[[pd.Index], Any]) -> pd.DataFrame:
     """Aggregate event rows (already before their cut-off) per ``by``: one groupby per window.
 
