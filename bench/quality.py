@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 from _common import frame_bytes, rss_peak, traced_peak, verdict
 
+from engine.rules import QualitySpec
 from engine.stages import quality
 from engine.stages.data import CsvSource, Table
 
@@ -166,7 +167,7 @@ def quality_config() -> dict[str, Any]:
 
 def run_engine(df: pd.DataFrame, cfg: dict[str, Any]) -> quality.QualityReport:
     table = Table("t", df, CsvSource(key="id", timestamp="ordered_at"), "bench")
-    return quality.run(cfg, quality.Context(tables={"t": table}, as_of=AS_OF))
+    return quality.run(QualitySpec.from_config(cfg), quality.Context(tables={"t": table}, as_of=AS_OF))
 
 
 def engine_summary(report: quality.QualityReport) -> dict[str, dict[str, Any]]:

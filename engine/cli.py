@@ -180,14 +180,14 @@ def check_command(args: list[str]) -> int:
 
 
 def _check(conf: Path, overrides: list[str]) -> None:
-    """Compose ``conf/`` with ``overrides`` as ``mlops run`` would and validate the result."""
+    """Compose ``conf/`` with ``overrides`` as ``mlops run`` would and compile its plan."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf import open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from engine import hydraconf
-    from engine.validation import ConfigOrigin, resolve, validate
+    from engine import hydraconf, plan
+    from engine.validation import ConfigOrigin, resolve
 
     def composed(chosen: list[str]) -> Any:
         return compose(config_name="config", overrides=chosen, return_hydra_config=True)
@@ -206,7 +206,7 @@ def _check(conf: Path, overrides: list[str]) -> None:
     choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
-    validate(resolve(cfg), ConfigOrigin(choices=choices, overrides=overrides, conf_dir="conf"))
+    plan.compile(resolve(cfg), ConfigOrigin(choices=choices, overrides=overrides, conf_dir="conf"))
 
 
 def quality_command(args: list[str]) -> int:

@@ -1,18 +1,23 @@
-"""Key metrics by stakeholder, and the business requirements on them (declarations).
+"""The ``business`` group as declarations: the economics, each stakeholder's key
+metrics, and the business requirements on them.
 
-``conf/business/`` names what each stakeholder looks at and what a model must meet.
-This module parses those declarations; validation reads them before any data is read,
-and ``engine/stages/business.py`` executes them on a trained model.
+``conf/business/`` says what a model is worth, what each stakeholder looks at and what
+a model must meet. This module parses those declarations into a :class:`BusinessSpec`
+(``engine.plan.compile`` does, once, before any data is read), and
+``engine/stages/business.py`` executes them on a trained model.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ConfigError
+
+#: The decision-threshold policy that picks the threshold of most net value.
+BEST = "best"
 
 #: Each stakeholder's key metrics: the names ``metrics.json`` groups them under.
 STAKEHOLDERS: dict[str, tuple[str, ...]] = {
@@ -116,3 +121,98 @@ def parse(business_cfg: Mapping[str, Any]) -> tuple[Requirement, ...]:
                               f"({', '.join(metrics)}) or one of: {', '.join(SPECIAL)}")
         out.append(Requirement(name, "accuracy", value, hard, metric=metric, bound=bound))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Economics:
+    """The business inputs of ``conf/business/``, one field per YAML key.
+
+    Args:
+        customers: Customers scored each month.
+        price: $ a customer pays a month.
+        churners_per_month: Customers who cancel in an average month.
+        retention_effect: Share of contacted churners the offer keeps.
+        discounted_price: $ a month a kept customer pays after the offer.
+        false_positive_cost: $ a month given away to a contacted customer who would
+            have stayed; ``None`` means ``price - discounted_price``.
+        expected_share_caught: The design-time guess of the share of churners a model
+            finds (the mission's 80%), for the simple estimate made before any model.
+    """
+
+    customers: int
+    price: float
+    churners_per_month: float
+    retention_effect: float
+    discounted_price: float
+    false_positive_cost: float | None = None
+    expected_share_caught: float | None = None
+
+    @classmethod
+    def from_config(cls, business_cfg: Mapping[str, Any]) -> Economics:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in business_cfg.items() if k in fields})
+
+    @property
+    def stayers_per_month(self) -> float:
+        return max(self.customers - self.churners_per_month, 0.0)
+
+    @property
+    def cost_per_needless_offer(self) -> float:
+        if self.false_positive_cost is not None:
+            return float(self.false_positive_cost)
+        return max(self.price - self.discounted_price, 0.0)
+
+    @property
+    def break_even_precision(self) -> float:
+        """The share of contacted customers who must be real churners for offers to pay:
+        cost / (cost + what a contacted churner brings), 2 / (2 + 0.5 x 8) = 1/3 here."""
+        gain = self.retention_effect * self.discounted_price
+        cost = self.cost_per_needless_offer
+        return cost / (cost + gain) if cost + gain > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class BusinessSpec:
+    """The ``business`` group, parsed: what :func:`engine.stages.business.assess` and the
+    requirements gate read.
+
+    Args:
+        economics: The inputs that value a model.
+        requirements: The parsed ``business.requirements`` (:func:`parse`).
+        threshold: The decision threshold: ``best`` (most net value) or a number.
+        threshold_folds: Folds of out-of-fold training scores to choose ``best`` on;
+            None chooses it on the hold-out set.
+        inputs: The group as declared, without the requirements: ``metrics.json``
+            records it as the valuation's inputs.
+    """
+
+    economics: Economics
+    requirements: tuple[Requirement, ...] = ()
+    threshold: str | float = BEST
+    threshold_folds: int | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, business_cfg: Mapping[str, Any],
+                    requirements: tuple[Requirement, ...] | None = None) -> BusinessSpec:
+        """Build the spec of a ``business`` group.
+
+        Args:
+            business_cfg: The resolved ``business`` group.
+            requirements: Its requirements, when already parsed; else parsed here.
+
+        Raises:
+            ConfigError: A requirement does not parse (see :func:`parse`).
+        """
+        return cls(
+            economics=Economics.from_config(business_cfg),
+            requirements=parse(business_cfg) if requirements is None else requirements,
+            threshold=business_cfg.get("threshold", BEST),
+            threshold_folds=business_cfg.get("threshold_folds"),
+            inputs={k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
+        )
+
+    @property
+    def tunes_threshold(self) -> bool:
+        """Whether the best threshold is chosen on out-of-fold training scores."""
+        return bool(self.threshold_folds) and self.threshold == BEST

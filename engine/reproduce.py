@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from engine import provenance
 from engine.errors import EXIT_BAD_INPUT, EXIT_NOT_REPRODUCED, UsageError
+from engine.plan import DataSpec
 from engine.stages import data
 
 
@@ -32,7 +33,7 @@ def differences(record: Mapping[str, Any], resolved: Mapping[str, Any], root: Pa
     for name in ("commit", "dirty", "diff_sha256", "untracked_py"):
         if then.get(name) != now.get(name):
             found.append(f"code: git {name} was {then.get(name)!r}, is {now.get(name)!r}")
-    tables = data.load(resolved["data"], root)  # as the files are now: never regenerated here
+    tables = data.load(DataSpec.from_config(resolved["data"]), root)  # as the files are now: never regenerated here
     recorded = record.get("data") or {}
     for name, table in tables.items():
         was = (recorded.get(name) or {}).get("fingerprint")

@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
+from functools import cached_property
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -60,6 +61,16 @@ class Rule:
     filter: str | None = None
     description: str = ""
     check: ClassVar[str] = ""
+
+    @cached_property
+    def filter_node(self) -> expr.Node | None:
+        """``filter`` parsed, once: :func:`parse_rules` reads it to check it, the quality
+        stage evaluates the same tree. None without a filter.
+
+        Raises:
+            expr.ExpressionError: The filter does not parse.
+        """
+        return expr.parse(self.filter) if self.filter else None
 
     def reads(self) -> Iterator[tuple[str, str, str | None]]:
         """Every (config key, source, column) the rule reads; column None: the whole table.
@@ -287,6 +298,15 @@ class Freshness(Rule):
     column: str
     max_age: str
 
+    @cached_property
+    def max_age_delta(self) -> pd.Timedelta:
+        """``max_age`` parsed, once (:func:`parse_rules` reads it to check it).
+
+        Raises:
+            expr.ExpressionError: It is not a duration.
+        """
+        return expr.duration(self.max_age)
+
 
 @register("after_cutoff")
 @dataclass(frozen=True, kw_only=True)
@@ -332,14 +352,17 @@ def parse_rules(quality_cfg: Mapping[str, Any]) -> dict[str, Rule]:
         path = f"quality.rules.{name}"
         if rule.filter:
             try:
-                expr.parse(rule.filter)
+                rule.filter_node  # noqa: B018 - parsed here, kept on the rule for the stage
             except expr.ExpressionError as exc:
                 raise ConfigError(f"{path}.filter", f"invalid expression {rule.filter!r}: {exc}") from exc
         if rule.filter and getattr(rule, "source", None) is None:
             raise ConfigError(f"{path}.filter", f"check {rule.check!r} reads two sources, so a filter has no "
                               "single source to apply to; expected no filter")
         if isinstance(rule, Freshness):
-            duration(rule.max_age, f"{path}.max_age")
+            try:
+                rule.max_age_delta  # noqa: B018 - parsed here, kept on the rule for the stage
+            except expr.ExpressionError as exc:
+                raise ConfigError(f"{path}.max_age", str(exc)) from exc
         if isinstance(rule, Regex):
             try:
                 re.compile(rule.pattern)
@@ -357,12 +380,20 @@ def parse_rules(quality_cfg: Mapping[str, Any]) -> dict[str, Rule]:
     return rules
 
 
-def duration(text: str, path: str) -> Any:
-    """Parse a duration literal such as ``1d`` into a ``pd.Timedelta``."""
-    try:
-        return expr.duration(text)
-    except expr.ExpressionError as exc:
-        raise ConfigError(path, str(exc)) from exc
+@dataclass(frozen=True)
+class QualitySpec:
+    """The ``quality`` group, parsed: its rules by name, in declaration order."""
+
+    rules: Mapping[str, Rule]
+
+    @classmethod
+    def from_config(cls, quality_cfg: Mapping[str, Any]) -> QualitySpec:
+        """Parse a ``quality`` group (:func:`parse_rules`).
+
+        Raises:
+            ConfigError: A rule's filter, duration, pattern or bounds do not parse.
+        """
+        return cls(parse_rules(quality_cfg))
 
 
 def schema() -> dict[str, Any]:

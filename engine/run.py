@@ -1,7 +1,10 @@
 """One run, stage by stage: the Hydra task function behind ``mlops run``.
 
-    validate -> ingest -> quality (gate) -> features -> compliance (gate) -> split -> train
-    -> evaluate -> save -> requirements (gate)
+    validate (compile the plan) -> ingest -> quality (gate) -> features -> compliance (gate)
+    -> split -> train -> evaluate -> save -> requirements (gate)
+
+The composed config is compiled once into a :class:`~engine.plan.Plan`; each stage
+reads its own part of it.
 
 ``mlops quality`` runs the same job up to and including the quality gate, and
 ``mlops features materialize`` up to and including the features.
@@ -24,6 +27,7 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +39,16 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_info
 
-from engine import kpis, provenance, runcache, specs, tracking
+from engine import kpis, provenance, runcache, tracking
 from engine.errors import EngineError, QualityGateError, RequirementsGateError
 from engine.featurestore import FeatureStore
 from engine.files import atomic_path, write_json, write_text
+from engine.kpis import BusinessSpec
+from engine.plan import Plan
+from engine.plan import compile as compile_plan
 from engine.record import RunRecord
 from engine.stages import business, data, features, model, quality, split
-from engine.validation import ConfigOrigin, resolve, validate
+from engine.validation import ConfigOrigin, resolve
 
 log = logging.getLogger("engine.run")
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -170,46 +177,97 @@ def _mirror(cfg: DictConfig, record: RunRecord) -> None:
 
 def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin,
              until: str, index: _Index) -> dict[str, Any]:
-    run_dir = record.run_dir
+    plan = _compile(cfg, record, where, index)
+    tables = _ingest(plan, record, root, cache_key=until == "save")
+    if until == "save" and plan.settings.cache and (reused := _cached(record, root, index)) is not None:
+        return reused
+    report = _quality(plan, tables, record)
+    if until == "quality":
+        _succeeded(record, index)
+        log.info("quality %s passed%s: %s", record.id[:8],
+                 f" with {len(report.warnings)} warning(s)" if report.warnings else "", _display(record.run_dir, root))
+        return record.data
+    table, store = _features(plan, tables, record, root)
+    del tables  # the sources' memory, before training
+    if until == "features":
+        _flush(store)
+        _succeeded(record, index)
+        statuses = ", ".join(f"{t.get('group', t.get('table'))} {t['status']}" for t in table.tables)
+        log.info("features %s materialized (%s): %s", record.id[:8], statuses or "no store",
+                 _display(record.run_dir, root))
+        return record.data
+    verdicts = _compliance(plan, table, record, store)
+    parts = _split(plan, table, record)
+    trained = _train(plan, parts, record)
+    result = _evaluate(plan, table, parts, trained, record)
+    _save(plan, parts, trained, result, record, store)
+    index.metrics = result["metrics"]
+    _requirements(plan.business, verdicts, result, record)
+    _succeeded(record, index)
+    metrics = result["metrics"]
+    headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
+    log.info("run %s succeeded in %.1fs: %s  %s net_value=$%s/month", record.id[:8], record.data["duration_s"],
+             _display(record.run_dir, root), headline, f"{metrics['net_value_per_month']:,.0f}")
+    return record.data
+
+
+def _succeeded(record: RunRecord, index: _Index) -> None:
+    record.finish("succeeded")
+    index(record)
+
+
+def _cached(record: RunRecord, root: Path, index: _Index) -> dict[str, Any] | None:
+    """The record of this run finished from an earlier one with its cache key (``cache=true``), or None."""
+    earlier = runcache.find(index.store, record.data["cache_key"], exclude=record.id)
+    return _reuse(earlier, record, root, index) if earlier is not None else None
+
+
+# ------------------------------------------------------------------ the stages of a run
+
+
+def _compile(cfg: DictConfig, record: RunRecord, where: ConfigOrigin, index: _Index) -> Plan:
+    """Resolve the config, record it, and compile it into the plan the stages read."""
     with record.stage("validate"):
         resolved = resolve(cfg)
         # PyYAML's C dumper: the same YAML OmegaConf.save writes for plain data, in a
         # tenth of the time (a sweep pays it per job).
-        write_text(run_dir / RESOLVED_CONFIG, yaml.dump(resolved, Dumper=_YAML_DUMPER, sort_keys=False))
-        validate(resolved, where)
+        write_text(record.run_dir / RESOLVED_CONFIG, yaml.dump(resolved, Dumper=_YAML_DUMPER, sort_keys=False))
+        plan = compile_plan(resolved, where)
         index.resolved = resolved
-        as_of = pd.Timestamp(resolved["as_of"])
-        threads = resolved["threads"]
+        settings = plan.settings
         record.update(
-            seed=resolved["seed"],
-            as_of=as_of.isoformat(),
+            seed=settings.seed,
+            as_of=settings.as_of.isoformat(),
             determinism={
-                "seed": resolved["seed"],
-                "split_seed": resolved["split"]["seed"],
-                "model_random_state": resolved["model"].get("random_state"),
-                "threads": threads,
+                "seed": settings.seed,
+                "split_seed": plan.split.seed,
+                "model_random_state": plan.model.params.get("random_state"),
+                "threads": settings.threads,
                 "threadpools": sorted({p["internal_api"] for p in threadpool_info()}),
                 "model_file": "skops, objects numbered in order, one fixed date per zip entry",
             },
         )
+    return plan
 
+
+def _ingest(plan: Plan, record: RunRecord, root: Path, cache_key: bool) -> dict[str, data.Table]:
+    """Load and fingerprint every source; a training run also records its cache key."""
     with record.stage("ingest") as stage:
-        stage["generated_demo_data"] = data.prepare(resolved["data"], root)
-        tables = data.load(resolved["data"], root)
+        stage["generated_demo_data"] = data.prepare(plan.data, root)
+        tables = data.load(plan.data, root)
         record.update(data={name: table.record() for name, table in tables.items()})
-        source_columns = {name: list(map(str, t.frame.columns)) for name, t in tables.items()}
-        if until == "save":  # only training runs: a quality or features run has no model to reuse
-            record.update(cache_key=runcache.key(resolved, {n: t.fingerprint for n, t in tables.items()},
+        if cache_key:  # only training runs: a quality or features run has no model to reuse
+            record.update(cache_key=runcache.key(plan.config, {n: t.fingerprint for n, t in tables.items()},
                                                  record.data["provenance"]))
-    if until == "save" and resolved.get("cache"):
-        earlier = runcache.find(index.store, record.data["cache_key"], exclude=record.id)
-        reused = _reuse(earlier, record, root, index) if earlier is not None else None
-        if reused is not None:
-            return reused
+    return tables
 
+
+def _quality(plan: Plan, tables: dict[str, data.Table], record: RunRecord) -> quality.QualityReport:
+    """Run the quality rules and write quality.json; the gate raises after it is recorded."""
+    as_of = plan.settings.as_of
     with record.stage("quality") as stage:
-        report = quality.run(resolved["quality"], quality.Context(tables, as_of))
-        write_json(run_dir / QUALITY_FILE, report.to_json(as_of))
+        report = quality.run(plan.quality, quality.Context(tables, as_of))
+        write_json(record.run_dir / QUALITY_FILE, report.to_json(as_of))
         for line in report.table().splitlines():
             log.info(line)
         stage.update(gate="failed" if report.gate_failures else "passed",
@@ -221,80 +279,109 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
             f"quality gate failed: {len(report.gate_failures)} rule(s) of severity error failed: "
             f"{', '.join(report.gate_failures)} (details in {QUALITY_FILE})"
         )
-    if until == "quality":
-        record.finish("succeeded")
-        index(record)
-        log.info("quality %s passed%s: %s", record.id[:8],
-                 f" with {len(report.warnings)} warning(s)" if report.warnings else "", _display(run_dir, root))
-        return record.data
+    return report
 
+
+def _features(plan: Plan, tables: dict[str, data.Table], record: RunRecord,
+              root: Path) -> tuple[features.FeatureTable, FeatureStore | None]:
+    """Build the feature table, through the feature store when the plan names one."""
     with record.stage("features") as stage:
-        store_cfg = resolved["features"].get("store")
-        store = FeatureStore(root / store_cfg["path"]) if store_cfg else None
+        store = FeatureStore(root / plan.features.store) if plan.features.store else None
         # The store's tables are written by a background thread while the run goes on;
-        # store.flush() below waits for them (and raises a failed write) before the run
-        # is recorded as done.
-        table = features.build(resolved["features"], tables, as_of, store, defer_writes=True)
+        # store.flush() waits for them (and raises a failed write) before the run is
+        # recorded as done.
+        table = features.build(plan.features, tables, plan.settings.as_of, store, defer_writes=True)
         stage.update(rows=len(table.frame), features=list(table.features),
                      target_rate=round(float(table.y.mean()), 6) if len(table.frame) else None)
         record.update(features={"store": str(store.root) if store else None, "tables": list(table.tables)})
         record.save()  # at once: `mlops features gc` keeps the tables run.json files reference
         if store is not None:
-            _note_group_use(store, table.tables, record, resolved)
-        del tables
-    if until == "features":
+            _note_group_use(store, table.tables, record, plan.model.target)
+    return table, store
+
+
+def _compliance(plan: Plan, table: features.FeatureTable, record: RunRecord,
+                store: FeatureStore | None) -> list[business.Verdict]:
+    """Check the compliance requirements on the feature table, before any model is fitted."""
+    requirements = plan.business.requirements
+    if not any(r.kind == "compliance" for r in requirements):
+        return []
+    source_columns = {name: source["columns"] for name, source in record.data["data"].items()}
+    with record.stage("compliance") as stage:
+        verdicts, warnings = business.check_compliance(
+            requirements, plan.features.lineage(plan.data.timestamps()),
+            table_columns=[table.key, *plan.features.features, table.target],
+            model_columns=list(table.features), source_columns=source_columns)
+        for warning in warnings:
+            log.warning(warning)
+        stage["verdicts"] = {v.requirement: v.verdict for v in verdicts}
+    if any(not v.passed and v.hard for v in verdicts):
         _flush(store)
-        record.finish("succeeded")
-        index(record)
-        statuses = ", ".join(f"{t.get('group', t.get('table'))} {t['status']}" for t in table.tables)
-        log.info("features %s materialized (%s): %s", record.id[:8], statuses or "no store", _display(run_dir, root))
-        return record.data
+        _close_requirements(verdicts, record)  # before training: a non-compliant model is never fitted
+    return verdicts
 
-    requirements = kpis.parse(resolved["business"])
-    verdicts: list[business.Verdict] = []
-    if any(r.kind == "compliance" for r in requirements):
-        with record.stage("compliance") as stage:
-            found, warnings = business.check_compliance(
-                requirements, specs.lineage(resolved["features"], resolved["data"]["sources"]),
-                table_columns=[table.key, *specs.FeatureSpec.from_config(resolved["features"]).features,
-                               table.target],
-                model_columns=list(table.features), source_columns=source_columns)
-            for warning in warnings:
-                log.warning(warning)
-            stage["verdicts"] = {v.requirement: v.verdict for v in found}
-            verdicts += found
-        if any(not v.passed and v.hard for v in verdicts):
-            _flush(store)
-            _close_requirements(verdicts, record)  # before training: a non-compliant model is never fitted
 
+@dataclass(frozen=True)
+class _Parts:
+    """The feature table split into its training and hold-out parts."""
+
+    test: pd.Index
+    X_train: pd.DataFrame  # noqa: N815 - scikit-learn's names
+    y_train: pd.Series
+    X_test: pd.DataFrame  # noqa: N815
+    y_test: pd.Series
+
+
+def _split(plan: Plan, table: features.FeatureTable, record: RunRecord) -> _Parts:
     with record.stage("split") as stage:
-        parts = split.holdout(table.y, resolved["split"])
+        parts = split.holdout(table.y, plan.split)
         stage.update(train_rows=len(parts.train), test_rows=len(parts.test))
-        X_train, y_train = table.X.loc[parts.train], table.y.loc[parts.train]
-        X_test, y_test = table.X.loc[parts.test], table.y.loc[parts.test]
+        return _Parts(parts.test, table.X.loc[parts.train], table.y.loc[parts.train], table.X.loc[parts.test],
+                      table.y.loc[parts.test])
 
+
+@dataclass(frozen=True)
+class _Trained:
+    """The fitted Pipeline, its fit time, and the out-of-fold scores to choose the threshold on."""
+
+    pipeline: Any
+    fit_s: float
+    tuning: tuple[np.ndarray, np.ndarray] | None
+
+
+def _train(plan: Plan, parts: _Parts, record: RunRecord) -> _Trained:
+    threads, seed = plan.settings.threads, plan.settings.seed
     with record.stage("train") as stage:
-        pipeline = model.build(resolved["model"], X_train, resolved["preprocess"])
-        fit_s = model.fit(pipeline, X_train, y_train, threads)
+        pipeline = model.build(plan.model, parts.X_train)
+        fit_s = model.fit(pipeline, parts.X_train, parts.y_train, threads)
         stage["fit_s"] = round(fit_s, 4)
-        folds = resolved["business"].get("threshold_folds")
         tuning = None
-        if folds and resolved["business"].get("threshold", "best") == "best":
+        if plan.business.tunes_threshold:
             started = time.perf_counter()
-            tuning = (y_train.to_numpy(), model.out_of_fold_scores(pipeline, X_train, y_train, folds,
-                                                                   resolved["seed"], threads))
+            tuning = (parts.y_train.to_numpy(), model.out_of_fold_scores(
+                pipeline, parts.X_train, parts.y_train, plan.business.threshold_folds, seed, threads))
             stage["threshold_folds_s"] = round(time.perf_counter() - started, 4)
+    return _Trained(pipeline, fit_s, tuning)
 
+
+def _evaluate(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Trained,
+              record: RunRecord) -> dict[str, Any]:
+    """Score the hold-out part, value the model, write predictions.parquet and metrics.json.
+
+    Returns:
+        What metrics.json holds, plus the importances.
+    """
+    threads = plan.settings.threads
     with record.stage("evaluate") as stage:
         started = time.perf_counter()
-        scores = model.predict_proba(pipeline, X_test, threads)
-        predict_ms = (time.perf_counter() - started) * 1000 / max(len(X_test), 1) * 1000
-        y_true = y_test.to_numpy()
-        result = business.assess(resolved["business"], y_true, scores, tuning)
+        scores = model.predict_proba(trained.pipeline, parts.X_test, threads)
+        predict_ms = (time.perf_counter() - started) * 1000 / max(len(parts.X_test), 1) * 1000
+        y_true = parts.y_test.to_numpy()
+        result = business.assess(plan.business, y_true, scores, trained.tuning)
         metrics = result["metrics"]
-        kind, weights = model.importances(pipeline, X_test, y_test, threads, resolved["seed"])
+        kind, weights = model.importances(trained.pipeline, parts.X_test, parts.y_test, threads, plan.settings.seed)
         result["importances"] = {"kind": kind, "values": weights}
-        speed = {"train_seconds": round(fit_s, 4), "predict_ms_per_1000": round(predict_ms, 3)}
+        speed = {"train_seconds": round(trained.fit_s, 4), "predict_ms_per_1000": round(predict_ms, 3)}
         record.update(speed=speed)  # in run.json, not metrics.json: timings differ on every run
         stage.update(threshold=metrics["threshold"], importances=kind)
         predictions = pd.DataFrame({
@@ -303,36 +390,39 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
             "y_score": scores,
             "y_pred": (scores >= metrics["threshold"]).astype("int64"),
         })
-        with atomic_path(run_dir / PREDICTIONS_FILE) as tmp:
+        with atomic_path(record.run_dir / PREDICTIONS_FILE) as tmp:
             predictions.to_parquet(tmp, index=False)
-        write_json(run_dir / METRICS_FILE, result)
+        write_json(record.run_dir / METRICS_FILE, result)
     _show_value(result)
+    return result
 
+
+def _save(plan: Plan, parts: _Parts, trained: _Trained, result: dict[str, Any], record: RunRecord,
+          store: FeatureStore | None) -> None:
+    """Save the model with its decision threshold, once the feature tables are on disk."""
+    metrics = result["metrics"]
     with record.stage("save"):
         _flush(store)  # the feature tables are on disk before the run can be recorded as done
-        decided = model.with_threshold(pipeline, metrics["threshold"], X_test, y_test)
-        digest = model.save(decided, run_dir / "model")
+        decided = model.with_threshold(trained.pipeline, metrics["threshold"], parts.X_test, parts.y_test)
+        digest = model.save(decided, record.run_dir / "model")
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
-                             "target": resolved["model"]["_target_"], "threshold": metrics["threshold"],
+                             "target": plan.model.target, "threshold": metrics["threshold"],
                              "threshold_policy": result["threshold"]["policy"]},
                       metrics={k: metrics[k] for k in (*RECORDED, *HEADLINE)})
-    index.metrics = metrics
 
-    if requirements:
-        with record.stage("requirements") as stage:
-            observed = {**metrics, **speed, "run_seconds": record.elapsed()}
-            verdicts += business.check_bounds(requirements, observed)
-            verdicts += business.check_transparency(requirements, kind)
-            stage["failed"] = [v.requirement for v in verdicts if v.verdict == "failed"]
-            stage["warned"] = [v.requirement for v in verdicts if v.verdict == "warned"]
-        _close_requirements(verdicts, record)
 
-    record.finish("succeeded")
-    index(record)
-    headline = " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if metrics[k] is not None)
-    log.info("run %s succeeded in %.1fs: %s  %s net_value=$%s/month", record.id[:8], record.data["duration_s"],
-             _display(run_dir, root), headline, f"{metrics['net_value_per_month']:,.0f}")
-    return record.data
+def _requirements(spec: BusinessSpec, verdicts: list[business.Verdict], result: dict[str, Any],
+                  record: RunRecord) -> None:
+    """The requirements gate: the bounds and transparency, after the compliance verdicts."""
+    if not spec.requirements:
+        return
+    with record.stage("requirements") as stage:
+        observed = {**result["metrics"], **record.data["speed"], "run_seconds": record.elapsed()}
+        verdicts = [*verdicts, *business.check_bounds(spec.requirements, observed),
+                    *business.check_transparency(spec.requirements, result["importances"]["kind"])]
+        stage["failed"] = [v.requirement for v in verdicts if v.verdict == "failed"]
+        stage["warned"] = [v.requirement for v in verdicts if v.verdict == "warned"]
+    _close_requirements(verdicts, record)
 
 
 def _flush(store: FeatureStore | None) -> None:
@@ -430,9 +520,9 @@ class _Index:
 
 
 def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], record: RunRecord,
-                    resolved: dict[str, Any]) -> None:
+                    model_target: str) -> None:
     """Record which run and model used each group; warn when a shared group changed."""
-    used_by = {"run": record.id, "run_dir": str(record.run_dir), "model": resolved["model"]["_target_"]}
+    used_by = {"run": record.id, "run_dir": str(record.run_dir), "model": model_target}
     for entry in (t for t in tables if "group" in t):
         earlier = store.record_use(entry["group"], entry["definition_hash"], entry.get("version"), used_by)
         users: dict[str, list[str]] = {}

@@ -1,15 +1,17 @@
 """Declarations parsed from config groups, apart from the code that executes them.
 
-Validation reads these to check a config without touching data; the stages read the
-same objects to execute it, so a config is parsed one way only.
+``engine.plan.compile`` parses them once, checking a config without touching data; the
+stages read the same objects to execute it, so a config is parsed one way, and once.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from engine import expr
 from engine.errors import ConfigError
@@ -64,20 +66,93 @@ CUT_OFFS = frozenset({"as_of", "cutoff"})
 
 
 @dataclass(frozen=True)
+class Attribute:
+    """One column joined onto the spine (``crm.segment``, or ``{from: crm.segment, ttl: 90d}``).
+
+    Args:
+        source: The source it is read from.
+        column: The column of that source.
+        ttl: No value older than this (parsed ``ttl``); None: any age.
+    """
+
+    source: str
+    column: str
+    ttl: pd.Timedelta | None = None
+
+
+@dataclass(frozen=True)
+class AggregationSpec:
+    """One declared aggregation of a feature group (``{agg: sum, column: amount, window: 30d}``).
+
+    Args:
+        agg: A name of :data:`AGGREGATIONS`.
+        column: The aggregated column; None: the event time.
+        window: Only events this close before the cut-off (parsed ``window``); None: all.
+    """
+
+    agg: str
+    column: str | None = None
+    window: pd.Timedelta | None = None
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A group of aggregations over one event source.
+
+    Args:
+        source: The event source aggregated.
+        aggregations: Feature name -> its aggregation, in declaration order.
+        version: The user's label for this definition (``version``), or None.
+        definition: ``source`` and ``aggregations`` as declared: the store key of the
+            group's table hashes it.
+    """
+
+    source: str
+    aggregations: Mapping[str, AggregationSpec]
+    version: Any = None
+    definition: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FeatureSpec:
     """The ``features`` group, parsed and checked against the declared sources.
+
+    Everything the feature stage reads: expressions are parsed trees, windows and ttls
+    are durations, so nothing is parsed again when the table is built.
 
     Args:
         expressions: Config path (``features.derived.avg_expenditure``) -> parsed tree.
         derived_order: Derived feature names, each after the names it reads.
         features: Every feature name, in order: attributes, aggregations, derived.
+        used: The features the model uses (``features.use``; all of them when it is null).
+        key: The entity key (``entity.key``).
+        entity_source: The spine: the source with one row per entity (``entity.source``).
+        label_time: The spine's column of each row's own cut-off, or None.
+        population: The population expression as written, or None (every spine row).
+        attributes: Attribute feature name -> what it joins.
+        groups: Group name -> its aggregations.
+        derived: Derived feature name -> its expression as written.
+        target: The target's column name.
+        target_expr: The target expression as written.
+        store: The feature store folder, relative to the project (``store.path``), or None.
+        declared: The group as declared: the store key of the whole table hashes it.
     """
 
     expressions: Mapping[str, expr.Node]
     derived_order: tuple[str, ...]
     features: tuple[str, ...]
-    #: The features the model uses (``features.use``; all of them when it is null).
     used: tuple[str, ...] = ()
+    key: str = ""
+    entity_source: str = ""
+    label_time: str | None = None
+    population: str | None = None
+    attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    groups: Mapping[str, FeatureGroup] = field(default_factory=dict)
+    derived: Mapping[str, str] = field(default_factory=dict)
+    target: str = ""
+    target_expr: str = ""
+    store: str | None = None
+    declared: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, features_cfg: Mapping[str, Any],
@@ -114,11 +189,65 @@ class FeatureSpec:
             first = str(exc).removeprefix("cycle: ").split(" ")[0]
             raise ConfigError(f"{DERIVED}{first}", f"derived features must not read themselves, got a {exc}") from exc
         names = _check_names(features_cfg)
-        _check_durations(features_cfg)
+        durations = _check_durations(features_cfg)
         _check_leakage(features_cfg, parsed)
         if sources is not None:
             _check_sources(features_cfg, sources)
-        return cls(parsed, tuple(order), tuple(names), _used(features_cfg, names))
+        entity = features_cfg["entity"]
+        attributes = {}
+        for name, ref in (features_cfg.get("attributes") or {}).items():
+            source, column, _ = attribute_ref(ref)
+            attributes[name] = Attribute(source, column, durations.get(f"features.attributes.{name}.ttl"))
+        groups = {}
+        for group, spec in (features_cfg.get("groups") or {}).items():
+            aggregations = {
+                name: AggregationSpec(agg["agg"], agg.get("column"),
+                                      durations.get(f"features.groups.{group}.aggregations.{name}.window"))
+                for name, agg in spec["aggregations"].items()}
+            groups[group] = FeatureGroup(spec["source"], aggregations, spec.get("version"),
+                                         {"source": spec["source"], "aggregations": spec["aggregations"]})
+        return cls(
+            expressions=parsed, derived_order=tuple(order), features=tuple(names), used=_used(features_cfg, names),
+            key=entity["key"], entity_source=entity["source"], label_time=entity.get("label_time"),
+            population=features_cfg.get("population") or None, attributes=attributes, groups=groups,
+            derived=dict(features_cfg.get("derived") or {}), target=features_cfg["target"]["name"],
+            target_expr=features_cfg["target"]["expr"], store=(features_cfg.get("store") or {}).get("path"),
+            declared=features_cfg,
+        )
+
+    def lineage(self, timestamps: Mapping[str, str | None] | None = None) -> dict[str, frozenset[str]]:
+        """The source columns each column of the feature table is computed from, as ``source.column``.
+
+        The table's columns are the entity key, the features and the target.
+
+        Attributes read one column; an aggregation reads its column (or the event time
+        for counts and recency); a derived feature reads the lineage of every name in its
+        expression, and a name that is not a feature is a column of the entity's source.
+        Compliance checks read this, so a derived feature built on a protected column is
+        caught by the column's name.
+
+        Args:
+            timestamps: Source name -> its event-time column (``data.sources.<name>.timestamp``),
+                which counts and recency read; without it that column is ``<event time>``.
+        """
+        timestamps = timestamps or {}
+        spine = self.entity_source
+        out: dict[str, frozenset[str]] = {}
+        for name, attribute in self.attributes.items():
+            out[name] = frozenset({f"{attribute.source}.{attribute.column}"})
+        for group in self.groups.values():
+            for name, agg in group.aggregations.items():
+                column = agg.column or timestamps.get(group.source) or "<event time>"
+                out[name] = frozenset({f"{group.source}.{column}"})
+        for name in self.derived_order:
+            columns: set[str] = set()
+            for read in expr.names(self.expressions[f"{DERIVED}{name}"]) - CUT_OFFS:
+                columns |= out.get(read, {f"{spine}.{read}"})
+            out[name] = frozenset(columns)
+        out[self.key] = frozenset({f"{spine}.{self.key}"})
+        out[self.target] = frozenset(f"{spine}.{n}" for n in expr.names(self.expressions["features.target.expr"])
+                                     - CUT_OFFS)
+        return out
 
 
 def _used(features_cfg: Mapping[str, Any], names: list[str]) -> tuple[str, ...]:
@@ -165,19 +294,25 @@ def _check_names(features_cfg: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def _check_durations(features_cfg: Mapping[str, Any]) -> None:
-    """Every ttl and window is a duration in range (the schema checks only its form)."""
+def _check_durations(features_cfg: Mapping[str, Any]) -> dict[str, pd.Timedelta]:
+    """Every ttl and window is a duration in range (the schema checks only its form).
+
+    Returns:
+        Config path -> the parsed duration, for each ttl and window declared.
+    """
     found = [(f"features.attributes.{name}.ttl", attribute_ref(ref)[2])
              for name, ref in (features_cfg.get("attributes") or {}).items()]
     for group, spec in (features_cfg.get("groups") or {}).items():
         found += [(f"features.groups.{group}.aggregations.{name}.window", agg.get("window"))
                   for name, agg in spec["aggregations"].items()]
+    parsed = {}
     for path, text in found:
         if text:
             try:
-                expr.duration(text)
+                parsed[path] = expr.duration(text)
             except expr.ExpressionError as exc:
                 raise ConfigError(path, str(exc)) from exc
+    return parsed
 
 
 def _check_leakage(features_cfg: Mapping[str, Any], parsed: Mapping[str, expr.Node]) -> None:
@@ -224,35 +359,9 @@ def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mappin
 
 def lineage(features_cfg: Mapping[str, Any],
             sources: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, frozenset[str]]:
-    """The source columns each column of the feature table is computed from, as ``source.column``.
+    """:meth:`FeatureSpec.lineage` of a ``features`` group as declared (parsed here).
 
-    The table's columns are the entity key, the features and the target.
-
-    Attributes read one column; an aggregation reads its column (or the event time
-    for counts and recency); a derived feature reads the lineage of every name in its
-    expression, and a name that is not a feature is a column of the entity's source.
-    Compliance checks read this, so a derived feature built on a protected column is
-    caught by the column's name. ``sources`` (``data.sources``) names the event-time
-    column of counts and recency; without it that column is ``<event time>``.
+    ``sources`` (``data.sources``) names the event-time column of counts and recency.
     """
-    sources = sources or {}
-    spine = features_cfg["entity"]["source"]
-    out: dict[str, frozenset[str]] = {}
-    for name, ref in (features_cfg.get("attributes") or {}).items():
-        source, column, _ = attribute_ref(ref)
-        out[name] = frozenset({f"{source}.{column}"})
-    for spec in (features_cfg.get("groups") or {}).values():
-        for name, agg in spec["aggregations"].items():
-            column = agg.get("column") or (sources.get(spec["source"]) or {}).get("timestamp") or "<event time>"
-            out[name] = frozenset({f"{spec['source']}.{column}"})
-    derived = {name: expr.parse(text) for name, text in (features_cfg.get("derived") or {}).items()}
-    for name in expr.dependency_order(derived):
-        columns: set[str] = set()
-        for read in expr.names(derived[name]) - CUT_OFFS:
-            columns |= out.get(read, {f"{spine}.{read}"})
-        out[name] = frozenset(columns)
-    key = features_cfg["entity"]["key"]
-    out[key] = frozenset({f"{spine}.{key}"})
-    target = features_cfg["target"]
-    out[target["name"]] = frozenset(f"{spine}.{n}" for n in expr.names(expr.parse(target["expr"])) - CUT_OFFS)
-    return out
+    timestamps = {name: source.get("timestamp") for name, source in (sources or {}).items()}
+    return FeatureSpec.from_config(features_cfg).lineage(timestamps)

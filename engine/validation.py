@@ -1,7 +1,8 @@
-"""Validate a composed config before any data is read.
+"""The checks of a composed config, run before any data is read.
 
-The checks, in order, each stopping at the first problem with a :class:`ConfigError`
-that names the key path, the file it came from, what was expected and what was given:
+:func:`engine.plan.compile` runs them in this order, each stopping at the first problem
+with a :class:`ConfigError` that names the key path, the file it came from, what was
+expected and what was given, and keeps what each one parses in the plan:
 
 1. JSON Schema, one per config group (``engine/schemas/<group>.json``).
 2. Every ``_target_`` anywhere in the config is on the allowlist.
@@ -12,6 +13,8 @@ that names the key path, the file it came from, what was expected and what was g
 6. The model's hyper-parameters are accepted by the estimator itself (its own
    ``_parameter_constraints``), so a value scikit-learn would reject fails here, not
    minutes later in ``fit``.
+
+:func:`validate` is the same checks with the plan thrown away.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def resolve(cfg: Any) -> dict[str, Any]:
 def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
     """Check a resolved config (a plain dict); raise on the first problem.
 
+    :func:`engine.plan.compile` with the plan thrown away.
+
     Args:
         cfg: ``OmegaConf.to_container(cfg, resolve=True)`` of the job config.
         where: Where keys came from, for the message.
@@ -97,28 +102,42 @@ def validate(cfg: Mapping[str, Any], where: ConfigOrigin | None = None) -> None:
     Raises:
         ConfigError: The first problem found, as one line.
     """
-    where = where or ConfigOrigin()
+    from engine.plan import compile  # the plan is built on this module's checks
+
+    compile(cfg, where)
+
+
+def check_schema(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:
+    """The JSON Schema of the root keys and of every group."""
     errors = sorted(_validator().iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         path, problem = _describe(errors[0])
         raise ConfigError(path, problem, where.source_of(path))
-    targets.check_targets(cfg, where)
+
+
+def check_as_of(cfg: Mapping[str, Any], where: ConfigOrigin) -> pd.Timestamp:
+    """``as_of`` is a time; returns it parsed."""
     try:
-        pd.Timestamp(cfg["as_of"])
+        return pd.Timestamp(cfg["as_of"])
     except (ValueError, TypeError) as exc:
         raise ConfigError("as_of", f"must be {schema()['properties']['as_of']['x-expected']}, got {cfg['as_of']!r}",
                           where.source_of("as_of")) from exc
+
+
+def check_features(cfg: Mapping[str, Any], where: ConfigOrigin) -> FeatureSpec:
+    """The ``features`` group parses and reads declared sources; returns it parsed."""
     try:
-        FeatureSpec.from_config(cfg["features"], cfg["data"]["sources"])
+        return FeatureSpec.from_config(cfg["features"], cfg["data"]["sources"])
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
-    check_rules(cfg, where)
+
+
+def check_requirements(cfg: Mapping[str, Any], where: ConfigOrigin) -> tuple[kpis.Requirement, ...]:
+    """``business.requirements`` bound known metrics; returns them parsed."""
     try:
-        kpis.parse(cfg["business"])
+        return kpis.parse(cfg["business"])
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
-    check_economics(cfg["business"], where)
-    check_model_params(cfg["model"], where)
 
 
 def check_economics(business: Mapping[str, Any], where: ConfigOrigin) -> None:
@@ -131,8 +150,12 @@ def check_economics(business: Mapping[str, Any], where: ConfigOrigin) -> None:
                               f"got {business[key]!r}", where.source_of(path))
 
 
-def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:
-    """Quality rules: filters and durations parse, and every source they read exists."""
+def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> dict[str, rules.Rule]:
+    """Quality rules: filters and durations parse, and every source they read exists.
+
+    Returns:
+        The rules by name, parsed.
+    """
     try:
         parsed = rules.parse_rules(cfg["quality"])
     except ConfigError as exc:
@@ -146,6 +169,7 @@ def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ConfigError(path, f"rule {name!r} reads source {source!r}, which data.sources does not "
                                   f"define; {hint}expected one of: {', '.join(sources)}", where.source_of(path))
+    return parsed
 
 
 def check_model_params(model_cfg: Mapping[str, Any], where: ConfigOrigin) -> None:

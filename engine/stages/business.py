@@ -25,58 +25,11 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from engine.kpis import STAKEHOLDERS, Requirement
+# Economics is declared in engine.kpis (the plan reads it); importing it from here still works.
+from engine.kpis import BEST, STAKEHOLDERS, BusinessSpec, Economics, Requirement  # noqa: F401
 from engine.stages import evaluate
 
 DEFAULT_THRESHOLD = 0.5
-
-@dataclass(frozen=True)
-class Economics:
-    """The business inputs of ``conf/business/``, one field per YAML key.
-
-    Args:
-        customers: Customers scored each month.
-        price: $ a customer pays a month.
-        churners_per_month: Customers who cancel in an average month.
-        retention_effect: Share of contacted churners the offer keeps.
-        discounted_price: $ a month a kept customer pays after the offer.
-        false_positive_cost: $ a month given away to a contacted customer who would
-            have stayed; ``None`` means ``price - discounted_price``.
-        expected_share_caught: The design-time guess of the share of churners a model
-            finds (the mission's 80%), for the simple estimate made before any model.
-    """
-
-    customers: int
-    price: float
-    churners_per_month: float
-    retention_effect: float
-    discounted_price: float
-    false_positive_cost: float | None = None
-    expected_share_caught: float | None = None
-
-    @classmethod
-    def from_config(cls, business_cfg: Mapping[str, Any]) -> Economics:
-        fields = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in business_cfg.items() if k in fields})
-
-    @property
-    def stayers_per_month(self) -> float:
-        return max(self.customers - self.churners_per_month, 0.0)
-
-    @property
-    def cost_per_needless_offer(self) -> float:
-        if self.false_positive_cost is not None:
-            return float(self.false_positive_cost)
-        return max(self.price - self.discounted_price, 0.0)
-
-    @property
-    def break_even_precision(self) -> float:
-        """The share of contacted customers who must be real churners for offers to pay:
-        cost / (cost + what a contacted churner brings), 2 / (2 + 0.5 x 8) = 1/3 here."""
-        gain = self.retention_effect * self.discounted_price
-        cost = self.cost_per_needless_offer
-        return cost / (cost + gain) if cost + gain > 0 else 0.0
-
 
 def simple_estimate(churners_per_month: float, share_caught: float, retention_effect: float,
                     discounted_price: float) -> float:
@@ -168,23 +121,24 @@ def estimate_line(estimate: Mapping[str, Any], label: str) -> str:
             + f" = ${estimate['per_month']:,.0f} a month")
 
 
-def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarray,
+def assess(spec: BusinessSpec, y_true: np.ndarray, scores: np.ndarray,
            tuning: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """What ``metrics.json`` holds: the metrics at the chosen threshold (``threshold:
     best`` or a number), grouped by stakeholder, with the value at 0.5 and at the best
     threshold beside them and the simple estimates.
 
     Args:
+        spec: The parsed ``business`` group (``plan.business``).
         y_true, scores: The hold-out labels and scores every metric is computed on.
         tuning: Labels and out-of-fold scores of the training part
             (``threshold_folds``): the best threshold is chosen on them, not on the
             hold-out set, whose value is then an honest estimate.
     """
-    economics = Economics.from_config(business_cfg)
-    policy = business_cfg.get("threshold", "best")
+    economics = spec.economics
+    policy = spec.threshold
     best = best_threshold(economics, *(tuning if tuning is not None else (y_true, scores)))
-    chosen = best if policy == "best" else float(policy)
-    chosen_on = f"out-of-fold training scores, {business_cfg.get('threshold_folds')} folds" \
+    chosen = best if policy == BEST else float(policy)
+    chosen_on = f"out-of-fold training scores, {spec.threshold_folds} folds" \
         if tuning is not None else "the hold-out set"
     ranking = evaluate.ranking_metrics(y_true, scores)
     at: dict[str, dict[str, Any]] = {}
@@ -201,10 +155,10 @@ def assess(business_cfg: Mapping[str, Any], y_true: np.ndarray, scores: np.ndarr
     return {
         "metrics": at["chosen"],
         "stakeholders": stakeholder_metrics(at["chosen"], at["chosen"]),
-        "threshold": {"chosen": chosen, "policy": "best net value" if policy == "best" else "fixed",
+        "threshold": {"chosen": chosen, "policy": "best net value" if policy == BEST else "fixed",
                       "default": DEFAULT_THRESHOLD, "best": best, "best_chosen_on": chosen_on},
         "business": {
-            "inputs": {k: v for k, v in business_cfg.items() if k not in ("requirements", "soft_requirements")},
+            "inputs": dict(spec.inputs),
             "design_estimate": design_estimate(economics),
             "break_even_precision": round(economics.break_even_precision, 6),
             "top_1pct_precision": top_precision(y_true, scores, 0.01),

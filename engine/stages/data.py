@@ -20,6 +20,7 @@ import pandas as pd
 
 from engine import demo
 from engine.errors import DataError
+from engine.plan import DataSpec, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -191,29 +192,28 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def build_source(name: str, spec: Mapping[str, Any], root: Path) -> Source:
-    """Turn one ``data.sources.<name>`` mapping into a source, paths made absolute.
+def build_source(spec: SourceSpec, root: Path) -> Source:
+    """Turn one ``data.sources.<name>`` entry into a source, paths made absolute.
 
     Relative paths and ``sqlite:///`` URLs are relative to the project folder
     ``root`` (where ``mlops`` was started), not to the run directory.
     """
-    params = {k: v for k, v in spec.items() if k != "type"}
+    params = dict(spec.options)
     if "path" in params:
         params["path"] = str(root / params["path"])
     url = params.get("url", "")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         params["url"] = f"sqlite:///{root / url.removeprefix('sqlite:///')}"
-    return SOURCE_TYPES[spec["type"]](**params)
+    return SOURCE_TYPES[spec.type](**params)
 
 
-def prepare(data_cfg: Mapping[str, Any], root: Path) -> bool:
+def prepare(spec: DataSpec, root: Path) -> bool:
     """Make sure the demo files exist when ``data.generate`` asks for them.
 
     Returns:
         True when files were generated now.
     """
-    generate = data_cfg.get("generate")
-    directory = data_cfg.get("dir")
+    generate, directory = spec.generate, spec.dir
     if not generate or not directory:
         return False
     made = demo.write_files(demo.DemoSpec(**dict(generate)), root / directory)
@@ -222,16 +222,20 @@ def prepare(data_cfg: Mapping[str, Any], root: Path) -> bool:
     return made
 
 
-def load(data_cfg: Mapping[str, Any], root: Path) -> dict[str, Table]:
+def load(spec: DataSpec, root: Path) -> dict[str, Table]:
     """Load every source of ``data.sources``, check its declared columns, fingerprint it.
+
+    Args:
+        spec: The ``data`` group (``plan.data``).
+        root: The project folder, which relative paths are relative to.
 
     Raises:
         DataError: A file is missing or unreadable, or a declared key/timestamp
             column is absent or not parseable.
     """
     tables: dict[str, Table] = {}
-    for name, spec in data_cfg["sources"].items():
-        source = build_source(name, spec, root)
+    for name, declared in spec.sources.items():
+        source = build_source(declared, root)
         where = f"data.sources.{name} ({source.location()})"
         try:
             frame = source.load()

@@ -29,7 +29,7 @@ import pandas as pd
 from engine import expr, featurestore
 from engine.errors import ConfigError, DataError
 from engine.featurestore import FeatureStore
-from engine.specs import AGGREGATIONS, FeatureSpec, attribute_ref
+from engine.specs import AGGREGATIONS, Attribute, FeatureGroup, FeatureSpec
 from engine.stages.data import Table, align_time, fingerprint
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,14 @@ class FeatureTable:
         return self.frame[self.target]
 
 
-def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp,
+def build(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
           store: FeatureStore | None = None, *, defer_writes: bool = False) -> FeatureTable:
     """Build the feature table.
 
     New tables are written to the store by its writer thread while the build goes on.
 
     Args:
-        features_cfg: The resolved ``features`` group.
+        spec: The parsed ``features`` group (``plan.features``).
         tables: Loaded sources by name.
         as_of: The cut-off: only events strictly before it are used.
         store: Where aggregation tables are reused from and saved to; None computes
@@ -75,14 +75,13 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
             there). False waits for the writes here.
 
     Raises:
-        ConfigError: A name refers to an unknown source or column, or derived
-            features depend on each other in a cycle.
+        ConfigError: A name refers to an unknown source or column.
         DataError: The entity source has duplicate keys.
     """
     if store is None or defer_writes:
-        return _build_stored(features_cfg, tables, as_of, store)
+        return _build_stored(spec, tables, as_of, store)
     try:
-        table = _build_stored(features_cfg, tables, as_of, store)
+        table = _build_stored(spec, tables, as_of, store)
     except BaseException:
         with contextlib.suppress(Exception):  # the build's own error is the one to report
             store.flush()
@@ -91,10 +90,9 @@ def build(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: p
     return table
 
 
-def _build_stored(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp,
+def _build_stored(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
                   store: FeatureStore | None) -> FeatureTable:
-    spec = FeatureSpec.from_config(features_cfg)
-    full_key = _features_key(features_cfg, tables, as_of)
+    full_key = _features_key(spec, tables, as_of)
     cached = store.get(full_key) if store is not None else None
     if cached is not None:
         manifest = store.manifest(full_key) or {}  # type: ignore[union-attr]
@@ -102,11 +100,10 @@ def _build_stored(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], 
         records.append({"table": "features", "key": full_key, "status": "reused", "rows": len(cached)})
         log.info("feature table features reused (key %s, %d rows): no feature was computed", full_key[:12],
                  len(cached))
-        _require_values(cached, spec.used, features_cfg)
-        return FeatureTable(cached, features_cfg["entity"]["key"], spec.used, features_cfg["target"]["name"],
-                            tuple(records))
-    table = _build(features_cfg, spec, tables, as_of, store)
-    _require_values(table.frame, spec.used, features_cfg)
+        _require_values(cached, spec)
+        return FeatureTable(cached, spec.key, spec.used, spec.target, tuple(records))
+    table = _build(spec, tables, as_of, store)
+    _require_values(table.frame, spec)
     if store is not None:
         store.put_later(full_key, table.frame, {"name": "features", "kind": "features",
                                                 "groups": list(table.tables), "as_of": as_of.isoformat(),
@@ -116,7 +113,7 @@ def _build_stored(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], 
     return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record))
 
 
-def _require_values(frame: pd.DataFrame, used: tuple[str, ...], features_cfg: Mapping[str, Any]) -> None:
+def _require_values(frame: pd.DataFrame, spec: FeatureSpec) -> None:
     """Every feature the model uses has a value on at least one row.
 
     A feature missing on every row carries nothing to learn from, and the model's
@@ -129,43 +126,42 @@ def _require_values(frame: pd.DataFrame, used: tuple[str, ...], features_cfg: Ma
     """
     if frame.empty:
         return
-    for name in used:
+    for name in spec.used:
         if frame[name].isna().all():
-            derived = (features_cfg.get("derived") or {}).get(name)
+            derived = spec.derived.get(name)
             path, what = (f"features.derived.{name}", f" ({derived!r})") if derived is not None else (
-                _declared_at(features_cfg, name), "")
+                _declared_at(spec, name), "")
             raise DataError(f"data error at {path}: feature {name!r}{what} is missing on all {len(frame)} rows; "
                             "expected a value on at least one row: fix its definition, or leave it out with "
                             "features.use")
 
 
-def _declared_at(features_cfg: Mapping[str, Any], name: str) -> str:
+def _declared_at(spec: FeatureSpec, name: str) -> str:
     """The config path of an attribute or aggregation feature."""
-    if name in (features_cfg.get("attributes") or {}):
+    if name in spec.attributes:
         return f"features.attributes.{name}"
-    for group, spec in (features_cfg.get("groups") or {}).items():
-        if name in spec["aggregations"]:
-            return f"features.groups.{group}.aggregations.{name}"
+    for group_name, group in spec.groups.items():
+        if name in group.aggregations:
+            return f"features.groups.{group_name}.aggregations.{name}"
     return f"features.{name}"
 
 
-def _features_key(features_cfg: Mapping[str, Any], tables: Mapping[str, Table], as_of: pd.Timestamp) -> str:
+def _features_key(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp) -> str:
     """The store key of the whole feature table: every definition and every input's fingerprint."""
-    definition = {k: v for k, v in features_cfg.items() if k not in ("store", "description", "use")}
-    used = {features_cfg["entity"]["source"]}
-    used |= {attribute_ref(ref)[0] for ref in (features_cfg.get("attributes") or {}).values()}
-    used |= {group["source"] for group in (features_cfg.get("groups") or {}).values()}
+    definition = {k: v for k, v in spec.declared.items() if k not in ("store", "description", "use")}
+    used = {spec.entity_source}
+    used |= {attribute.source for attribute in spec.attributes.values()}
+    used |= {group.source for group in spec.groups.values()}
     fingerprints = {name: [tables[name].fingerprint, tables[name].source.key, tables[name].source.timestamp]
                     for name in sorted(used) if name in tables}
     return featurestore.digest({"kind": "features", "definition": definition, "fingerprints": fingerprints,
                                 "as_of": as_of.isoformat(), "code": FEATURE_CODE_VERSION})
 
 
-def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[str, Table],
-           as_of: pd.Timestamp, store: FeatureStore | None) -> FeatureTable:
+def _build(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
+           store: FeatureStore | None) -> FeatureTable:
     exprs = spec.expressions
-    entity = features_cfg["entity"]
-    key, spine_name, label_time = entity["key"], entity["source"], entity.get("label_time")
+    key, spine_name, label_time = spec.key, spec.entity_source, spec.label_time
     spine = _table(tables, spine_name, "features.entity.source").frame
     _require_column(spine, key, "features.entity.key", spine_name)
     if label_time:
@@ -197,22 +193,22 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
             env_scalars["cutoff"] = env_scalars["cutoff"].loc[keep]
         if spine.empty:
             raise DataError(f"data error at features.population: no {spine_name} row passes "
-                            f"{features_cfg['population']!r} at as_of {as_of}; expected at least one")
+                            f"{spec.population!r} at as_of {as_of}; expected at least one")
     spine = spine.reset_index(drop=True)
     cutoffs: pd.Series | None = None
     if label_time:
         cutoffs = env_scalars["cutoff"] = env_scalars["cutoff"].reset_index(drop=True)
     columns: dict[str, pd.Series] = {}
 
-    for name, ref in (features_cfg.get("attributes") or {}).items():
-        columns[name] = _attribute(name, ref, spine, key, spine_name, tables,
+    for name, attribute in spec.attributes.items():
+        columns[name] = _attribute(name, attribute, spine, key, spine_name, tables,
                                    cutoffs if cutoffs is not None else as_of)
 
     keys = spine[key]
     stored: list[dict[str, Any]] = []
-    for group_name, group in (features_cfg.get("groups") or {}).items():
+    for group_name, group in spec.groups.items():
         path = f"features.groups.{group_name}"
-        events_table = _table(tables, group["source"], f"{path}.source")
+        events_table = _table(tables, group.source, f"{path}.source")
         group_columns, record = _aggregate(path, group, events_table, key, keys, as_of, store, cutoffs)
         columns.update(group_columns)
         stored.append(record)
@@ -232,7 +228,7 @@ def _build(features_cfg: Mapping[str, Any], spec: FeatureSpec, tables: Mapping[s
             values = values.astype(str).where(values.notna(), None)
         frame[name] = values
 
-    target_name = features_cfg["target"]["name"]
+    target_name = spec.target
     target = _evaluate(exprs["features.target.expr"], frame, env_scalars, "features.target.expr")
     frame[target_name] = _as_mask(target, frame.index).astype("int64")
 
@@ -261,7 +257,7 @@ def _suggest(name: str, choices: Any) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
-def _attribute(name: str, ref: str | Mapping[str, Any], spine: pd.DataFrame, key: str, spine_name: str,
+def _attribute(name: str, attribute: Attribute, spine: pd.DataFrame, key: str, spine_name: str,
                tables: Mapping[str, Table], cutoff: pd.Timestamp | pd.Series) -> pd.Series:
     """One column joined onto the spine by the entity key.
 
@@ -270,7 +266,7 @@ def _attribute(name: str, ref: str | Mapping[str, Any], spine: pd.DataFrame, key
     ``ttl`` when one is given. From a source without one, a plain join.
     """
     path = f"features.attributes.{name}"
-    source, column, ttl = attribute_ref(ref)
+    source, column = attribute.source, attribute.column
     table = _table(tables, source, path)
     _require_column(table.frame, column, path, source)
     if source == spine_name:
@@ -280,8 +276,7 @@ def _attribute(name: str, ref: str | Mapping[str, Any], spine: pd.DataFrame, key
     _same_key_type(spine[key], other[key], spine_name, source, path)
     ts = table.source.timestamp
     if ts is not None:
-        return _as_of_join(spine[key], other[[key, ts, column]], key, ts, column, cutoff,
-                           _parse_window(ttl, f"{path}.ttl") if ttl else None)
+        return _as_of_join(spine[key], other[[key, ts, column]], key, ts, column, cutoff, attribute.ttl)
     duplicated = other[key].duplicated(keep="last")
     if duplicated.any():
         log.warning("%s: %d rows of %s share a %s with another row; the last one is used",
@@ -319,7 +314,7 @@ def _same_key_type(spine_key: pd.Series, other_key: pd.Series, spine_name: str, 
                         f"{spine_name} but {kinds[1]} ({other_key.dtype}) in {other}; expected the same kind")
 
 
-def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys: pd.Series,
+def _aggregate(path: str, group: FeatureGroup, table: Table, key: str, keys: pd.Series,
                as_of: pd.Timestamp, store: FeatureStore | None,
                cutoffs: pd.Series | None = None) -> tuple[dict[str, pd.Series], dict[str, Any]]:
     """One group's aggregations aligned to the entities, from the store when it has them.
@@ -337,8 +332,8 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
         raise ConfigError(f"{path}.source", f"source {table.name!r} declares no timestamp; "
                           "aggregations need an event-time column")
     _require_column(events, key, f"{path}.source", table.name)
-    for name, spec in group["aggregations"].items():
-        agg, column = spec["agg"], spec.get("column")
+    for name, spec in group.aggregations.items():
+        agg, column = spec.agg, spec.column
         if AGGREGATIONS[agg].needs_column:
             agg_path = f"{path}.aggregations.{name}"
             if column is None:
@@ -350,7 +345,7 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
     _same_key_type(keys, events[key], "the entity source", table.name, f"{path}.source")
     cutoff = align_time(as_of, events[ts])
 
-    definition = {"source": group["source"], "aggregations": group["aggregations"]}
+    definition = group.definition
     row_cutoffs = None
     spine_fingerprint = None
     if cutoffs is not None:
@@ -362,11 +357,11 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
         "rows": spine_fingerprint,
     })
     record = {"group": path.rsplit(".", 1)[1], "key": table_key, "definition_hash": featurestore.digest(definition),
-              "version": group.get("version")}
+              "version": group.version}
     per_key = store.get(table_key) if store is not None else None
     if per_key is None:
-        per_key = (_group_table(path, group, events, key, ts, cutoff) if row_cutoffs is None
-                   else _group_table_per_row(path, group, events, key, ts, keys, row_cutoffs))
+        per_key = (_group_table(group, events, key, ts, cutoff) if row_cutoffs is None
+                   else _group_table_per_row(group, events, key, ts, keys, row_cutoffs))
         if store is not None:
             store.put_later(table_key, per_key, {"name": record["group"], "kind": "aggregations", **record,
                                                  "definition": definition, "source": table.name,
@@ -380,45 +375,45 @@ def _aggregate(path: str, group: Mapping[str, Any], table: Table, key: str, keys
     aligned = (per_key.set_index(key).reindex(pd.Index(keys)) if row_cutoffs is None
                else per_key.set_index(ROW).reindex(np.arange(len(keys))))
     out: dict[str, pd.Series] = {}
-    for name, spec in group["aggregations"].items():
+    for name, spec in group.aggregations.items():
         values = aligned[name]
-        fill = AGGREGATIONS[spec["agg"]].fill
+        fill = AGGREGATIONS[spec.agg].fill
         if fill is not None:
             values = values.fillna(fill)
-        if spec["agg"] != "last":
+        if spec.agg != "last":
             values = values.astype("float64")
         out[name] = pd.Series(values.to_numpy(), index=keys.index, name=name)
     return out, record
 
 
-def _group_table(path: str, group: Mapping[str, Any], events: pd.DataFrame, key: str, ts: str,
+def _group_table(group: FeatureGroup, events: pd.DataFrame, key: str, ts: str,
                  cutoff: pd.Timestamp) -> pd.DataFrame:
     """The group's aggregations for every entity with events before the cut-off.
 
     Entities without events are left out (they get each aggregation's fill value when
     aligned), so the table does not depend on which entities a project scores.
     """
-    columns = [spec.get("column") or ts for spec in group["aggregations"].values()]
+    columns = [spec.column or ts for spec in group.aggregations.values()]
     before = events.loc[events[ts] < cutoff, list(dict.fromkeys([key, ts, *columns]))]
-    return _reduce(path, group, before, key, ts, cutoff, lambda index: cutoff)
+    return _reduce(group, before, key, ts, cutoff, lambda index: cutoff)
 
 
 ROW = "_row"
 
 
-def _group_table_per_row(path: str, group: Mapping[str, Any], events: pd.DataFrame, key: str, ts: str,
+def _group_table_per_row(group: FeatureGroup, events: pd.DataFrame, key: str, ts: str,
                          keys: pd.Series, cutoffs: pd.Series) -> pd.DataFrame:
     """The group's aggregations for each spine row, over events strictly before that
     row's own cut-off (a point-in-time join: no event after a row's label time counts)."""
-    columns = [spec.get("column") or ts for spec in group["aggregations"].values()]
+    columns = [spec.column or ts for spec in group.aggregations.values()]
     rows = pd.DataFrame({ROW: np.arange(len(keys)), key: keys.to_numpy(), "_cutoff": cutoffs.to_numpy()})
     joined = rows.merge(events[list(dict.fromkeys([key, ts, *columns]))], on=key, how="inner")
     joined = joined.loc[joined[ts] < joined["_cutoff"]]
     row_cutoff = rows.set_index(ROW)["_cutoff"]
-    return _reduce(path, group, joined, ROW, ts, joined["_cutoff"], lambda index: row_cutoff.reindex(index))
+    return _reduce(group, joined, ROW, ts, joined["_cutoff"], lambda index: row_cutoff.reindex(index))
 
 
-def _reduce(path: str, group: Mapping[str, Any], rows: pd.DataFrame, by: str, ts: str, limit: Any,
+def _reduce(group: FeatureGroup, rows: pd.DataFrame, by: str, ts: str, limit: Any,
             cutoff_of: Callable[[pd.Index], Any]) -> pd.DataFrame:
     """Aggregate event rows (already before their cut-off) per ``by``: one groupby per window.
 
@@ -427,10 +422,8 @@ def _reduce(path: str, group: Mapping[str, Any], rows: pd.DataFrame, by: str, ts
         cutoff_of: Given the groups' index, their cut-offs (for days since an event).
     """
     by_window: dict[pd.Timedelta | None, dict[str, tuple[str, str]]] = {}
-    for name, spec in group["aggregations"].items():
-        window = spec.get("window")
-        span = _parse_window(window, f"{path}.aggregations.{name}.window") if window else None
-        by_window.setdefault(span, {})[name] = (spec["agg"], spec.get("column") or ts)
+    for name, spec in group.aggregations.items():
+        by_window.setdefault(spec.window, {})[name] = (spec.agg, spec.column or ts)
     parts = []
     for span, aggs in by_window.items():
         part = rows if span is None else rows.loc[rows[ts] >= limit - span]
@@ -444,7 +437,7 @@ def _reduce(path: str, group: Mapping[str, Any], rows: pd.DataFrame, by: str, ts
         parts.append(result)
     combined = pd.concat(parts, axis=1, join="outer").sort_index()
     combined.index.name = by
-    return combined.loc[:, list(group["aggregations"])].reset_index()
+    return combined.loc[:, list(group.aggregations)].reset_index()
 
 
 def _to_tz_of(values: pd.Series, like: pd.Series) -> pd.Series:
@@ -455,13 +448,6 @@ def _to_tz_of(values: pd.Series, like: pd.Series) -> pd.Series:
     else:
         values = values.dt.tz_convert(tz) if tz is not None else values.dt.tz_convert("UTC").dt.tz_localize(None)
     return values.astype(like.dtype)
-
-
-def _parse_window(window: str, path: str) -> pd.Timedelta:
-    try:
-        return expr.duration(window)
-    except expr.ExpressionError as exc:
-        raise ConfigError(path, str(exc)) from exc
 
 
 def _evaluate(node: expr.Node, frame: pd.DataFrame, scalars: Mapping[str, Any], path: str) -> Any:

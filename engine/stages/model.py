@@ -11,7 +11,6 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from engine import targets
 from engine.errors import ConfigError, DataError, EngineError
 from engine.files import atomic_path
+from engine.plan import ModelSpec
 
 MODEL_FILE = "model.skops"
 #: Deflate level of the model file's entries: level 1 is within 4% of level 3's size
@@ -38,22 +38,27 @@ _LEVEL = 1
 _STAMP = (1980, 1, 1, 0, 0, 0)
 
 
-def build(model_cfg: Mapping[str, Any], X: pd.DataFrame, preprocess: Mapping[str, Any]) -> Pipeline:
+def build(spec: ModelSpec, X: pd.DataFrame) -> Pipeline:
     """Build the unfitted Pipeline: a ColumnTransformer by dtype, then the estimator.
 
-    The ``_target_`` must be allowlisted (checked again here, not only in validation,
-    because this is where the import happens).
+    The ``_target_`` must be allowlisted (checked again here, not only when the plan
+    was compiled, because this is where the import happens).
+
+    Args:
+        spec: The estimator and the preprocessing (``plan.model``).
+        X: The training features: their dtypes choose each column's branch.
     """
-    targets.import_target(model_cfg["_target_"])
-    estimator = instantiate(dict(model_cfg), _convert_="all")
+    targets.import_target(spec.target)
+    estimator = instantiate({"_target_": spec.target, **spec.params}, _convert_="all")
+    preprocess = spec.preprocess
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
     categorical = [c for c in X.columns if c not in numeric]
-    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=preprocess["numeric_impute"]))]
-    if preprocess["scale"]:
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=preprocess.numeric_impute))]
+    if preprocess.scale:
         numeric_steps.append(("scale", StandardScaler()))
     categorical_steps = [
-        ("impute", SimpleImputer(strategy=preprocess["categorical_impute"], fill_value="missing")),
-        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=preprocess["min_frequency"],
+        ("impute", SimpleImputer(strategy=preprocess.categorical_impute, fill_value="missing")),
+        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=preprocess.min_frequency,
                                  sparse_output=False)),
     ]
     columns = ColumnTransformer(

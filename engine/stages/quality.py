@@ -125,19 +125,22 @@ def check(name: str) -> Callable[[Callable[..., RuleResult]], Callable[..., Rule
     return add
 
 
-def run(quality_cfg: Mapping[str, Any], ctx: Context) -> QualityReport:
+def run(spec: rules.QualitySpec, ctx: Context) -> QualityReport:
     """Check every rule of ``quality.rules`` against the loaded sources.
+
+    Args:
+        spec: The parsed ``quality`` group (``plan.quality``).
+        ctx: The loaded sources and the cut-off.
 
     Raises:
         ConfigError: A rule names a column its source does not have (before any rule
             runs), or a filter reads an unknown column.
         DataError: Values cannot be compared as the rule asks (e.g. text against a number).
     """
-    parsed = rules.parse_rules(quality_cfg)
-    for rule in parsed.values():
+    for rule in spec.rules.values():
         _check_columns(rule, ctx)
     results = []
-    for rule in parsed.values():
+    for rule in spec.rules.values():
         frame = _rows(rule, ctx)
         try:
             results.append(CHECKS[rule.check](rule, frame, ctx))
@@ -165,9 +168,9 @@ def _rows(rule: rules.Rule, ctx: Context) -> pd.DataFrame:
     if source is None or source not in ctx.tables:
         return pd.DataFrame()
     frame = ctx.tables[source].frame
-    if not rule.filter:
+    node = rule.filter_node  # parsed when the plan was compiled
+    if node is None:
         return frame
-    node = expr.parse(rule.filter)
     unknown = sorted(expr.names(node) - set(map(str, frame.columns)) - {"as_of"})
     if unknown:
         raise ConfigError(f"quality.rules.{rule.name}.filter", f"unknown column {unknown[0]!r} in source {source!r}")
@@ -531,7 +534,7 @@ def _freshness(rule: rules.Freshness, frame: pd.DataFrame, ctx: Context) -> Rule
     times = _as_time(frame[rule.column], rule)
     as_of = align_time(ctx.as_of, times)
     newest = times.where(times <= as_of).max()
-    max_age = rules.duration(rule.max_age, f"quality.rules.{rule.name}.max_age")
+    max_age = rule.max_age_delta
     if pd.isna(newest):
         return _aggregate_result(rule, False, "no event at or before as_of", f"age <= {rule.max_age}")
     age = as_of - newest

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from engine.errors import DataError
+from engine.plan import SplitSpec
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class Split:
     test: pd.Index
 
 
-def holdout(y: pd.Series, split_cfg: Mapping[str, Any]) -> Split:
+def holdout(y: pd.Series, spec: SplitSpec) -> Split:
     """Split rows into train and hold-out, stratified on the target when asked.
 
     Raises:
@@ -32,10 +31,10 @@ def holdout(y: pd.Series, split_cfg: Mapping[str, Any]) -> Split:
             f"data error at features.target: the target has one class only ({classes.to_dict()}); "
             "expected both 0 and 1, check as_of and the target expression"
         )
-    stratify = y if split_cfg["stratify"] else None
+    stratify = y if spec.stratify else None
     try:
         train, test = train_test_split(
-            y.index, test_size=split_cfg["test_size"], stratify=stratify, random_state=split_cfg["seed"]
+            y.index, test_size=spec.test_size, stratify=stratify, random_state=spec.seed
         )
     except ValueError as exc:
         raise DataError(

@@ -144,12 +144,12 @@ def test_assess_reports_the_chosen_threshold_and_the_value_at_half_beside_it() -
     cfg = {"customers": 100_000, "price": 10.0, "churners_per_month": 5000, "retention_effect": 0.5,
            "discounted_price": 8.0, "false_positive_cost": 2.0, "expected_share_caught": 0.8, "threshold": "best",
            "requirements": {"min_roc_auc": 0.6}}
-    best = business.assess(cfg, y, score)
+    best = business.assess(kpis.BusinessSpec.from_config(cfg), y, score)
     assert best["threshold"]["chosen"] == best["threshold"]["best"] == best["metrics"]["threshold"]
     assert best["metrics"]["net_value_per_month"] >= best["business"]["at_default_threshold"]["net_value_per_month"]
     assert best["business"]["design_estimate"]["per_month"] == 16_000.0
     assert "requirements" not in best["business"]["inputs"]
-    fixed = business.assess({**cfg, "threshold": 0.3}, y, score)
+    fixed = business.assess(kpis.BusinessSpec.from_config({**cfg, "threshold": 0.3}), y, score)
     assert fixed["threshold"]["chosen"] == 0.3 and fixed["threshold"]["policy"] == "fixed"
     assert fixed["metrics"]["recall"] == pytest.approx(((score >= 0.3) & (y == 1)).sum() / y.sum(), abs=1e-6)
     share = fixed["business"]["model_estimate"]["share_caught"]
@@ -173,12 +173,12 @@ def test_with_out_of_fold_scores_the_best_threshold_is_chosen_on_them_not_on_the
            "discounted_price": 8.0, "false_positive_cost": 2.0, "threshold": "best", "threshold_folds": 3}
     y_test = np.array([1, 1, 0, 0, 0, 0, 0, 0])
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
-    on_holdout = business.assess({**cfg, "threshold_folds": None}, y_test, scores)
+    on_holdout = business.assess(kpis.BusinessSpec.from_config({**cfg, "threshold_folds": None}), y_test, scores)
     assert on_holdout["threshold"]["best"] == 0.8  # both churners, no needless offer: hand-picked by the test set
     assert on_holdout["threshold"]["best_chosen_on"] == "the hold-out set"
     y_train = np.array([1, 0, 1] + [0] * 100)
     oof = np.array([0.95, 0.9, 0.6] + [0.1] * 100)  # on training scores, 0.6 catches both for one needless offer
-    tuned = business.assess(cfg, y_test, scores, tuning=(y_train, oof))
+    tuned = business.assess(kpis.BusinessSpec.from_config(cfg), y_test, scores, tuning=(y_train, oof))
     assert tuned["threshold"]["best"] == tuned["threshold"]["chosen"] == 0.6
     assert tuned["threshold"]["best_chosen_on"] == "out-of-fold training scores, 3 folds"
     assert tuned["metrics"]["threshold"] == 0.6 and tuned["metrics"]["fp"] == 2  # scored on the hold-out at 0.6

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import DataError
+from engine.plan import DataSpec
 from engine.stages import data
 
 ORDERS = pd.DataFrame({
@@ -17,8 +18,8 @@ ORDERS = pd.DataFrame({
 })
 
 
-def config(**sources: dict) -> dict:
-    return {"sources": sources}
+def config(**sources: dict) -> DataSpec:
+    return DataSpec.from_config({"sources": sources})
 
 
 def test_csv_parquet_and_a_real_sqlite_file_load_alike(tmp_path: Path) -> None:
@@ -111,12 +112,12 @@ def test_demo_sources_generate_in_memory(tmp_path: Path) -> None:
 
 def test_prepare_writes_the_demo_files_once(tmp_path: Path) -> None:
     cfg = {"dir": "data/demo", "generate": {"customers": 300, "seed": 1}, "sources": {}}
-    assert data.prepare(cfg, tmp_path) is True
+    assert data.prepare(DataSpec.from_config(cfg), tmp_path) is True
     stamp = (tmp_path / "data/demo/orders.parquet").stat().st_mtime_ns
-    assert data.prepare(cfg, tmp_path) is False
+    assert data.prepare(DataSpec.from_config(cfg), tmp_path) is False
     assert (tmp_path / "data/demo/orders.parquet").stat().st_mtime_ns == stamp
     cfg["generate"]["customers"] = 400  # other settings: made again
-    assert data.prepare(cfg, tmp_path) is True
+    assert data.prepare(DataSpec.from_config(cfg), tmp_path) is True
 
 
 def test_a_numeric_timestamp_column_is_refused_not_read_as_1970(tmp_path: Path) -> None:

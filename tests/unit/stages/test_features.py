@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import ConfigError, DataError
+from engine.specs import FeatureSpec
 from engine.stages import data, features
 
 AS_OF = pd.Timestamp("2026-10-01")
@@ -58,8 +59,13 @@ def config(**changes: Any) -> dict[str, Any]:
     return cfg
 
 
+def spec(cfg: dict[str, Any]) -> FeatureSpec:
+    """The features part of a plan, as compiling a config with this group makes it."""
+    return FeatureSpec.from_config(cfg)
+
+
 def build(cfg: dict[str, Any] | None = None, orders: pd.DataFrame = ORDERS, **kw: Any) -> pd.DataFrame:
-    table = features.build(cfg or config(), tables(CUSTOMERS, orders, **kw), AS_OF)
+    table = features.build(spec(cfg or config()), tables(CUSTOMERS, orders, **kw), AS_OF)
     return table.frame.set_index("customer_id")
 
 
@@ -128,7 +134,7 @@ def test_an_aggregation_of_an_unknown_column() -> None:
 def test_duplicate_entity_keys_are_a_data_error() -> None:
     dup = pd.concat([CUSTOMERS, CUSTOMERS.iloc[[0]]], ignore_index=True)
     with pytest.raises(DataError, match="'customer_id' must identify a row"):
-        features.build(config(), tables(dup, ORDERS), AS_OF)
+        features.build(spec(config()), tables(dup, ORDERS), AS_OF)
 
 
 def test_derived_features_may_use_each_other_in_any_order() -> None:
@@ -155,7 +161,7 @@ def test_an_empty_population_says_so() -> None:
 
 def test_an_empty_entity_source_says_so() -> None:
     with pytest.raises(DataError, match="the entity source is empty"):
-        features.build(config(), tables(CUSTOMERS.iloc[:0], ORDERS), AS_OF)
+        features.build(spec(config()), tables(CUSTOMERS.iloc[:0], ORDERS), AS_OF)
 
 
 def test_infinite_derived_values_are_missing() -> None:
@@ -165,14 +171,14 @@ def test_infinite_derived_values_are_missing() -> None:
 
 
 def test_a_tz_aware_cut_off_against_naive_columns() -> None:
-    table = features.build(config(), tables(CUSTOMERS, ORDERS), pd.Timestamp("2026-10-01", tz="UTC"))
+    table = features.build(spec(config()), tables(CUSTOMERS, ORDERS), pd.Timestamp("2026-10-01", tz="UTC"))
     pd.testing.assert_frame_equal(table.frame.set_index("customer_id"), build())
 
 
 def test_text_where_dates_are_expected_is_a_data_error_naming_the_columns() -> None:
     customers = CUSTOMERS.assign(signup_date=CUSTOMERS["signup_date"].astype(str))
     with pytest.raises(DataError, match=r"signup_date \((str|object)\)"):
-        features.build(config(population="signup_date < as_of"), tables(customers, ORDERS), AS_OF)
+        features.build(spec(config(population="signup_date < as_of")), tables(customers, ORDERS), AS_OF)
 
 
 # ------------------------------------------------------------------ per-row label times and as-of joins
@@ -194,7 +200,7 @@ def labelled_config(**changes: Any) -> dict[str, Any]:
 
 
 def test_no_event_after_a_rows_own_label_time_influences_it() -> None:
-    table = features.build(labelled_config(), tables(LABELLED, ORDERS), AS_OF)
+    table = features.build(spec(labelled_config()), tables(LABELLED, ORDERS), AS_OF)
     frame = table.frame
     # Customer 1 at 09-01 has seen only the 06-01 order; at 09-25 also the 09-20 one.
     assert frame["n_orders"].tolist() == [1.0, 2.0, 2.0]
@@ -205,12 +211,12 @@ def test_no_event_after_a_rows_own_label_time_influences_it() -> None:
     # Moving events after each row's label time changes nothing.
     later = ORDERS.assign(amount=np.where(ORDERS["ordered_at"] >= "2026-09-01", 999.0, ORDERS["amount"]))
     later_tables = tables(LABELLED, later)
-    assert features.build(labelled_config(), later_tables, AS_OF).frame.loc[0, "total"] == 10.0
+    assert features.build(spec(labelled_config()), later_tables, AS_OF).frame.loc[0, "total"] == 10.0
 
 
 def test_label_times_after_as_of_are_capped_at_as_of() -> None:
     late = LABELLED.assign(label_at=pd.to_datetime(["2026-12-01", "2026-12-02", "2026-12-01"]))
-    frame = features.build(labelled_config(), tables(late, ORDERS), AS_OF).frame
+    frame = features.build(spec(labelled_config()), tables(late, ORDERS), AS_OF).frame
     assert frame["n_orders"].tolist() == [3.0, 3.0, 2.0]  # as if scored at as_of: 10-01 00:00 excluded
 
 
@@ -223,10 +229,10 @@ def test_an_attribute_from_a_source_with_history_is_joined_as_of_each_cut_off() 
     crm = data.Table("crm", history, data.CsvSource(key="customer_id", timestamp="changed_at"), "x")
     all_tables = {**tables(LABELLED, ORDERS), "crm": crm}
     cfg = labelled_config(attributes={"segment": "crm.segment"})
-    assert features.build(cfg, all_tables, AS_OF).frame["segment"].tolist() == [
+    assert features.build(spec(cfg), all_tables, AS_OF).frame["segment"].tolist() == [
         "student", "consumer", "small_business"]
     cfg = labelled_config(attributes={"segment": {"from": "crm.segment", "ttl": "45d"}})
-    frame = features.build(cfg, all_tables, AS_OF).frame
+    frame = features.build(spec(cfg), all_tables, AS_OF).frame
     assert frame["segment"].iloc[:2].tolist() == ["student", "consumer"]
     assert pd.isna(frame["segment"].iloc[2])  # the 2026-01-01 value is older than the ttl
 
@@ -235,8 +241,8 @@ def test_use_selects_groups_and_columns_without_changing_the_table(tmp_path: Any
     from engine.featurestore import FeatureStore
 
     store = FeatureStore(tmp_path)
-    full = features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, store)
-    some = features.build(config(use=["orders", "tenure_days"]), tables(CUSTOMERS, ORDERS), AS_OF, store)
+    full = features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, store)
+    some = features.build(spec(config(use=["orders", "tenure_days"])), tables(CUSTOMERS, ORDERS), AS_OF, store)
     assert some.features == ("n_orders", "total", "mean_amount", "recency", "orders_30d", "biggest", "tenure_days")
     assert list(some.X.columns) == list(some.features)
     assert {t["status"] for t in some.tables} == {"reused"}  # the stored tables serve every selection
@@ -246,7 +252,7 @@ def test_use_selects_groups_and_columns_without_changing_the_table(tmp_path: Any
 def test_with_label_times_the_population_sees_each_rows_cut_off() -> None:
     late = LABELLED.assign(signup_date=pd.to_datetime(["2026-09-10", "2026-01-01", "2026-07-03"]))
     cfg = labelled_config(population="signup_date < cutoff")
-    frame = features.build(cfg, tables(late, ORDERS), AS_OF).frame
+    frame = features.build(spec(cfg), tables(late, ORDERS), AS_OF).frame
     # Row 0 is labelled on 09-01, before its signup on 09-10: not a customer then (as_of would keep it).
     assert len(frame) == 2 and (frame["tenure_days"] >= 0).all()
 
@@ -259,8 +265,8 @@ def test_the_full_table_key_changes_with_a_sources_declared_timestamp(tmp_path: 
     by_order = tables(CUSTOMERS, shipped)
     by_ship = {**by_order, "orders": data.Table("orders", shipped,
                                                data.CsvSource(key="order_id", timestamp="shipped_at"), "x")}
-    first = features.build(config(), by_order, AS_OF, store)
-    second = features.build(config(), by_ship, AS_OF, store)
+    first = features.build(spec(config()), by_order, AS_OF, store)
+    second = features.build(spec(config()), by_ship, AS_OF, store)
     assert {t["status"] for t in second.tables} == {"built"}
     assert first.frame["n_orders"].tolist() != second.frame["n_orders"].tolist()
 
@@ -269,7 +275,7 @@ def test_a_derived_feature_mixing_text_and_numbers_is_stored_as_text(tmp_path: A
     from engine.featurestore import FeatureStore
 
     cfg = config(derived={"avg": "total / n_orders", "mixed": "where(n_orders > 1, plan, 3)"})
-    table = features.build(cfg, tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
+    table = features.build(spec(cfg), tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
     assert table.frame["mixed"].tolist() == ["monthly", "annual", "3"]
 
 
@@ -283,7 +289,7 @@ def test_a_failed_store_write_fails_the_build_and_leaves_no_table(tmp_path: Any,
     monkeypatch.setattr(featurestore, "_encode", disk_full)
     store = FeatureStore(tmp_path)
     with pytest.raises(OSError, match="No space left"):
-        features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, store)
+        features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, store)
     assert not list(store.list())
 
 
@@ -292,9 +298,9 @@ def test_deferred_writes_are_checked_by_flush(tmp_path: Any, monkeypatch: Any) -
     from engine.featurestore import FeatureStore
 
     store = FeatureStore(tmp_path)
-    built = features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, store, defer_writes=True)
+    built = features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, store, defer_writes=True)
     assert [m["key"] for m in store.flush()] == [t["key"] for t in built.tables]
-    warm = features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
+    warm = features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
     assert {t["status"] for t in warm.tables} == {"reused"}
     pd.testing.assert_frame_equal(warm.frame, built.frame)
 
@@ -303,7 +309,8 @@ def test_deferred_writes_are_checked_by_flush(tmp_path: Any, monkeypatch: Any) -
 
     monkeypatch.setattr(featurestore, "_encode", disk_full)
     other = FeatureStore(tmp_path / "other")
-    features.build(config(), tables(CUSTOMERS, ORDERS), AS_OF, other, defer_writes=True)  # returns: not written yet
+    # returns: not written yet
+    features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, other, defer_writes=True)
     with pytest.raises(OSError, match="No space left"):
         other.flush()
     assert not list(other.list())
@@ -317,10 +324,10 @@ def test_a_used_feature_missing_on_every_row_is_refused_and_an_unused_one_is_not
                                         r"missing on all 3 rows; expected a value on at least one row"):
         build(cfg)
     store = FeatureStore(tmp_path)
-    unused = features.build({**cfg, "use": ["orders", "plan"]}, tables(CUSTOMERS, ORDERS), AS_OF, store)
+    unused = features.build(spec({**cfg, "use": ["orders", "plan"]}), tables(CUSTOMERS, ORDERS), AS_OF, store)
     assert unused.frame["avg"].isna().all() and "avg" not in unused.features
     with pytest.raises(DataError, match="features.derived.avg"):  # the stored table is checked too
-        features.build(cfg, tables(CUSTOMERS, ORDERS), AS_OF, store)
+        features.build(spec(cfg), tables(CUSTOMERS, ORDERS), AS_OF, store)
     no_orders = ORDERS[ORDERS["customer_id"] == 4]  # only the customer outside the population
     with pytest.raises(DataError, match="^data error at features.groups.orders.aggregations.mean_amount: "):
         build(config(derived={}), orders=no_orders)

@@ -17,9 +17,15 @@ from engine import targets
 from engine.errors import DataError
 from engine.files import sha256_file
 from engine.registry import ModelIntegrityError, read_model
+from engine.plan import ModelSpec, SplitSpec
 from engine.stages import evaluate, model, split
 
 PREPROCESS = {"numeric_impute": "median", "scale": True, "categorical_impute": "most_frequent", "min_frequency": None}
+
+
+def spec(model_cfg: dict[str, Any]) -> ModelSpec:
+    """The model part of a plan, as compiling a config with this model group makes it."""
+    return ModelSpec.from_config(model_cfg, PREPROCESS)
 
 
 def frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -36,7 +42,7 @@ def frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
 
 def test_the_pipeline_takes_raw_rows_with_missing_values_and_unseen_categories(tmp_path: Path) -> None:
     X, y = frame()
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression", "C": 0.5}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression", "C": 0.5}), X)
     model.fit(pipe, X, y, threads=1)
     digest = model.save(pipe, tmp_path)
     assert model.MODEL_FILE == "model.skops"
@@ -57,8 +63,8 @@ def test_the_same_fit_gives_the_same_bytes_with_no_clock_or_address_in_the_file(
     X, y = frame()
     digests = []
     for i in range(2):  # two fits: other objects at other addresses, saved at other times
-        pipe = model.build({"_target_": "sklearn.ensemble.RandomForestClassifier", "n_estimators": 10,
-                            "random_state": 3}, X, PREPROCESS)
+        pipe = model.build(spec({"_target_": "sklearn.ensemble.RandomForestClassifier", "n_estimators": 10,
+                                 "random_state": 3}), X)
         model.fit(pipe, X, y, threads=1)
         digests.append(model.save(model.with_threshold(pipe, 0.3, X, y), tmp_path / str(i)))
     assert digests[0] == digests[1]
@@ -77,7 +83,7 @@ def test_every_allowlisted_estimator_round_trips_with_identical_predictions(targ
     X, y = frame()
     params = {"probability": True} if target.endswith(".SVC") else {"loss": "log_loss"} \
         if target.endswith(".SGDClassifier") else {}
-    pipe = model.build({"_target_": target, **params}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": target, **params}), X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at the default max_iter
         model.fit(pipe, X, y, threads=1)
@@ -196,7 +202,7 @@ def test_a_model_with_large_arrays_is_saved_and_loads(tmp_path: Path) -> None:
 
 def test_out_of_fold_scores_cover_every_training_row_and_repeat_with_the_seed() -> None:
     X, y = frame(n=300)
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression"}), X)
     first = model.out_of_fold_scores(pipe, X, y, folds=3, seed=1, threads=1)
     assert first.shape == (len(X),) and ((first >= 0) & (first <= 1)).all()
     assert np.array_equal(first, model.out_of_fold_scores(pipe, X, y, folds=3, seed=1, threads=1))
@@ -208,13 +214,13 @@ def test_out_of_fold_scores_cover_every_training_row_and_repeat_with_the_seed() 
 def test_a_target_off_the_allowlist_is_never_imported() -> None:
     X, _ = frame()
     with pytest.raises(PermissionError):
-        model.build({"_target_": "os.system", "command": "true"}, X, PREPROCESS)
+        model.build(spec({"_target_": "os.system", "command": "true"}), X)
 
 
 def test_holdout_is_stratified_and_seeded() -> None:
     y = pd.Series([0] * 90 + [1] * 10)
     cfg = {"strategy": "holdout", "test_size": 0.2, "stratify": True, "seed": 1}
-    a, b = split.holdout(y, cfg), split.holdout(y, cfg)
+    a, b = split.holdout(y, SplitSpec.from_config(cfg)), split.holdout(y, SplitSpec.from_config(cfg))
     assert list(a.test) == list(b.test)
     assert y.loc[a.test].sum() == 2 and len(a.test) == 20
     assert not set(a.train) & set(a.test)
@@ -222,7 +228,8 @@ def test_holdout_is_stratified_and_seeded() -> None:
 
 def test_a_single_class_target_cannot_be_split() -> None:
     with pytest.raises(DataError, match="one class only"):
-        split.holdout(pd.Series([0] * 10), {"strategy": "holdout", "test_size": 0.2, "stratify": True, "seed": 1})
+        split.holdout(pd.Series([0] * 10), SplitSpec.from_config({"strategy": "holdout", "test_size": 0.2,
+                                                                  "stratify": True, "seed": 1}))
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -245,7 +252,7 @@ def test_parameters_sklearn_rejects_together_are_a_config_error() -> None:
     from engine.errors import ConfigError
 
     X, y = frame()
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression", "penalty": "l1"}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression", "penalty": "l1"}), X)
     with pytest.raises(ConfigError, match="LogisticRegression rejected its parameters.*l1"):
         model.fit(pipe, X, y, threads=1)
 
@@ -254,7 +261,7 @@ def test_data_the_estimator_cannot_fit_is_a_data_error() -> None:
     from engine.errors import DataError
 
     X, _ = frame()
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression"}), X)
     with pytest.raises(DataError, match="could not fit"):
         model.fit(pipe, X, pd.Series([1] * len(X)), threads=1)  # one class
 
@@ -262,7 +269,7 @@ def test_data_the_estimator_cannot_fit_is_a_data_error() -> None:
 def test_a_feature_mixing_text_and_numbers_is_encoded_as_text() -> None:
     X, y = frame()
     X["mixed"] = pd.Series(["a" if i % 2 else 1 for i in range(len(X))], dtype=object)
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression"}), X)
     model.fit(pipe, X, y, threads=1)
 
 
@@ -271,7 +278,8 @@ def test_the_training_part_must_have_both_classes() -> None:
 
     y = pd.Series([0] * 95 + [1] * 5)
     with pytest.raises(DataError, match="one class only"):
-        split.holdout(y, {"strategy": "holdout", "test_size": 0.96, "stratify": False, "seed": 0})
+        split.holdout(y, SplitSpec.from_config({"strategy": "holdout", "test_size": 0.96, "stratify": False,
+                                                "seed": 0}))
 
 
 @pytest.mark.parametrize("target, kind", [
@@ -281,7 +289,7 @@ def test_the_training_part_must_have_both_classes() -> None:
 ])
 def test_importances_are_per_input_feature_and_find_the_signal(target: str, kind: str) -> None:
     X, y = frame(n=600)
-    pipe = model.build({"_target_": target}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": target}), X)
     model.fit(pipe, X, y, threads=1)
     found, weights = model.importances(pipe, X, y, threads=1, seed=0)
     assert found == kind
@@ -292,7 +300,7 @@ def test_importances_are_per_input_feature_and_find_the_signal(target: str, kind
 
 def test_the_saved_model_predicts_at_its_threshold_and_keeps_the_probabilities(tmp_path: Path) -> None:
     X, y = frame()
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression"}), X)
     model.fit(pipe, X, y, threads=1)
     decided = model.with_threshold(pipe, 0.9, X, y)
     model.save(decided, tmp_path)
@@ -311,7 +319,7 @@ def test_importances_map_one_hot_columns_by_position_not_by_name() -> None:
     X = pd.DataFrame({"plan": pd.Series(plan, dtype="str"),
                       "plan_type": pd.Series(rng.choice(["a", "c"], size=500), dtype="str")})
     y = pd.Series((plan == "type_a").astype(int))
-    pipe = model.build({"_target_": "sklearn.linear_model.LogisticRegression"}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": "sklearn.linear_model.LogisticRegression"}), X)
     model.fit(pipe, X, y, threads=1)
     kind, weights = model.importances(pipe, X, y, threads=1, seed=0)
     assert kind == "coefficients" and weights["plan"] > 0.9 > weights["plan_type"]
@@ -343,7 +351,7 @@ def test_importances_survive_inputs_missing_on_every_row(target: str, kind: str)
     # than X has: such an input gets 0 instead of shifting every other input's share.
     X, y = frame(n=600)
     X = X.assign(empty_number=np.nan, empty_text=pd.Series([None] * len(X), dtype=object))
-    pipe = model.build({"_target_": target}, X, PREPROCESS)
+    pipe = model.build(spec({"_target_": target}), X)
     model.fit(pipe, X, y, threads=1)
     found, weights = model.importances(pipe, X, y, threads=1, seed=0)
     assert found == kind

@@ -24,7 +24,7 @@ def check(frame: pd.DataFrame, others: dict[str, pd.DataFrame] | None = None, **
     if spec["check"] in ("agree", "row_count_equal"):
         spec.pop("source")
     tables = {"t": table(frame), **{n: table(f, n) for n, f in (others or {}).items()}}
-    report = quality.run({"rules": {"r": spec}}, quality.Context(tables, AS_OF))
+    report = quality.run(rules.QualitySpec.from_config({"rules": {"r": spec}}), quality.Context(tables, AS_OF))
     (result,) = report.results
     return result
 
