@@ -186,15 +186,7 @@ class _Parser:
         return node
 
     def not_(self) -> Node:
-        # A loop, not recursion: "not not ... x" cannot approach the recursion limit
-        # (the depth check after parsing refuses a long chain).
-        count = 0
-        while self.take("not"):
-            count += 1
-        node = self.compare()
-        for _ in range(count):
-            node = Unary("not", node)
-        return node
+        return self._prefixed("not", self.compare)
 
     def compare(self) -> Node:
         node = self.sum_()
@@ -220,12 +212,18 @@ class _Parser:
         return node
 
     def unary(self) -> Node:
-        count = 0  # a loop, as in not_()
-        while self.take("-"):
+        return self._prefixed("-", self.atom)
+
+    def _prefixed(self, op: str, operand: Callable[[], Node]) -> Node:
+        """``op op ... operand``, read in a loop, not by recursion: a long chain such as
+        ``not not ... x`` cannot approach the recursion limit (the depth check after
+        parsing refuses it)."""
+        count = 0
+        while self.take(op):
             count += 1
-        node = self.atom()
+        node = operand()
         for _ in range(count):
-            node = Unary("-", node)
+            node = Unary(op, node)
         return node
 
     def atom(self) -> Node:
