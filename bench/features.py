@@ -33,7 +33,7 @@ and, for information only (no target):
   the store keys are made of the fingerprints.
 
 Data: the demo files are written once to ``--data-dir`` (default: a temp folder,
-removed at the end) with ``engine.demo.write_files`` and loaded with
+removed at the end) with ``engine.stages.demo.write_files`` and loaded with
 ``engine.stages.data.load`` and ``conf/data/churn.yaml`` (CSV, SQLite, Parquet: the
 dtypes a real run sees). Loading and fingerprinting are outside every timing.
 
@@ -100,12 +100,12 @@ from _common import frame_bytes, rss_peak, traced_peak, verdict
 from baseline_churn import build_features as hand_features
 from omegaconf import OmegaConf
 
-from engine.featurestore import FeatureStore
-from engine.plan import DataSpec
-from engine.specs import FeatureSpec
+from engine.config.features import FeatureSpec
+from engine.config.plan import DataSpec
 from engine.stages import data as data_stage
 from engine.stages import features as features_stage
 from engine.stages.data import Table
+from engine.store.featurestore import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES_CONF = ROOT / "conf" / "features" / "churn.yaml"
@@ -488,7 +488,7 @@ def breakdown(bench: Bench, contender: str, phases: Mapping[str, str], runs: int
     """Median seconds per phase of one contender; ``other`` is what no phase covers
     (for the cold build: aligning the group table to the spine, assembling the frame,
     checks, the final copy)."""
-    import engine.featurestore as featurestore_mod
+    import engine.store.featurestore as featurestore_mod
 
     owners: dict[str, Any] = {"features": features_stage, "featurestore": featurestore_mod,
                               "FeatureStore": FeatureStore, "FeatureSpec": FeatureSpec,

@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 from _common import frame_bytes, rss_peak, traced_peak, verdict
 
-from engine.rules import QualitySpec
+from engine.config.quality import QualitySpec
 from engine.stages import quality
 from engine.stages.data import CsvSource, Table
 

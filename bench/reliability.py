@@ -573,8 +573,7 @@ def writer_main(store_path: Path, writer: int, runs: int, go: Path) -> None:
     """One writer process: index ``runs`` runs through the engine's own API, print a JSON report."""
     import socket
 
-    from engine import tracking
-
+    from engine.store import tracking
     store = tracking.open_store(f"sqlite:///{store_path}", store_path.parent)
     (go.parent / f"ready-{writer}").touch()
     while not go.exists():

@@ -238,7 +238,7 @@ def skops_load(path: Path, sha256: str) -> Any:
     refuse untrusted types, build, bounds-check the trees."""
     import hashlib
 
-    from engine.registry import read_model
+    from engine.store.registry import read_model
 
     payload = path.read_bytes()
     assert hashlib.sha256(payload).hexdigest() == sha256
@@ -291,7 +291,7 @@ def skops_import_seconds() -> float:
     """What a fresh process pays the first time it saves or loads a model: ``import
     skops.io`` after the modules a run has imported by then (it imports every
     scikit-learn estimator module to list the ones it trusts)."""
-    probe = ("import time, engine.run, sklearn.linear_model, sklearn.model_selection, sklearn.frozen; "
+    probe = ("import time, engine.run.job, sklearn.linear_model, sklearn.model_selection, sklearn.frozen; "
              "t = time.perf_counter(); import skops.io; print(time.perf_counter() - t)")  # as a logistic run has
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return float(done.stdout.strip())
@@ -299,8 +299,8 @@ def skops_import_seconds() -> float:
 
 def run_models(run_dirs: dict[str, Path]) -> dict[str, Any]:
     """The fitted model of each run folder, read as load_model reads it."""
-    from engine.registry import read_model
     from engine.stages import model as model_stage
+    from engine.store.registry import read_model
 
     return {label: read_model((d / "model" / model_stage.MODEL_FILE).read_bytes(), d / "model")
             for label, d in run_dirs.items()}

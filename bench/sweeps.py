@@ -43,7 +43,7 @@ working`` runs the working tree as installed instead.
    * For the breakdown only (first repeat), the same empty app composing our project's
      ``conf/`` (callbacks removed) with our sweeper shows how much of Hydra's per-job
      cost our bigger config adds: composing a job's config (even with each file parsed
-     once, see engine/composecache.py), deep-copying it and writing ``.hydra/*.yaml``
+     once, see engine/config/composecache.py), deep-copying it and writing ``.hydra/*.yaml``
      scale with the size of the composed tree. "Engine's own" is what is left: the run.
 
    The commands are interleaved (ours N, ours 1, Hydra N, Hydra 1; the pairs alternate
@@ -304,34 +304,34 @@ PROFILE_POINTS = (
     ("  Hydra: compose the job's config", "hydra/_internal/config_loader_impl.py", "load_sweep_config"),
     ("  Hydra: job logging set-up", "hydra/core/utils.py", "configure_log"),
     ("  Hydra: write .hydra/*.yaml", "hydra/core/utils.py", "_save_config"),
-    ("  engine task (the run)", "engine/run.py", "task"),
-    ("    provenance.collect (git, package versions)", "engine/provenance.py", "collect"),
-    ("      of which git subprocesses", "engine/provenance.py", "git_state"),
-    ("    metadata store: open + index the run", "engine/tracking.py", "open_store"),
-    ("    metadata store: track (3x per run)", "engine/tracking.py", "track"),
-    ("    run.json writes (RunRecord.save)", "engine/record.py", "save"),
-    ("    stages (_execute)", "engine/run.py", "_execute"),
-    ("      resolve the config", "engine/validation.py", "resolve"),
+    ("  engine task (the run)", "engine/run/job.py", "task"),
+    ("    provenance.collect (git, package versions)", "engine/run/provenance.py", "collect"),
+    ("      of which git subprocesses", "engine/run/provenance.py", "git_state"),
+    ("    metadata store: open + index the run", "engine/store/tracking.py", "open_store"),
+    ("    metadata store: track (3x per run)", "engine/store/tracking.py", "track"),
+    ("    run.json writes (RunRecord.save)", "engine/run/record.py", "save"),
+    ("    stages (_execute)", "engine/run/job.py", "_execute"),
+    ("      resolve the config", "engine/config/validation.py", "resolve"),
     ("      OmegaConf.save (all callers: config.resolved + .hydra)", "omegaconf/omegaconf.py", "save"),
     ("      threadpoolctl.threadpool_info", "threadpoolctl.py", "threadpool_info"),
-    ("      compile the plan (schemas, checks, parse once)", "engine/plan.py", "compile"),
+    ("      compile the plan (schemas, checks, parse once)", "engine/config/plan.py", "compile"),
     ("      data.prepare (demo data up to date?)", "engine/stages/data.py", "prepare"),
     ("      data.load (read 3 sources)", "engine/stages/data.py", "load"),
-    ("      runcache.key", "engine/runcache.py", "key"),
+    ("      runcache.key", "engine/store/runcache.py", "key"),
     ("      quality.run (rules)", "engine/stages/quality.py", "run"),
     ("      features.build (store hit)", "engine/stages/features.py", "build"),
     ("      split.holdout", "engine/stages/split.py", "holdout"),
     ("      model.build", "engine/stages/model.py", "build"),
     ("      model.fit", "engine/stages/model.py", "fit"),
     ("      model.predict_proba", "engine/stages/model.py", "predict_proba"),
-    ("      metrics and business value (_evaluate)", "engine/run.py", "_evaluate"),
+    ("      metrics and business value (_evaluate)", "engine/run/job.py", "_evaluate"),
     ("        evaluate.holdout_metrics (3 thresholds)", "engine/stages/evaluate.py", "holdout_metrics"),
     ("        business.best_threshold", "engine/stages/business.py", "best_threshold"),
     ("      model.importances", "engine/stages/model.py", "importances"),
     ("      predictions.parquet", "pandas/core/frame.py", "to_parquet"),
     ("      model.with_threshold", "engine/stages/model.py", "with_threshold"),
     ("      model.save (joblib + zlib + sha256)", "engine/stages/model.py", "save"),
-    ("    report.html", "engine/run.py", "_report"),
+    ("    report.html", "engine/run/job.py", "_report"),
     ("  callbacks: SweepSummary.on_job_end (leaderboard)", "engine/callbacks.py", "on_job_end"),
     ("  all subprocesses (fork+exec+wait)", "subprocess.py", "run"),
 )
@@ -368,7 +368,8 @@ def profile_sweep(bench: Bench, project: Path, jobs: int) -> dict[str, Any]:
     print("    " + "  ".join(f"{s} {ms:.0f}" for s, ms in stage_ms.items()))
     wrappers = {"task", "_job", "_execute", "job"}  # the call chain every job goes through
     engine_rows = sorted(((v[3], f, n) for (f, _, n), v in table.items()
-                          if "/engine/" in f.replace(os.sep, "/") and not f.endswith("cli.py") and n not in wrappers),
+                          if "/engine/" in f.replace(os.sep, "/") and "/engine/cli/" not in f.replace(os.sep, "/")
+                          and n not in wrappers),
                          reverse=True)
     print("  top engine functions below the job's own call chain, by cumulative time per job (ms):")
     for seconds, f, n in engine_rows[:14]:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import runs, tracking
+from engine.store import runs, tracking
 
 LOG_TARGET_MS = 10.0
 TOP_TARGET_MS = 20.0

@@ -13,7 +13,7 @@ def load_model(ref: str, registry: str | Path | None = None, tracking_uri: str |
 
     Its sha256 is checked against the registry and the run's own records, and the
     skops file is read with a trusted-type list, so a tampered file can run no code
-    (see :func:`engine.registry.load_model`).
+    (see :func:`engine.store.registry.load_model`).
 
     Args:
         ref: ``churn@champion``, ``churn/3`` or ``churn`` (the latest version).
@@ -22,11 +22,11 @@ def load_model(ref: str, registry: str | Path | None = None, tracking_uri: str |
             ``$MLOPS_TRACKING_URI`` or ``sqlite:///outputs/mlops.db``.
 
     Raises:
-        engine.registry.ModelIntegrityError: The file does not match its records, or
+        engine.store.registry.ModelIntegrityError: The file does not match its records, or
             holds types outside the trusted list.
     """
     import os
 
-    from engine.registry import load_model as _load
+    from engine.store.registry import load_model as _load
 
     return _load(ref, registry or os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")), tracking_uri)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
-# Economics is declared in engine.kpis (the plan reads it); importing it from here still works.
-from engine.kpis import BEST, STAKEHOLDERS, BusinessSpec, Economics, Requirement  # noqa: F401
+# Economics is declared in engine.config.business (the plan reads it); importing it from here still works.
+from engine.config.business import BEST, STAKEHOLDERS, BusinessSpec, Economics, Requirement  # noqa: F401
 from engine.stages import evaluate
 
 DEFAULT_THRESHOLD = 0.5

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from engine import demo
+from engine.config.plan import DataSpec, SourceSpec
 from engine.errors import DataError
-from engine.plan import DataSpec, SourceSpec
+from engine.stages import demo
 
 log = logging.getLogger(__name__)
 

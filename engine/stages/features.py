@@ -11,7 +11,7 @@ The feature table is built in four declarative steps, each a key of the group:
    evaluated in dependency order.
 
 and the ``target``, an expression over the spine. Expressions are parsed by
-:mod:`engine.expr`, never ``eval``-ed.
+:mod:`engine.config.expr`, never ``eval``-ed.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine import expr, featurestore
+from engine.config import expr
+from engine.config.features import AGGREGATIONS, Attribute, FeatureGroup, FeatureSpec
 from engine.errors import ConfigError, DataError
-from engine.featurestore import FeatureStore
-from engine.specs import AGGREGATIONS, Attribute, FeatureGroup, FeatureSpec
 from engine.stages.data import Table, align_time, fingerprint
+from engine.store import featurestore
+from engine.store.featurestore import FeatureStore
 
 log = logging.getLogger(__name__)
 

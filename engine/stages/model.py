@@ -25,10 +25,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from engine import targets
+from engine.config import targets
+from engine.config.plan import ModelSpec
 from engine.errors import ConfigError, DataError, EngineError
 from engine.files import atomic_path
-from engine.plan import ModelSpec
 
 MODEL_FILE = "model.skops"
 #: Deflate level of the model file's entries: level 1 is within 4% of level 3's size
@@ -145,7 +145,7 @@ def save(pipeline: Any, directory: Path) -> str:
     """Save the fitted model atomically with its sha256 beside it; return the hash.
 
     The file is skops' format (a zip of a JSON schema and ``.npy`` arrays), which
-    :func:`engine.registry.load_model` reads without running code: it refuses any type
+    :func:`engine.store.registry.load_model` reads without running code: it refuses any type
     outside a trusted list before it builds an object. Written here, not with
     ``skops.io.dump``, which stamps every zip entry with the time and names objects and
     arrays by their memory address (``id()``), so two identical models would differ, and

@@ -1,6 +1,6 @@
 """Data quality (``conf/quality/``): run the declared rules, score each dimension, gate the run.
 
-Each rule type of :mod:`engine.rules` has one vectorised check here, registered with
+Each rule type of :mod:`engine.config.quality` has one vectorised check here, registered with
 ``@check("name")``. A check returns a :class:`RuleResult` with the observed value and
 the threshold, the verdict, the unexpected count over an explicit denominator, and up
 to 20 failing values with their row keys.
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine import expr, rules
+from engine.config import expr
+from engine.config import quality as rules
 from engine.errors import ConfigError, DataError
 from engine.stages.data import Table, align_time
 

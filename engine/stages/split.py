@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from engine.config.plan import SplitSpec
 from engine.errors import DataError
-from engine.plan import SplitSpec
 
 
 @dataclass(frozen=True)

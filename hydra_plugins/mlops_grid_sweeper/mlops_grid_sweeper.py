@@ -55,7 +55,7 @@ class MlopsGridSweeper(BasicSweeper):
         self._validated: Set[Tuple[Tuple[str, str], ...]] = set()  # noqa: UP006 - group choices composed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from engine.composecache import parse_once
+        from engine.config.composecache import parse_once
 
         # Every job's config is composed from the same files: parse each once per process.
         hydra_context = HydraContext(config_loader=parse_once(hydra_context.config_loader),

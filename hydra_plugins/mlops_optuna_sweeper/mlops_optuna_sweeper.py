@@ -81,7 +81,7 @@ class MlopsOptunaSweeper(Sweeper):
         self.job_idx = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from engine.composecache import parse_once
+        from engine.config.composecache import parse_once
 
         # Every trial's config is composed from the same files: parse each once per process.
         hydra_context = HydraContext(config_loader=parse_once(hydra_context.config_loader),

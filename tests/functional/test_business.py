@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.registry import read_model
+from engine.store.registry import read_model
 from tests.conftest import read_json, run_dirs, run_mlops
 
 MISSION_LINE = "simple estimate (design): 1,000 churners x 80% caught x 50% kept x $8 = $3,200 a month"

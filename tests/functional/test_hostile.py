@@ -104,7 +104,7 @@ def both(*setups: Callable[[Path, Path], None]) -> Callable[[Path, Path], None]:
 def _refused_both_ways(id: str, text: str, line: str, setup: Callable[[Path, Path], None] | None = None,
                        check_all: bool = False, check: bool = False) -> list[Case]:
     """An experiment file refused by mlops run (and mlops check, check --all, if asked: they
-    share engine.hydraconf with run, and tests/unit/test_hydraconf.py covers each rule)."""
+    share engine.config.hydraconf with run, and tests/unit/test_hydraconf.py covers each rule)."""
     write = both(setup, experiment(text)) if setup else experiment(text)
     cases = [Case(f"{id}-run", ("run", "experiment=hostile"), 2, line, write)]
     if check or check_all:

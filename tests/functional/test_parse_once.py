@@ -1,4 +1,4 @@
-"""A job parses each declaration of its config exactly once (engine/plan.py compiles it).
+"""A job parses each declaration of its config exactly once (engine/config/plan.py compiles it).
 
 The demo runs in a subprocess whose parsers count their calls: every expression and
 duration (``expr.parse``; a duration is parsed through it too), the quality rules
@@ -18,8 +18,7 @@ from tests.conftest import compose_config
 
 COUNTING_RUN = """\
 import collections, json, sys
-from engine import expr, kpis, rules, specs
-
+from engine.config import expr, business as kpis, quality as rules, features as specs
 counts = collections.defaultdict(collections.Counter)
 
 def counted(label, func, key):

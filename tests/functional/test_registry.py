@@ -20,8 +20,8 @@ from typing import Any
 import joblib
 import pytest
 
-from engine.registry import read_model
 from engine.stages import model
+from engine.store.registry import read_model
 from tests.conftest import CONF, MLOPS, SMALL_DATA, read_json, run_mlops
 
 LOAD = "import engine; m = engine.load_model('churn@champion'); print(type(m).__name__)"
@@ -111,7 +111,7 @@ def test_a_registry_and_store_pointing_at_a_malicious_pickle_run_nothing(project
     done = load(project)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith(
-        "engine.registry.ModelIntegrityError: registry error: refusing to load churn/1: the registry's sha256 ")
+        "engine.store.registry.ModelIntegrityError: registry error: refusing to load churn/1: the registry's sha256 ")
     assert "is not what the run.json in" in done.stderr
     assert not any((project.parent / "outside").iterdir())
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validation import validate
+from engine.config.validation import validate
 from tests.conftest import CONF, compose_config
 
 GROUPS = ["data", "quality", "features", "model", "split", "business", "experiment"]

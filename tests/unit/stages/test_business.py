@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import kpis
+from engine.config import business as kpis
 from engine.errors import ConfigError
 from engine.stages import business
 
@@ -102,7 +102,7 @@ def test_compliance_follows_derived_features_back_to_the_protected_column() -> N
         "derived": {"age_band": "clip(age / 10, 1, 9)", "initial": "first_name", "plan_x": "plan"},
         "target": {"name": "y", "expr": "churned"},
     }
-    from engine.specs import lineage
+    from engine.config.features import lineage
 
     reqs = kpis.parse({"requirements": {"protected_columns": ["age", "crm.religion"],
                                         "personal_data": ["customers.first_name"]}})

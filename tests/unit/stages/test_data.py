@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from engine.config.plan import DataSpec
 from engine.errors import DataError
-from engine.plan import DataSpec
 from engine.stages import data
 
 ORDERS = pd.DataFrame({
@@ -141,8 +141,8 @@ def test_unparseable_timestamps_are_named(tmp_path: Path) -> None:
 ])
 def test_load_args_that_make_pandas_return_pieces_are_refused(tmp_path: Path, source: dict, load_args: dict,
                                                               kind: str) -> None:
+    from engine.config.validation import validate
     from engine.errors import ConfigError
-    from engine.validation import validate
     from tests.conftest import compose_config
 
     ORDERS.to_csv(tmp_path / "orders.csv", index=False)

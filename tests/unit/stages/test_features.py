@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.config.features import FeatureSpec
 from engine.errors import ConfigError, DataError
-from engine.specs import FeatureSpec
 from engine.stages import data, features
 
 AS_OF = pd.Timestamp("2026-10-01")
@@ -238,7 +238,7 @@ def test_an_attribute_from_a_source_with_history_is_joined_as_of_each_cut_off() 
 
 
 def test_use_selects_groups_and_columns_without_changing_the_table(tmp_path: Any) -> None:
-    from engine.featurestore import FeatureStore
+    from engine.store.featurestore import FeatureStore
 
     store = FeatureStore(tmp_path)
     full = features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, store)
@@ -258,7 +258,7 @@ def test_with_label_times_the_population_sees_each_rows_cut_off() -> None:
 
 
 def test_the_full_table_key_changes_with_a_sources_declared_timestamp(tmp_path: Any) -> None:
-    from engine.featurestore import FeatureStore
+    from engine.store.featurestore import FeatureStore
 
     store = FeatureStore(tmp_path)
     shipped = ORDERS.assign(shipped_at=ORDERS["ordered_at"] + pd.Timedelta("40D"))
@@ -272,7 +272,7 @@ def test_the_full_table_key_changes_with_a_sources_declared_timestamp(tmp_path: 
 
 
 def test_a_derived_feature_mixing_text_and_numbers_is_stored_as_text(tmp_path: Any) -> None:
-    from engine.featurestore import FeatureStore
+    from engine.store.featurestore import FeatureStore
 
     cfg = config(derived={"avg": "total / n_orders", "mixed": "where(n_orders > 1, plan, 3)"})
     table = features.build(spec(cfg), tables(CUSTOMERS, ORDERS), AS_OF, FeatureStore(tmp_path))
@@ -280,8 +280,8 @@ def test_a_derived_feature_mixing_text_and_numbers_is_stored_as_text(tmp_path: A
 
 
 def test_a_failed_store_write_fails_the_build_and_leaves_no_table(tmp_path: Any, monkeypatch: Any) -> None:
-    import engine.featurestore as featurestore
-    from engine.featurestore import FeatureStore
+    import engine.store.featurestore as featurestore
+    from engine.store.featurestore import FeatureStore
 
     def disk_full(frame: pd.DataFrame) -> Any:
         raise OSError(28, "No space left on device")
@@ -294,8 +294,8 @@ def test_a_failed_store_write_fails_the_build_and_leaves_no_table(tmp_path: Any,
 
 
 def test_deferred_writes_are_checked_by_flush(tmp_path: Any, monkeypatch: Any) -> None:
-    import engine.featurestore as featurestore
-    from engine.featurestore import FeatureStore
+    import engine.store.featurestore as featurestore
+    from engine.store.featurestore import FeatureStore
 
     store = FeatureStore(tmp_path)
     built = features.build(spec(config()), tables(CUSTOMERS, ORDERS), AS_OF, store, defer_writes=True)
@@ -317,7 +317,7 @@ def test_deferred_writes_are_checked_by_flush(tmp_path: Any, monkeypatch: Any) -
 
 
 def test_a_used_feature_missing_on_every_row_is_refused_and_an_unused_one_is_not(tmp_path: Any) -> None:
-    from engine.featurestore import FeatureStore
+    from engine.store.featurestore import FeatureStore
 
     cfg = config(derived={"avg": "total / 0", "tenure_days": "days(as_of - signup_date)"})
     with pytest.raises(DataError, match=r"^data error at features.derived.avg: feature 'avg' \('total / 0'\) is "
@@ -338,7 +338,7 @@ def test_a_used_feature_missing_on_every_row_is_refused_and_an_unused_one_is_not
     ("ttl", "99999999w", "features.attributes.plan.ttl"),
 ])
 def test_durations_out_of_range_are_config_errors_before_any_data(key: str, value: str, path: str) -> None:
-    from engine.specs import FeatureSpec
+    from engine.config.features import FeatureSpec
 
     cfg = config()
     if key == "window":

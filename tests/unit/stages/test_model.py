@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import targets
+from engine.config import targets
+from engine.config.plan import ModelSpec, SplitSpec
 from engine.errors import DataError
 from engine.files import sha256_file
-from engine.registry import ModelIntegrityError, read_model
-from engine.plan import ModelSpec, SplitSpec
 from engine.stages import evaluate, model, split
+from engine.store.registry import ModelIntegrityError, read_model
 
 PREPROCESS = {"numeric_impute": "median", "scale": True, "categorical_impute": "most_frequent", "min_frequency": None}
 

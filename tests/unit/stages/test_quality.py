@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import rules
+from engine.config import quality as rules
 from engine.errors import ConfigError
 from engine.stages import data, quality
 
@@ -342,7 +342,7 @@ def test_the_fast_duplicate_finder_agrees_with_pandas(kind: str) -> None:
     ({"check": "agree", "left": "t.a", "right": "u.a", "key": "id", "filter": "a > 1"}, "quality.rules.r.filter"),
 ])
 def test_bad_rule_parameters_are_config_errors_before_any_check(spec: dict[str, Any], path: str) -> None:
-    from engine.validation import validate
+    from engine.config.validation import validate
     from tests.conftest import compose_config
 
     cfg = compose_config()
@@ -356,7 +356,7 @@ def test_bad_rule_parameters_are_config_errors_before_any_check(spec: dict[str, 
 
 
 def test_a_compare_rule_from_config_validates() -> None:
-    from engine.validation import validate
+    from engine.config.validation import validate
     from tests.conftest import compose_config
 
     cfg = compose_config()

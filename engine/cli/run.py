@@ -1,0 +1,39 @@
+"""``mlops run``, ``mlops quality`` and ``mlops reproduce``: the commands that execute jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.cli.app import hydra_app, lazy_task
+from engine.cli.common import command_parser, tracking_store
+
+
+def run_command(args: list[str]) -> int:
+    """``mlops run [hydra args]``: compose ``conf/`` and execute the run(s)."""
+    return hydra_app(lazy_task("task"), args, "mlops run")
+
+
+def quality_command(args: list[str]) -> int:
+    """``mlops quality [hydra args]``: ingest and check the data only (exit 3 if the gate fails)."""
+    defaults = []
+    if not any(a.startswith("hydra.run.dir=") for a in args):
+        defaults.append("hydra.run.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
+    if not any(a.startswith("hydra.sweep.dir=") for a in args):
+        defaults.append("hydra.sweep.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
+    return hydra_app(lazy_task("quality_task"), defaults + args, "mlops quality")
+
+
+def reproduce_command(args: list[str]) -> int:
+    """``mlops reproduce RUN [--force]``: re-execute a run and verify identical results."""
+    from engine.run import reproduce
+    from engine.store import runs
+    parser = command_parser("mlops reproduce", "mlops reproduce RUN [--force] [--tracking-uri URI]")
+    parser.add_argument("run")
+    parser.add_argument("--force", action="store_true")
+    options = parser.parse_args(args)
+    path = Path(options.run)
+    if not path.is_dir():
+        store = tracking_store(options.tracking_uri)
+        path = Path(runs.resolve(store, options.run, runs.all_runs(store), succeeded=True)["run_dir"])
+    return reproduce.reproduce(path, Path.cwd(), options.force,
+                               lambda hydra_args: hydra_app(lazy_task("task"), hydra_args, "mlops reproduce"))

@@ -1,0 +1,339 @@
+"""The metadata store: an index of every run, behind a small interface chosen by URI.
+
+The run directory stays the source of truth; the store is an index over run
+directories (params flattened from the resolved config, metrics, tags, status,
+fingerprints, the run dir) that makes ``mlops runs`` fast, and ``reindex`` rebuilds
+it from the run directories alone.
+
+The embedded default is one SQLite file (``sqlite:///outputs/mlops.db``) in WAL mode
+with a busy timeout, created with its schema under a file lock, so many sweep
+workers starting together on a fresh store all succeed. Teams point the URI at a
+server they already run once a store for it exists (``NotImplementedError`` names
+what is missing).
+
+Only writes create the store: reading a store that does not exist yet finds no run and
+creates no file or folder. A store file that is empty (truncated to 0 bytes) is an
+error with the ``mlops runs reindex`` hint, never silently a new empty index: the file
+is created, schema and all, while its lock is held, so once the lock is free an empty
+file is a damaged one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DataError, UsageError
+from engine.files import locked
+
+DEFAULT_URI = "sqlite:///outputs/mlops.db"
+SCHEMA_VERSION = 1
+
+#: Run fields kept as columns (the rest of run.json stays in the run directory).
+RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "ended_at", "duration_s", "run_dir", "pid", "host",
+              "hypothesis", "error", "git_commit", "git_dirty", "model_sha256", "config_sha256", "fingerprints")
+
+
+class RunStore(ABC):
+    """Where runs are indexed: create or update a run, get one, search them."""
+
+    @abstractmethod
+    def upsert(self, run: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+               metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
+        """Create the run or update it; params, metrics and tags given replace the old ones."""
+
+    @abstractmethod
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """One run with its params, metrics and tags, by full id."""
+
+    @abstractmethod
+    def search(self, top: tuple[str, bool, int] | None = None,
+               tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Runs with their params, metrics and tags.
+
+        Args:
+            top: ``(metric, descending, n)``: only the best ``n`` runs by a metric, found
+                by the store itself (runs without the metric are left out); None: every
+                run (filtering and sorting then happen in :mod:`engine.store.runs`).
+            tag: ``(key, value)``: only the runs with that tag (the run cache looks up
+                ``cache_key`` this way); ``top`` is then ignored.
+        """
+
+
+def open_store(uri: str, root: Path) -> RunStore:
+    """The store for ``uri``; a relative SQLite path is relative to ``root``.
+
+    Raises:
+        UsageError: The URI's scheme has no store.
+    """
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        return SqliteRunStore(path if path.is_absolute() else root / path)
+    scheme = uri.split(":", 1)[0]
+    raise UsageError(f"usage error: no run store for {scheme!r} URIs ({uri}); expected sqlite:///PATH")
+
+
+class SqliteRunStore(RunStore):
+    """The embedded default: one SQLite file, safe for many concurrent writers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"SqliteRunStore({str(self.path)!r})"
+
+    @property
+    def lock_path(self) -> Path:
+        """The file locked while the store is created or its schema changes."""
+        return self.path.with_suffix(self.path.suffix + ".lock")
+
+    def exists(self, create: bool = False) -> bool:
+        """Whether the store file exists and holds a database; with ``create``, make it so.
+
+        Raises:
+            DataError: The file is empty (0 bytes): truncated, or damaged.
+        """
+        if _size(self.path):  # the common case: one stat, no lock
+            return True
+        if not create:
+            if _size(self.path) is None:
+                return False
+            if self.lock_path.exists():  # a first writer may be creating it: wait for it
+                with locked(self.lock_path):
+                    pass
+            if _size(self.path):
+                return True
+            raise self._empty()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.lock_path):
+            size = _size(self.path)
+            if size == 0:
+                raise self._empty()
+            if size is None:
+                try:
+                    conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                except sqlite3.Error as exc:
+                    raise DataError(f"data error at run store {self.path}: cannot create it: {exc}") from exc
+                try:
+                    self._create_schema(conn)
+                finally:
+                    conn.close()
+        return True
+
+    def _empty(self) -> DataError:
+        return DataError(f"data error at run store {self.path}: the file is empty (0 bytes), expected an SQLite "
+                         "database; rebuild it from the run directories with: mlops runs reindex")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DataError(f"data error at run store {self.path}: cannot open it: {exc}") from exc
+        try:
+            conn.execute("PRAGMA busy_timeout = 60000")
+            # WAL with synchronous=NORMAL: no fsync per commit. A power cut may lose the
+            # last index rows, never corrupt the file; the run dirs are the source of
+            # truth and `mlops runs reindex` restores them.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._ensure_schema(conn)
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise DataError(f"data error at run store {self.path}: {exc}; rebuild it from the run "
+                            "directories with: mlops runs reindex") from exc
+        finally:
+            conn.close()
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        # Once, under a lock: concurrent writers would otherwise race on DDL.
+        with locked(self.lock_path):
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return
+            self._create_schema(conn)
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        """Create the tables (the caller holds the lock); WAL first, which writes the file's header."""
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(f"""
+            BEGIN IMMEDIATE;
+            CREATE TABLE IF NOT EXISTS runs (
+                id TEXT PRIMARY KEY, name TEXT, kind TEXT, status TEXT, started_at TEXT, ended_at TEXT,
+                duration_s REAL, run_dir TEXT, pid INTEGER, host TEXT, hypothesis TEXT, error TEXT,
+                git_commit TEXT, git_dirty INTEGER, model_sha256 TEXT, config_sha256 TEXT,
+                fingerprints TEXT);
+            CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+            CREATE TABLE IF NOT EXISTS params (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
+            CREATE TABLE IF NOT EXISTS metrics (run_id TEXT, key TEXT, value REAL, PRIMARY KEY (run_id, key));
+            CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key, value);
+            CREATE TABLE IF NOT EXISTS tags (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
+            PRAGMA user_version = {SCHEMA_VERSION};
+            COMMIT;
+        """)
+
+    def upsert(self, run: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+               metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
+        row = {name: _column(run.get(name)) for name in RUN_FIELDS}
+        names = ", ".join(RUN_FIELDS)
+        marks = ", ".join(f":{n}" for n in RUN_FIELDS)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in RUN_FIELDS if n != "id")
+        self.exists(create=True)
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
+                             row)
+                for table, values in (("params", params), ("metrics", metrics), ("tags", tags)):
+                    if values is None:
+                        continue
+                    conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (row["id"],))
+                    conn.executemany(f"INSERT INTO {table} (run_id, key, value) VALUES (?, ?, ?)",
+                                     [(row["id"], k, v if table == "metrics" else _text(v))
+                                      for k, v in values.items() if v is not None or table != "metrics"])
+                conn.execute("COMMIT")
+            except BaseException:
+                # An interrupt can land just after COMMIT: then there is nothing to roll
+                # back, and a failed ROLLBACK must not replace the interrupt.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
+        with self._connect() as conn:
+            rows = self._read(conn, "WHERE id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def search(self, top: tuple[str, bool, int] | None = None,
+               tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
+        with self._connect() as conn:
+            if tag is not None:
+                ids = [row[0] for row in conn.execute("SELECT run_id FROM tags WHERE key = ? AND value = ?", tag)]
+                marks = ", ".join("?" * len(ids))
+                return self._read(conn, f"WHERE id IN ({marks})", tuple(ids)) if ids else []
+            if top is None:
+                return self._read(conn, "", ())
+            metric, descending, n = top
+            ids = [row[0] for row in conn.execute(
+                f"SELECT run_id FROM metrics WHERE key = ? ORDER BY value {'DESC' if descending else 'ASC'} LIMIT ?",
+                (metric, n))]
+            marks = ", ".join("?" * len(ids))
+            found = {r["id"]: r for r in self._read(conn, f"WHERE id IN ({marks})", tuple(ids))} if ids else {}
+            return [found[i] for i in ids if i in found]
+
+    def _read(self, conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        conn.row_factory = sqlite3.Row
+        runs = {r["id"]: {**dict(r), "params": {}, "metrics": {}, "tags": {}}
+                for r in conn.execute(f"SELECT * FROM runs {where} ORDER BY started_at", args)}
+        for table in ("params", "metrics", "tags"):
+            query = f"SELECT run_id, key, value FROM {table}"
+            if where:
+                query += " " + where.replace("WHERE id", "WHERE run_id")
+            for run_id, key, value in conn.execute(query, args):
+                if run_id in runs:
+                    runs[run_id][table][key] = value
+        for run in runs.values():
+            run["fingerprints"] = json.loads(run["fingerprints"]) if run["fingerprints"] else {}
+            run["git_dirty"] = None if run["git_dirty"] is None else bool(run["git_dirty"])
+        return list(runs.values())
+
+
+def track(store: RunStore, record: Mapping[str, Any], resolved: Mapping[str, Any] | None,
+          metrics: Mapping[str, Any] | None = None) -> None:
+    """Index one run record (and its resolved config and metrics) in the store."""
+    numbers = {k: float(v) for k, v in (metrics or {}).items()
+               if isinstance(v, int | float) and not isinstance(v, bool)}
+    for dimension, score in ((record.get("quality") or {}).get("scores") or {}).items():
+        if score is not None:
+            numbers[f"quality.{dimension}"] = float(score)
+    tags = {"kind": str(record.get("kind", "run"))}
+    if record.get("cache_key"):
+        tags["cache_key"] = str(record["cache_key"])
+    if record.get("reused"):
+        tags["reused_from"] = str(record["reused"]["run"])
+    if resolved:
+        tags["model"] = str(resolved.get("model", {}).get("_target_", "")).rsplit(".", 1)[-1]
+    store.upsert(summary(record, resolved),
+                 params=flatten(resolved) if resolved else None,
+                 metrics=numbers, tags=tags)
+
+
+def summary(record: Mapping[str, Any], resolved: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The store's view of a run record (``run.json``) and its resolved config."""
+    git = (record.get("provenance") or {}).get("git") or {}
+    error = record.get("error")
+    return {
+        **{k: record.get(k) for k in ("id", "name", "kind", "status", "started_at", "ended_at", "duration_s",
+                                      "run_dir", "pid", "host")},
+        "hypothesis": (resolved or {}).get("hypothesis"),
+        "error": error.get("message") if isinstance(error, Mapping) else error,
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
+        "model_sha256": (record.get("model") or {}).get("sha256"),
+        "config_sha256": record.get("config_sha256"),
+        "fingerprints": {name: d.get("fingerprint") for name, d in (record.get("data") or {}).items()},
+    }
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"C": 1}}`` -> ``{"model.C": 1}``; lists stay whole values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def alive(run: Mapping[str, Any]) -> bool | None:
+    """Whether a ``running`` run's process still exists: None when it ran on another host."""
+    if run.get("host") != socket.gethostname() or not run.get("pid"):
+        return None
+    try:
+        os.kill(int(run["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _size(path: Path) -> int | None:
+    """A file's size in bytes; None when it does not exist."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _column(value: Any) -> Any:
+    if isinstance(value, Mapping | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def index_run_dirs(outputs: Path) -> Iterable[Path]:
+    """Every run directory under ``outputs`` (those holding a run.json)."""
+    return sorted(path.parent for path in outputs.rglob("run.json"))
