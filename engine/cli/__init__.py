@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from engine import __version__
+from engine.cli.common import HelpShown
 from engine.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EngineError, UsageError
 
 USAGE = """\
@@ -79,7 +80,10 @@ def _command(argv: list[str]) -> int:
     name, args = argv[0], argv[1:]
     if name not in COMMANDS:
         raise UsageError(f"usage error: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}")
-    return command(name)(args)
+    try:
+        return command(name)(args)
+    except HelpShown:
+        return 0
 
 
 def _guarded(call: Callable[[], int]) -> int:

@@ -17,6 +17,15 @@ from engine.errors import ConfigError, EngineError, UsageError
 
 CONFIG_DIR_FLAGS = ("-cp", "--config-path", "-cd", "--config-dir")
 
+OUTSIDE_A_PROJECT = """\
+usage: {prog} [OVERRIDE ...] [-m|--multirun] [--cfg job|hydra|all] [--info] [-cd DIR]
+
+Composes conf/config.yaml of the project in the current folder with the overrides
+(key=value, group=option, +key=value, ~key) and runs it; -m runs a sweep. Run
+`{prog} --help` inside a project folder (one with a conf/ folder) to see its config
+groups, their options and Hydra's flags, or pass --config-dir DIR.
+"""
+
 
 def lazy_task(name: str) -> Callable[[Any], Any]:
     """The task function ``name`` of :mod:`engine.run.job`, imported when a job starts.
@@ -58,7 +67,12 @@ def hydra_app(task: Callable[..., object], args: list[str], prog: str) -> int:
     parser.parse_args(args)
 
     conf = Path.cwd() / "conf"
-    if not conf.is_dir() and not any(a.split("=")[0] in CONFIG_DIR_FLAGS for a in args):
+    outside = not conf.is_dir() and not any(a.split("=")[0] in CONFIG_DIR_FLAGS for a in args)
+    if outside and any(a in ("-h", "--help", "--hydra-help") for a in args):
+        # Hydra's help lists the project's config groups, so it needs a project.
+        print(OUTSIDE_A_PROJECT.format(prog=prog), end="")
+        return 0
+    if outside:
         raise UsageError(
             f"usage error: no conf/ folder in {Path.cwd()}; run mlops from a project folder "
             "or pass --config-dir DIR"

@@ -27,7 +27,7 @@ CHECKED_GROUPS = ("data", "quality", "features", "model", "split", "business", "
 
 def check_command(args: list[str]) -> int:
     """``mlops check [--all] [overrides]``: validate composed configs without running them."""
-    if args[:1] in (["-h"], ["--help"]):
+    if "-h" in args or "--help" in args:
         print(CHECK_USAGE, end="")
         return 0
     conf = Path.cwd() / "conf"

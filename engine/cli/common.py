@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.errors import UsageError
 
@@ -12,19 +12,49 @@ if TYPE_CHECKING:
     from engine.store.tracking import RunStore
 
 
-def command_parser(prog: str, usage: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, usage=usage, add_help=False)
+class HelpShown(Exception):
+    """``-h``/``--help`` was given and the help printed: the command is done (exit 0)."""
+
+
+class _Help(argparse.Action):
+    """Print the command's usage text and stop, wherever ``--help`` appears: before any
+    required argument is checked, so ``mlops show --help`` needs no run."""
+
+    def __init__(self, option_strings: list[str], dest: str, text: str = "", **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+        self.text = text
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(self.text if self.text.endswith("\n") else self.text + "\n", end="")
+        raise HelpShown
+
+
+def command_parser(prog: str, usage: str, tracking_uri: bool = True) -> argparse.ArgumentParser:
+    """An argument parser whose errors are one ``usage error`` line (exit 2) and whose
+    ``-h``/``--help`` prints ``usage`` (exit 0).
+
+    Args:
+        prog: The command as typed, e.g. ``mlops show``.
+        usage: The help text; a bare synopsis is printed after ``usage:``.
+        tracking_uri: Whether the command reads the metadata store (``--tracking-uri``).
+    """
+    text = usage if usage.startswith("usage:") else f"usage: {usage}\n"
+    parser = argparse.ArgumentParser(prog=prog, usage=text.removeprefix("usage: ").split("\n")[0], add_help=False)
 
     def refuse(message: str) -> NoReturn:
         raise UsageError(f"usage error: {message} (see {prog} --help)")
 
     parser.error = refuse  # type: ignore[method-assign]
-    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("-h", "--help", action=_Help, text=text)
+    if tracking_uri:
+        parser.add_argument("--tracking-uri", default=None)
     return parser
 
 
 def tracking_store(uri: str | None) -> RunStore:
     from engine.store import tracking
+
     return tracking.open_store(uri or str(project_setting("tracking.uri", tracking.DEFAULT_URI)), Path.cwd())
 
 

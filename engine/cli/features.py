@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from engine.cli.app import hydra_app, lazy_task
-from engine.cli.common import project_setting
+from engine.cli.common import command_parser, project_setting
 from engine.errors import UsageError
 from engine.files import leftovers
 from engine.store.featurestore import GROUP_NAME, FeatureStore
@@ -38,26 +38,21 @@ def features_command(args: list[str]) -> int:
     if args[0] in ("-h", "--help"):
         print(FEATURES_USAGE, end="")
         return 0
-    parser = argparse.ArgumentParser(prog="mlops features", add_help=False)
+    parser = command_parser("mlops features", FEATURES_USAGE, tracking_uri=False)
     parser.add_argument("action", choices=["list", "show", "gc"])
     parser.add_argument("name", nargs="?")
     parser.add_argument("--store", default=None, help="default: features.store.path of the project's config")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--keep-recent", type=float, default=60.0,
                         help="minutes: younger tables are kept (a run may be about to reference them)")
-
-    def refuse(message: str) -> NoReturn:
-        raise UsageError(f"usage error: {message} (see mlops features --help)")
-
-    parser.error = refuse  # type: ignore[method-assign]
     options = parser.parse_args(args)
     store = Path(options.store or str(project_setting("features.store.path", "outputs/feature_store")))
     if options.action == "show":
         if not options.name:
-            refuse("show needs a feature group or table name")
+            parser.error("show needs a feature group or table name")
         return show(store, options.name)
     if options.name:
-        refuse(f"unexpected argument {options.name!r}")
+        parser.error(f"unexpected argument {options.name!r}")
     if options.action == "list":
         return list_tables(store)
     return gc(store, Path("outputs"), dry_run=options.dry_run, keep_recent_min=options.keep_recent)

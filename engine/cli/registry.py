@@ -22,6 +22,7 @@ usage: mlops registry register RUN --name NAME
 def registry_command(args: list[str]) -> int:
     """``mlops registry ...``: numbered model versions with aliases."""
     from engine.store import registry, runs
+
     if not args:
         raise UsageError("usage error: registry needs an action; expected one of: register, list, show, promote, "
                          "history (see mlops registry --help)")

@@ -22,6 +22,7 @@ def report_command(args: list[str]) -> int:
     """``mlops report RUN|SWEEP_DIR``: write report.html for a run or a sweep."""
     from engine.report import render as report
     from engine.store import runs
+
     if args[:1] in (["-h"], ["--help"]):
         print(REPORT_USAGE, end="")
         return 0

@@ -23,11 +23,25 @@ def quality_command(args: list[str]) -> int:
     return hydra_app(lazy_task("quality_task"), defaults + args, "mlops quality")
 
 
+REPRODUCE_USAGE = """\
+usage: mlops reproduce RUN [--force] [--tracking-uri URI]
+
+  RUN      latest (the newest succeeded training run), a run id, a unique id prefix, or a
+           run directory
+  --force  re-execute even when the code or the data differ from the run's record
+
+Checks the code (git commit, package versions) and the data fingerprints first, then runs
+the recorded config again and verifies that metrics, predictions and the model file are
+identical (exit 5 when they differ).
+"""
+
+
 def reproduce_command(args: list[str]) -> int:
     """``mlops reproduce RUN [--force]``: re-execute a run and verify identical results."""
     from engine.run import reproduce
     from engine.store import runs
-    parser = command_parser("mlops reproduce", "mlops reproduce RUN [--force] [--tracking-uri URI]")
+
+    parser = command_parser("mlops reproduce", REPRODUCE_USAGE)
     parser.add_argument("run")
     parser.add_argument("--force", action="store_true")
     options = parser.parse_args(args)
@@ -36,4 +50,4 @@ def reproduce_command(args: list[str]) -> int:
         store = tracking_store(options.tracking_uri)
         path = Path(runs.resolve(store, options.run, runs.all_runs(store), succeeded=True)["run_dir"])
     return reproduce.reproduce(path, Path.cwd(), options.force,
-                               lambda hydra_args: hydra_app(lazy_task("task"), hydra_args, "mlops reproduce"))
+                               lambda hydra_args: hydra_app(lazy_task("reproduce_task"), hydra_args, "mlops reproduce"))

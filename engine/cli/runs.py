@@ -35,6 +35,7 @@ usage: mlops runs [--where FILTER] [--sort FIELD] [--asc|--desc] [--limit N]
 def runs_command(args: list[str]) -> int:
     """``mlops runs``: a table of runs from the metadata store; ``mlops runs reindex``."""
     from engine.store import runs
+
     if args[:1] in (["-h"], ["--help"]):
         print(RUNS_USAGE, end="")
         return 0
@@ -109,10 +110,31 @@ def runs_command(args: list[str]) -> int:
     return 0
 
 
+SHOW_USAGE = """\
+usage: mlops show RUN [--tracking-uri URI]
+
+  RUN   latest (the newest training run), a run id, a unique id prefix, or a run directory
+
+Prints what the metadata store holds for the run: status, times, metrics, tags, data
+fingerprints and every config key.
+"""
+
+COMPARE_USAGE = """\
+usage: mlops compare RUN RUN... [--all] [--tracking-uri URI]
+
+  RUN    latest, a run id, a unique id prefix, or a run directory (two or more)
+  --all  every config key, not only the keys whose values differ
+
+Side by side: the config keys that differ, each metric with its change against the first
+run, the data fingerprints and the git commits.
+"""
+
+
 def show_command(args: list[str]) -> int:
     """``mlops show RUN``: one run, by id, id prefix, run directory or ``latest``."""
     from engine.store import runs
-    parser = command_parser("mlops show", "mlops show RUN [--tracking-uri URI]")
+
+    parser = command_parser("mlops show", SHOW_USAGE)
     parser.add_argument("run")
     options = parser.parse_args(args)
     store = tracking_store(options.tracking_uri)
@@ -123,7 +145,8 @@ def show_command(args: list[str]) -> int:
 def compare_command(args: list[str]) -> int:
     """``mlops compare RUN RUN...``: config differences, metric deltas, data and code."""
     from engine.store import runs
-    parser = command_parser("mlops compare", "mlops compare RUN RUN... [--all] [--tracking-uri URI]")
+
+    parser = command_parser("mlops compare", COMPARE_USAGE)
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--only-changed", action="store_true", default=True, help="the default")
     parser.add_argument("--all", action="store_true", help="show every config key, not only the changed ones")

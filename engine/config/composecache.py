@@ -54,6 +54,7 @@ class CheckingLoader(ConfigLoaderImpl):
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         from engine.config import hydraconf
+
         sweep_config = super().load_sweep_config(master_config, sweep_overrides)
         hydraconf.check(sweep_config, multirun=True)
         return sweep_config

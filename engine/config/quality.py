@@ -28,11 +28,18 @@ SEVERITIES = ("error", "warn")
 RULE_TYPES: dict[str, type[Rule]] = {}
 
 
-def register(name: str) -> Callable[[type[Rule]], type[Rule]]:
-    """Class decorator: make a rule type available as ``check: <name>``."""
+def register(name: str, family: str) -> Callable[[type[Rule]], type[Rule]]:
+    """Class decorator: make a rule type available as ``check: <name>``.
+
+    Args:
+        name: The ``check`` value.
+        family: The dimension the check usually serves, for the reference table (a
+            rule still declares its own ``dimension``).
+    """
 
     def add(cls: type[Rule]) -> type[Rule]:
         cls.check = name
+        cls.family = family
         RULE_TYPES[name] = cls
         return cls
 
@@ -61,6 +68,7 @@ class Rule:
     filter: str | None = None
     description: str = ""
     check: ClassVar[str] = ""
+    family: ClassVar[str] = ""
 
     @cached_property
     def filter_node(self) -> expr.Node | None:
@@ -93,7 +101,7 @@ class Rule:
 # ------------------------------------------------------------------ completeness
 
 
-@register("not_null")
+@register("not_null", "completeness")
 @dataclass(frozen=True, kw_only=True)
 class NotNull(Rule):
     """At least ``mostly`` of the rows have a value. Denominator: all rows."""
@@ -102,7 +110,7 @@ class NotNull(Rule):
     column: str
 
 
-@register("missing_share")
+@register("missing_share", "completeness")
 @dataclass(frozen=True, kw_only=True)
 class MissingShare(Rule):
     """The share of missing values is at most ``max``. Denominator: all rows."""
@@ -112,7 +120,7 @@ class MissingShare(Rule):
     max: float
 
 
-@register("row_count")
+@register("row_count", "completeness")
 @dataclass(frozen=True, kw_only=True)
 class RowCount(Rule):
     """The number of rows is between ``min`` and ``max`` (either may be null)."""
@@ -122,7 +130,7 @@ class RowCount(Rule):
     max: int | None = None
 
 
-@register("columns_exist")
+@register("columns_exist", "completeness")
 @dataclass(frozen=True, kw_only=True)
 class ColumnsExist(Rule):
     """Every column in ``columns`` exists. Denominator: the required columns."""
@@ -134,7 +142,7 @@ class ColumnsExist(Rule):
 # ------------------------------------------------------------------ accuracy / validity
 
 
-@register("between")
+@register("between", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class Between(Rule):
     """Values lie in [min, max] (``strict``: open interval); numbers or dates. Denominator: non-null rows."""
@@ -146,7 +154,7 @@ class Between(Rule):
     strict: bool = False
 
 
-@register("in_set")
+@register("in_set", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class InSet(Rule):
     """Values are among ``values``. Denominator: non-null rows."""
@@ -156,7 +164,7 @@ class InSet(Rule):
     values: list[Any]
 
 
-@register("not_in_set")
+@register("not_in_set", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class NotInSet(Rule):
     """Values are none of ``values``. Denominator: non-null rows."""
@@ -166,7 +174,7 @@ class NotInSet(Rule):
     values: list[Any]
 
 
-@register("regex")
+@register("regex", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class Regex(Rule):
     """Values, as text, fully match ``pattern``. Denominator: non-null rows."""
@@ -176,7 +184,7 @@ class Regex(Rule):
     pattern: str
 
 
-@register("dtype")
+@register("dtype", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class Dtype(Rule):
     """The column holds ``expected`` values: integer, float, numeric, string, bool,
@@ -187,7 +195,7 @@ class Dtype(Rule):
     expected: str
 
 
-@register("length")
+@register("length", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class Length(Rule):
     """Text length is in [min, max]. Denominator: non-null rows."""
@@ -198,7 +206,7 @@ class Length(Rule):
     max: int | None = None
 
 
-@register("stat")
+@register("stat", "accuracy")
 @dataclass(frozen=True, kw_only=True)
 class Stat(Rule):
     """A column statistic (min, max, mean, median, std or quantile ``q``) is in [min, max]."""
@@ -214,7 +222,7 @@ class Stat(Rule):
 # ------------------------------------------------------------------ consistency
 
 
-@register("unique")
+@register("unique", "consistency")
 @dataclass(frozen=True, kw_only=True)
 class Unique(Rule):
     """No two rows share the values of ``columns`` (one column or a compound key).
@@ -224,19 +232,44 @@ class Unique(Rule):
     columns: list[str]
 
 
-@register("compare")
+@register("compare", "consistency")
 @dataclass(frozen=True, kw_only=True)
 class Compare(Rule):
-    """Row by row, ``left op right`` holds (e.g. discount <= amount).
-    Denominator: rows where both are non-null."""
+    """Row by row, ``left op right`` holds. Each side is a column or an expression over
+    the source's columns: ``left: discount``, ``op: <=``, ``right: amount * 0.5``.
+    Denominator: rows where both sides are non-null."""
 
     source: str
     left: str
     op: str
     right: str
 
+    @cached_property
+    def sides(self) -> tuple[expr.Node, expr.Node]:
+        """``left`` and ``right`` parsed, once. A side with none of the expression
+        language's operators is a column name as written, so a column such as
+        ``total charges`` needs no quoting.
 
-@register("agree")
+        Raises:
+            expr.ExpressionError: A side is an expression that does not parse.
+        """
+        return _side(self.left), _side(self.right)
+
+    def reads(self) -> Iterator[tuple[str, str, str | None]]:
+        yield "source", self.source, None
+        for key, node in zip(("left", "right"), self.sides, strict=True):
+            for column in sorted(expr.names(node) - {"as_of"}):
+                yield key, self.source, column
+
+
+_OPERATOR = re.compile(r"[-+*/%<>=!()]|\b(?:and|or|not|is)\b|^\s*[\d.]+\s*$")
+
+
+def _side(text: str) -> expr.Node:
+    return expr.parse(text) if _OPERATOR.search(text) else expr.Name(text.strip())
+
+
+@register("agree", "consistency")
 @dataclass(frozen=True, kw_only=True)
 class Agree(Rule):
     """A field agrees between two sources joined on a key: ``left: customers.active``,
@@ -255,7 +288,7 @@ class Agree(Rule):
             yield "key", source, self.key
 
 
-@register("foreign_key")
+@register("foreign_key", "consistency")
 @dataclass(frozen=True, kw_only=True)
 class ForeignKey(Rule):
     """Every non-null value of ``column`` exists in ``references`` (``source.column``).
@@ -272,7 +305,7 @@ class ForeignKey(Rule):
         yield "references", source, column
 
 
-@register("row_count_equal")
+@register("row_count_equal", "consistency")
 @dataclass(frozen=True, kw_only=True)
 class RowCountEqual(Rule):
     """Two sources have the same number of rows (``left`` and ``right`` are source names)."""
@@ -288,7 +321,7 @@ class RowCountEqual(Rule):
 # ------------------------------------------------------------------ timeliness
 
 
-@register("freshness")
+@register("freshness", "timeliness")
 @dataclass(frozen=True, kw_only=True)
 class Freshness(Rule):
     """The newest event at or before ``as_of`` is at most ``max_age`` old (a duration
@@ -308,7 +341,7 @@ class Freshness(Rule):
         return expr.duration(self.max_age)
 
 
-@register("after_cutoff")
+@register("after_cutoff", "timeliness")
 @dataclass(frozen=True, kw_only=True)
 class AfterCutoff(Rule):
     """The share of events after ``as_of`` is at most ``max``. Denominator: non-null times."""
@@ -318,7 +351,7 @@ class AfterCutoff(Rule):
     max: float
 
 
-@register("newest_between")
+@register("newest_between", "timeliness")
 @dataclass(frozen=True, kw_only=True)
 class NewestBetween(Rule):
     """The newest timestamp lies in [min, max] (ISO times; either may be null)."""
@@ -358,6 +391,12 @@ def parse_rules(quality_cfg: Mapping[str, Any]) -> dict[str, Rule]:
         if rule.filter and getattr(rule, "source", None) is None:
             raise ConfigError(f"{path}.filter", f"check {rule.check!r} reads two sources, so a filter has no "
                               "single source to apply to; expected no filter")
+        if isinstance(rule, Compare):
+            for key, side in (("left", rule.left), ("right", rule.right)):
+                try:
+                    _side(side)
+                except expr.ExpressionError as exc:
+                    raise ConfigError(f"{path}.{key}", f"invalid expression {side!r}: {exc}") from exc
         if isinstance(rule, Freshness):
             try:
                 rule.max_age_delta  # noqa: B018 - parsed here, kept on the rule for the stage
@@ -458,3 +497,37 @@ def _from_hint(hint: Any) -> dict[str, Any]:
     if hint is type(None):
         return {"type": "null"}
     return {}
+
+
+def reference() -> str:
+    """The Markdown table of every rule type and its keys, from the declarations (the
+    README's copy is kept current by tests/unit/config/test_quality.py)."""
+    common = [f for f in fields(Rule) if f.name != "name"]
+    lines = ["| check | usual dimension | keys (**required**, optional=default) | what it checks |", "|---|---|---|---|",
+             "| every rule | | " + ", ".join(_key(f) for f in common) + " | " + _arguments(Rule, common) + " |"]
+    for family in DIMENSIONS:
+        for check, cls in RULE_TYPES.items():
+            if cls.family == family:
+                own = [f for f in fields(cls) if f.name not in {c.name for c in fields(Rule)}]
+                lines.append(f"| `{check}` | {family} | {', '.join(_key(f) for f in own)} | {_summary(cls)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _key(f: Any) -> str:
+    if f.default is MISSING and f.default_factory is MISSING:
+        return f"**`{f.name}`**"
+    default = "null" if f.default is None else str(f.default).lower() if isinstance(f.default, bool) else f.default
+    return f"`{f.name}`={default!s}" if default != "" else f"`{f.name}`"
+
+
+def _summary(cls: type) -> str:
+    text = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
+    return re.sub(r"``([^`]+)``", r"`\1`", text).replace("|", "\\|")
+
+
+def _arguments(cls: type, keys: list[Any]) -> str:
+    """The Args of a Google docstring, for ``keys``, as one cell: "`key`: text; ..."."""
+    doc = (cls.__doc__ or "").split("Args:", 1)[-1]
+    found = dict(re.findall(r"^\s{8}(\w+): (.+?)(?=^\s{8}\w+: |\Z)", doc, flags=re.M | re.S))
+    parts = [f"`{f.name}`: {' '.join(found[f.name].split()).rstrip('.')}" for f in keys if f.name in found]
+    return re.sub(r"``([^`]+)``", r"`\1`", "; ".join(parts)).replace("|", "\\|")

@@ -79,6 +79,12 @@ def task(cfg: DictConfig) -> dict[str, Any]:
     return _job(cfg, until="save")
 
 
+def reproduce_task(cfg: DictConfig) -> dict[str, Any]:
+    """The Hydra task function of ``mlops reproduce``: a training run recorded as a
+    ``reproduction``, so ``latest`` and the registry never take it for a new run."""
+    return _job(cfg, until="save", kind="reproduction")
+
+
 def quality_task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task function of ``mlops quality``: ingest and check the data only."""
     return _job(cfg, until="quality")
@@ -89,7 +95,7 @@ def features_task(cfg: DictConfig) -> dict[str, Any]:
     return _job(cfg, until="features")
 
 
-def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
+def _job(cfg: DictConfig, until: str, kind: str | None = None) -> dict[str, Any]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     root = Path(hydra_cfg.runtime.cwd)
@@ -107,7 +113,7 @@ def _job(cfg: DictConfig, until: str) -> dict[str, Any]:
         record = RunRecord(
             run_dir,
             name=str(OmegaConf.select(cfg, "name", default="run", throw_on_missing=False)),
-            kind={"save": "run", "quality": "quality", "features": "features"}[until],
+            kind=kind or {"save": "run", "quality": "quality", "features": "features"}[until],
             provenance=provenance.collect(root, overrides),
         )
         shown = _display(run_dir, root)

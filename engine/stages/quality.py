@@ -189,7 +189,7 @@ def _rows(rule: rules.Rule, ctx: Context) -> pd.DataFrame:
 
 
 def _row_result(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarray, considered: int,
-                kind: str, values: pd.Series | None = None, columns: list[str] | None = None,
+                kind: str, values: pd.Series | pd.DataFrame | None = None, columns: list[str] | None = None,
                 examples: list[dict[str, Any]] | None = None) -> RuleResult:
     """A row-level result: passes when the share of good rows is at least ``mostly``.
 
@@ -233,7 +233,8 @@ def _aggregate_result(rule: rules.Rule, passed: bool, observed: Any, threshold: 
 
 
 def _examples(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarray,
-              values: pd.Series | None = None, columns: list[str] | None = None) -> list[dict[str, Any]]:
+              values: pd.Series | pd.DataFrame | None = None,
+              columns: list[str] | None = None) -> list[dict[str, Any]]:
     """Up to 20 failing rows as {key, value}; only those rows are ever materialised."""
     positions = np.flatnonzero(bad)[:MAX_EXAMPLES]
     if not len(positions):
@@ -242,7 +243,8 @@ def _examples(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarr
     key = ctx.tables[source].source.key if source in ctx.tables else None
     keys = frame[key].iloc[positions].tolist() if key in frame.columns else [None] * len(positions)
     if values is not None:
-        shown: list[Any] = values.iloc[positions].tolist()
+        picked = values.iloc[positions]
+        shown: list[Any] = picked.to_numpy().tolist() if isinstance(picked, pd.DataFrame) else picked.tolist()
     else:
         names = columns or [getattr(rule, "column", key)]
         picked = [frame[name].iloc[positions].tolist() for name in names]
@@ -484,11 +486,29 @@ _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
 
 @check("compare")
 def _compare(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    left, right = frame[rule.left], frame[rule.right]
+    sides = []
+    for key, node in zip(("left", "right"), rule.sides, strict=True):
+        env: dict[str, Any] = {n: frame[n] for n in expr.names(node) if n in frame.columns}
+        env["as_of"] = ctx.as_of
+        try:
+            value = expr.evaluate(node, env)
+        except expr.ExpressionError as exc:
+            raise ConfigError(f"quality.rules.{rule.name}.{key}", str(exc)) from exc
+        sides.append(value if isinstance(value, pd.Series) else pd.Series(value, index=frame.index))
+    left, right = sides
     present = ~(_missing(left) | _missing(right))
-    holds = np.asarray(_OPS[rule.op](left, right).fillna(False), dtype=bool)
+    try:
+        holds = np.asarray(_OPS[rule.op](left, right).fillna(False), dtype=bool)
+    except TypeError as exc:
+        raise DataError(f"data error: quality.rules.{rule.name}: cannot compare {rule.left!r} {rule.op} "
+                        f"{rule.right!r} ({exc})") from exc
+    if all(isinstance(node, expr.Name) for node in rule.sides):  # two columns: their values, as always
+        return _row_result(rule, frame, ctx, present & ~holds, int(present.sum()), "rows where both are non-null",
+                           columns=[rule.left, rule.right])
+    # an expression: each failing row shows the two sides' values
+    both = pd.concat([left.rename("left"), right.rename("right")], axis=1)
     return _row_result(rule, frame, ctx, present & ~holds, int(present.sum()), "rows where both are non-null",
-                       columns=[rule.left, rule.right])
+                       values=both)
 
 
 @check("agree")

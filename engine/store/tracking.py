@@ -252,9 +252,16 @@ class SqliteRunStore(RunStore):
         return list(runs.values())
 
 
+#: The config groups a run of each kind never reads: not indexed as its parameters, so a
+#: quality run in ``mlops runs`` shows no model.
+UNREAD_BY_KIND = {"quality": ("features", "preprocess", "model", "split", "business"),
+                  "features": ("preprocess", "model", "split", "business")}
+
+
 def track(store: RunStore, record: Mapping[str, Any], resolved: Mapping[str, Any] | None,
           metrics: Mapping[str, Any] | None = None) -> None:
-    """Index one run record (and its resolved config and metrics) in the store."""
+    """Index one run record (and the parts of its resolved config it read, and its
+    metrics) in the store."""
     numbers = {k: float(v) for k, v in (metrics or {}).items()
                if isinstance(v, int | float) and not isinstance(v, bool)}
     for dimension, score in ((record.get("quality") or {}).get("scores") or {}).items():
@@ -265,8 +272,11 @@ def track(store: RunStore, record: Mapping[str, Any], resolved: Mapping[str, Any
         tags["cache_key"] = str(record["cache_key"])
     if record.get("reused"):
         tags["reused_from"] = str(record["reused"]["run"])
+    unread = UNREAD_BY_KIND.get(tags["kind"], ())
     if resolved:
-        tags["model"] = str(resolved.get("model", {}).get("_target_", "")).rsplit(".", 1)[-1]
+        resolved = {key: value for key, value in resolved.items() if key not in unread}
+    if resolved and "model" in resolved:
+        tags["model"] = str(resolved["model"].get("_target_", "")).rsplit(".", 1)[-1]
     store.upsert(summary(record, resolved),
                  params=flatten(resolved) if resolved else None,
                  metrics=numbers, tags=tags)

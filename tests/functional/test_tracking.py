@@ -40,10 +40,19 @@ def test_a_sweep_is_listed_sorted_filtered_and_shown(project: Path) -> None:
     config_lines = compared.stdout.split("config (")[1].split("metrics (")[0].strip().splitlines()[1:]
     assert config_lines and all(line.split()[0].startswith("model.") for line in config_lines)
     assert "split.test_size" not in compared.stdout.split("metrics (")[0]
+    latest = run_mlops(project, "show", "latest").stdout.splitlines()[0]
     reproduced = run_mlops(project, "reproduce", "latest")
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     for item in ("metrics", "predictions", "model"):
         assert f"identical  {item}" in reproduced.stdout
+    # neither a reproduction nor a quality run is `latest`, and a quality run has no model
+    assert run_mlops(project, "quality").returncode == 0
+    assert run_mlops(project, "show", "latest").stdout.splitlines()[0] == latest
+    kinds = json.loads(run_mlops(project, "runs", "--format", "json", "--columns",
+                                 "kind,params.model._target_,params.data.dir").stdout)
+    assert sorted(r["kind"] for r in kinds) == ["quality", "reproduction", "run", "run", "run", "run"]
+    (quality,) = [r for r in kinds if r["kind"] == "quality"]
+    assert quality["params.model._target_"] is None and quality["params.data.dir"] is not None
 
 
 def test_reproduce_refuses_when_the_data_changed(project: Path) -> None:

@@ -121,6 +121,30 @@ def test_unique_single_and_compound() -> None:
     assert (r.unexpected, r.denominator) == (0, 4) and r.passed
 
 
+def test_compare_sides_may_be_expressions() -> None:
+    # discount <= amount * 0.5: rows 1 (1 <= 5), 3 (0 <= 4) and 6 (4 <= 2: fails); 2 (6 <= 2.5: fails)
+    r = check(FRAME, check="compare", left="discount", op="<=", right="amount * 0.5")
+    assert (r.unexpected, r.denominator) == (2, 4)
+    assert r.examples == [{"key": 2, "value": [6.0, 2.5]}, {"key": 6, "value": [4.0, 2.0]}]
+    both = check(FRAME, check="compare", left="discount + 1", op="<", right="amount")
+    assert (both.unexpected, both.denominator) == (2, 4)  # 7 < 5 and 5 < 4 fail
+    against_a_number = check(FRAME, check="compare", left="age", op=">=", right="18")
+    assert (against_a_number.unexpected, against_a_number.denominator) == (1, 5)
+
+
+def test_a_compare_side_that_does_not_parse_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"quality.rules.r.right: invalid expression 'amount \* \* 2'"):
+        check(FRAME, check="compare", left="discount", op="<=", right="amount * * 2")
+    with pytest.raises(ConfigError, match="has no column 'amout'; did you mean 'amount'"):
+        check(FRAME, check="compare", left="discount", op="<=", right="amout * 2")
+
+
+def test_a_compare_side_without_operators_is_a_column_as_written() -> None:
+    frame = FRAME.rename(columns={"amount": "total amount"})
+    r = check(frame, check="compare", left="discount", op="<=", right="total amount")
+    assert (r.unexpected, r.denominator) == (1, 4)
+
+
 def test_compare_two_columns_row_by_row() -> None:
     r = check(FRAME, check="compare", left="discount", op="<=", right="amount")
     assert (r.unexpected, r.denominator, r.denominator_kind) == (1, 4, "rows where both are non-null")
