@@ -133,7 +133,7 @@ class Bench:
     def project(self, name: str) -> Path:
         """A fresh project folder: conf/ with small demo data, committed in its own git repository."""
         folder = self.tmp / name
-        shutil.copytree(self.source / "conf", folder / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+        shutil.copytree(self.source / "conf", folder / "conf", ignore=lambda folder, names: ["default.yaml"] if Path(folder).name == "local" else [])
         (folder / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
         (folder / ".gitignore").write_text("outputs/\ndata/\n")
         for args in (("init", "-q"), ("add", "-A"),

@@ -150,7 +150,7 @@ class Bench:
     def project(self, name: str) -> Path:
         """A fresh project folder: a copy of conf/ with small demo data."""
         folder = self.tmp / name
-        shutil.copytree(self.source / "conf", folder / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+        shutil.copytree(self.source / "conf", folder / "conf", ignore=lambda folder, names: ["default.yaml"] if Path(folder).name == "local" else [])
         (folder / "conf" / "local" / "default.yaml").write_text(SMALL_DATA.format(customers=self.customers))
         return folder
 

@@ -11,7 +11,8 @@ Exit statuses (the one table, shared by every command):
 1    an unexpected error: a bug in the engine (the only case with a traceback)
 2    bad input: config, CLI arguments, or data that does not match its schema
 3    the quality gate failed (``failed_quality``)
-4    the requirements gate failed (``failed_requirements``)
+4    the requirements gate failed (``failed_requirements``); ``mlops validate``: the
+     candidate fails the promotion policy against the champion
 5    ``mlops reproduce``: the re-executed run is not identical
 130  interrupted (Ctrl-C / SIGTERM); the run is recorded as ``interrupted``
 ==== ==========================================================================
@@ -80,3 +81,9 @@ class RequirementsGateError(EngineError):
 
     exit_status = EXIT_REQUIREMENTS
     run_status = "failed_requirements"
+
+
+class PromotionGateError(EngineError):
+    """``mlops validate``: the candidate fails a rule of the promotion policy."""
+
+    exit_status = EXIT_REQUIREMENTS

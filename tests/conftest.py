@@ -39,10 +39,15 @@ def compose_config(*overrides: str) -> dict[str, Any]:
     return resolved
 
 
+def without_local(folder: str, names: list[str]) -> list[str]:
+    """``shutil.copytree``'s ignore: this machine's conf/local/default.yaml stays behind."""
+    return ["default.yaml"] if Path(folder).name == "local" else []
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of conf/ in tmp_path, with small demo data: a user's project folder."""
-    shutil.copytree(CONF, tmp_path / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    shutil.copytree(CONF, tmp_path / "conf", ignore=without_local)
     (tmp_path / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
     return tmp_path
 

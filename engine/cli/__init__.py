@@ -36,11 +36,15 @@ commands:
   compare    RUN RUN...: config differences, metric deltas, data fingerprints and code
   reproduce  RUN [--force]: re-execute a run, check code and data first, verify identical results
   registry   register RUN --name N | list | show N[@ALIAS|/V] | promote N/V --alias A | history N
+  validate   [OVERRIDE ...] --against NAME@ALIAS [--candidate RUN] [--promote]: the champion
+             gate: both models on the same rows, conf/promotion/ decides (exit 4: worse)
+  diff       REF [REF2]: the composed config at a git ref against the working tree
   report     RUN|SWEEP_DIR: write a self-contained report.html (plots, metrics by stakeholder,
              value, requirements, provenance) into the run directory or sweep folder
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
-               3 quality gate failed, 4 requirements gate failed,
+               3 quality gate failed, 4 requirements gate failed (validate: the
+               promotion policy failed),
                5 reproduce: results differ, 130 interrupted
 """
 
@@ -48,7 +52,8 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 #: command -> the module of engine.cli that has it, imported when the command runs, so
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
-            "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check"}
+            "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
+            "validate": "validate", "diff": "validate"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,12 +3,11 @@ composed config's features without training (materialize)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from engine.cli.app import hydra_app, lazy_task
 from engine.cli.common import command_parser, project_setting

@@ -29,6 +29,7 @@ from engine.config import targets, validation
 from engine.config.business import BusinessSpec
 from engine.config.features import FeatureSpec
 from engine.config.origin import ConfigOrigin
+from engine.config.promotion import PromotionSpec
 from engine.config.quality import QualitySpec
 
 
@@ -171,6 +172,8 @@ class Plan:
         model: The estimator, its parameters and the preprocessing.
         split: The hold-out split.
         business: The economics, the decision threshold and the requirements.
+        promotion: The champion gate of ``mlops validate`` (no rules when the config
+            has no ``promotion`` group).
         config: The resolved config it was compiled from: what the run records
             (``config.resolved.yaml``, the run cache key, the store's params).
     """
@@ -182,6 +185,7 @@ class Plan:
     model: ModelSpec
     split: SplitSpec
     business: BusinessSpec
+    promotion: PromotionSpec
     config: Mapping[str, Any]
 
 
@@ -207,6 +211,7 @@ def compile(cfg: DictConfig | Mapping[str, Any], where: ConfigOrigin | None = No
     requirements = validation.check_requirements(resolved, where)
     validation.check_economics(resolved["business"], where)
     validation.check_model_params(resolved["model"], where)
+    promotion = validation.check_promotion(resolved, where)
     return Plan(
         settings=RunSettings(name=resolved["name"], seed=resolved["seed"], as_of=as_of, threads=resolved["threads"],
                              cache=bool(resolved.get("cache", False)), report=bool(resolved.get("report", True))),
@@ -216,5 +221,6 @@ def compile(cfg: DictConfig | Mapping[str, Any], where: ConfigOrigin | None = No
         model=ModelSpec.from_config(resolved["model"], resolved["preprocess"]),
         split=SplitSpec.from_config(resolved["split"]),
         business=BusinessSpec.from_config(resolved["business"], requirements),
+        promotion=promotion,
         config=resolved,
     )

@@ -36,6 +36,7 @@ from engine.config.business import Requirement
 from engine.config.business import parse as parse_requirements
 from engine.config.features import AGGREGATIONS, FeatureSpec
 from engine.config.origin import GROUPS, ConfigOrigin
+from engine.config.promotion import PromotionSpec
 from engine.errors import ConfigError
 
 
@@ -133,6 +134,23 @@ def check_features(cfg: Mapping[str, Any], where: ConfigOrigin) -> FeatureSpec:
         return FeatureSpec.from_config(cfg["features"], cfg["data"]["sources"])
     except ConfigError as exc:
         raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
+
+
+def check_promotion(cfg: Mapping[str, Any], where: ConfigOrigin) -> PromotionSpec:
+    """``promotion`` names metrics the gate computes and a valid evaluation cut-off;
+    returns it parsed."""
+    try:
+        spec = PromotionSpec.from_config(cfg.get("promotion"), cfg["seed"])
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
+    if spec.evaluation_as_of is not None:
+        try:
+            pd.Timestamp(spec.evaluation_as_of)
+        except (ValueError, TypeError) as exc:
+            path = "promotion.evaluation.as_of"
+            raise ConfigError(path, f"must be null or an ISO date such as 2026-11-01, got {spec.evaluation_as_of!r}",
+                              where.source_of(path)) from exc
+    return spec
 
 
 def check_requirements(cfg: Mapping[str, Any], where: ConfigOrigin) -> tuple[Requirement, ...]:

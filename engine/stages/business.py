@@ -49,6 +49,12 @@ def value_at(economics: Economics, tp: int, fp: int, fn: int, tn: int) -> dict[s
     return {name: round(float(column[0]), _DECIMALS.get(name, 2)) for name, column in columns.items()}
 
 
+def value_of_rates(economics: Economics, recall: np.ndarray, false_alarm_rate: np.ndarray) -> dict[str, np.ndarray]:
+    """The monthly value columns for arrays of recall and false-alarm rate (e.g. one
+    entry per threshold, or per bootstrap resample)."""
+    return _value(economics, np.asarray(recall, dtype=float), np.asarray(false_alarm_rate, dtype=float))
+
+
 def value_curve(economics: Economics, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, np.ndarray]:
     """Net value at every distinct hold-out score used as the threshold.
 

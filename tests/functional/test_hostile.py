@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONF, SMALL_DATA, run_mlops
+from tests.conftest import CONF, SMALL_DATA, run_mlops, without_local
 
 
 @dataclass(frozen=True)
@@ -448,7 +448,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _make_project(root: Path) -> None:
-    shutil.copytree(CONF, root / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    shutil.copytree(CONF, root / "conf", ignore=without_local)
     (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
 
 

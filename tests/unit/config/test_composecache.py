@@ -16,7 +16,7 @@ from omegaconf import OmegaConf, open_dict
 
 from engine.config import composecache
 from engine.config.composecache import parse_once
-from tests.conftest import CONF
+from tests.conftest import CONF, without_local
 
 JOBS = [
     ["model.C=0.5"],
@@ -29,7 +29,7 @@ JOBS = [
 @pytest.fixture
 def loaders(tmp_path: Path):
     """Hydra's loader and ours over a copy of conf/, with the master config of a sweep."""
-    shutil.copytree(CONF, tmp_path / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    shutil.copytree(CONF, tmp_path / "conf", ignore=without_local)
     with initialize_config_dir(config_dir=str(tmp_path / "conf"), version_base="1.3"):
         hydras = GlobalHydra.instance().config_loader()
         master = hydras.load_configuration("config", [], RunMode.MULTIRUN)
