@@ -1,4 +1,4 @@
-"""engine.report.render: the HTML report of a run and of a sweep, from the files they leave.
+"""engine.report: the HTML report of a run and of a sweep, from the files they leave.
 
 The run directories here are written by hand in the shapes the run stages write
 (the real conf/ composed, synthetic hold-out predictions), so each edge case (a missing
@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from engine import report
 from engine.config.business import STAKEHOLDERS
 from engine.errors import UsageError
-from engine.report import render as report
+from engine.report import run as run_report
 from engine.stages import business
 from tests.conftest import compose_config
 
@@ -308,7 +309,7 @@ def test_a_sweep_without_leaderboard_csv_reads_its_jobs(tmp_path: Path, resolved
 def test_the_value_curve_agrees_with_the_value_in_metrics_json(tmp_path: Path, resolved: dict[str, Any]) -> None:
     run_dir = write_run(tmp_path / "run", resolved)
     money = json.loads((run_dir / "metrics.json").read_text())["business"]
-    curve = report._value_curve(report.RunFiles.load(run_dir))
+    curve = run_report._value_curve(run_report.RunFiles.load(run_dir))
     assert curve is not None
     assert curve.at(0.5) == pytest.approx(money["at_default_threshold"]["net_value_per_month"], abs=0.01)
     best = money["at_best_threshold"]
