@@ -143,7 +143,7 @@ class SweepSummary(Callback):
             if not getattr(self, "sweep_report", True) or getattr(self, "reported_sweep", False):
                 return
             self.reported_sweep = True
-        from engine.report.render import write_sweep_report  # matplotlib: only when a report is written
+        from engine.report import write_sweep_report  # matplotlib: only when a report is written
 
         try:
             log.info("sweep report: %s", write_sweep_report(sweep_dir))

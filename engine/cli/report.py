@@ -20,7 +20,7 @@ One self-contained file: plots embedded as PNG, no script, nothing fetched.
 
 def report_command(args: list[str]) -> int:
     """``mlops report RUN|SWEEP_DIR``: write report.html for a run or a sweep."""
-    from engine.report import render as report
+    from engine.report import is_run_dir, is_sweep_dir, write_run_report, write_sweep_report
     from engine.store import runs
 
     if args[:1] in (["-h"], ["--help"]):
@@ -31,19 +31,19 @@ def report_command(args: list[str]) -> int:
     options = parser.parse_args(args)
     path = Path(options.target)
     if path.is_dir():
-        if report.is_sweep_dir(path):
-            print(report.write_sweep_report(path))
+        if is_sweep_dir(path):
+            print(write_sweep_report(path))
             return 0
-        if report.is_run_dir(path):
-            print(report.write_run_report(path))
+        if is_run_dir(path):
+            print(write_run_report(path))
             return 0
         raise UsageError(f"usage error: {options.target} is neither a run directory (with run.json) nor a sweep "
                          "folder (with summary.json or leaderboard.csv)")
     store = tracking_store(options.tracking_uri)
     row = runs.resolve(store, options.target, runs.all_runs(store))
     run_dir = Path(row["run_dir"] or "")
-    if not row["run_dir"] or not report.is_run_dir(run_dir):
+    if not row["run_dir"] or not is_run_dir(run_dir):
         raise UsageError(f"usage error: run {row['id'][:8]} has no run directory at {row['run_dir']} "
                          "(moved or deleted?); pass the run directory instead")
-    print(report.write_run_report(run_dir))
+    print(write_run_report(run_dir))
     return 0

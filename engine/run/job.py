@@ -154,7 +154,7 @@ def _report(cfg: DictConfig, record: RunRecord, until: str, root: Path) -> None:
     """Write the run's report.html (``report: true``); a report that fails never fails the run."""
     if until != "save" or not OmegaConf.select(cfg, "report", default=True, throw_on_missing=False):
         return
-    from engine.report.render import write_run_report  # matplotlib: imported only when a report is written
+    from engine.report import write_run_report  # matplotlib: imported only when a report is written
 
     try:
         path = write_run_report(record.run_dir)
