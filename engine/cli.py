@@ -27,11 +27,13 @@ from engine import __version__
 if TYPE_CHECKING:
     from engine.tracking import RunStore
 from engine.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, ConfigError, EngineError, UsageError
+from engine.scaffold.command import init_command
 
 USAGE = """\
 usage: mlops <command> [args]
 
 commands:
+  init       DIR --data PATH_OR_URL --target COLUMN: a new project's commented conf/ from its data
   run        compose conf/ with Hydra overrides and run the experiment
              (mlops run --help shows Hydra's options; mlops run -m ... sweeps)
   check      compose conf/ with overrides and validate it, reading no data; --all: every
@@ -64,7 +66,7 @@ def dispatch(argv: list[str]) -> int:
     commands: dict[str, Callable[[list[str]], int]] = {
         "run": run_command, "quality": quality_command, "features": features_command, "runs": runs_command,
         "show": show_command, "compare": compare_command, "reproduce": reproduce_command,
-        "registry": registry_command, "report": report_command, "check": check_command}
+        "registry": registry_command, "report": report_command, "check": check_command, "init": init_command}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
