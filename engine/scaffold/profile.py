@@ -259,7 +259,9 @@ def profile(loaded: Loaded, target: str, positive: str | None = None, key: str |
     profiles = []
     for column in frame.columns:
         name = str(column)
-        observed, converted = _observe(name, frame[column], counts_floats=name == target)
+        # Text read as missing needs the CSV reader's na_values; other readers keep the column as read.
+        observed, converted = _observe(name, frame[column], counts_floats=name == target,
+                                       stray_text=loaded.type == "csv")
         if converted is not None:
             frame[column] = converted
             na_values[name] = list(observed.na_tokens)
@@ -276,7 +278,8 @@ def profile(loaded: Loaded, target: str, positive: str | None = None, key: str |
     return Profile(len(frame), tuple(profiles), binary_target(by_name[target], positive)), loaded
 
 
-def _observe(name: str, column: pd.Series, *, counts_floats: bool = False) -> tuple[ColumnProfile, pd.Series | None]:
+def _observe(name: str, column: pd.Series, *, counts_floats: bool = False,
+             stray_text: bool = True) -> tuple[ColumnProfile, pd.Series | None]:
     """One column's type and statistics; also the column converted, when text is read as missing."""
     rows = len(column)
     dtype = column.dtype
@@ -294,7 +297,7 @@ def _observe(name: str, column: pd.Series, *, counts_floats: bool = False) -> tu
     if len(counts) and all(isinstance(v, bool | np.bool_) for v in values[:3]) and all(
             isinstance(v, bool | np.bool_) for v in values):
         return ColumnProfile(name, "bool", rows, missing, len(counts), _as_counts(counts)), None
-    numbers = _numbers_with_stray_text(counts)
+    numbers = _numbers_with_stray_text(counts) if stray_text else None
     if numbers is not None:
         tokens = numbers
         converted = pd.to_numeric(column.where(~column.isin(tokens)), errors="coerce").astype("float64")
@@ -447,7 +450,7 @@ def binary_target(column: ColumnProfile, positive: str | None) -> Target:
         count = f"{column.distinct:,} values" if column.distinct is not None else "many values"
         raise UsageError(f"usage error: --target {name!r} is {kind}: {count}{shown}; expected two classes "
                          "(the engine does binary classification)")
-    values = list(column.counts)
+    values = sorted(column.counts, key=str)  # messages name them in one order, whatever their counts
     if len(values) < 2:
         got = f"only {_show(values[0])}" if values else "no value"
         raise UsageError(f"usage error: --target {name!r} has {got}; expected two classes")

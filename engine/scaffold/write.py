@@ -79,6 +79,13 @@ def source_name(loaded: Loaded) -> str:
 # --------------------------------------------------------------------------- YAML text
 
 
+def key(text: str) -> str:
+    """A mapping key that OmegaConf reads back as ``text`` (keys are never interpolated)."""
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 def scalar(value: Any) -> str:
     """One YAML scalar that OmegaConf reads back as ``value`` (``${`` is never interpolated)."""
     if value is None:
@@ -104,8 +111,8 @@ def scalar(value: Any) -> str:
 def flow(mapping: Mapping[str, Any]) -> str:
     """A one-line YAML mapping: ``{a: 1, b: [x, y]}``."""
     parts = []
-    for key, value in mapping.items():
-        parts.append(f"{scalar(key)}: {flow_value(value)}")
+    for name, value in mapping.items():
+        parts.append(f"{key(name)}: {flow_value(value)}")
     return "{" + ", ".join(parts) + "}"
 
 
@@ -345,14 +352,14 @@ def _data(project: Project, loaded: Loaded, profile: Profile, source: str) -> st
             lines.append(("      na_values:", "text read as missing in these numeric columns"))
             for column, tokens in loaded.load_args["na_values"].items():
                 count = profile.column(column).missing
-                lines.append((f"        {scalar(column)}: {flow_value(tokens)}",
+                lines.append((f"        {key(column)}: {flow_value(tokens)}",
                               f"{_number(count)} missing with these"))
     lines.append(("    columns:", "the schema: each value must parse as its type when the data is read"))
     for column in profile.columns:
         declared = column.type if not column.missing else {"type": column.type, "nullable": True}
         note = "" if not column.missing else (
             f"missing in {_number(column.missing)} rows ({_share(column.missing, column.rows)})")
-        lines.append((f"      {scalar(column.name)}: {flow_value(declared)}", note))
+        lines.append((f"      {key(column.name)}: {flow_value(declared)}", note))
     header = f"""\
 # Where the data of {project.name} comes from: {loaded.location}, as `mlops init` read it.
 # Each source is read with pandas; `columns` declares every column's type
@@ -511,7 +518,7 @@ def _duration(age: pd.Timedelta) -> str:
 def _features(project: Project, profile: Profile, source: str, target_name: str) -> str:
     target = profile.target
     positive_rows = _positives(profile)
-    key = project.key or ROW_NUMBER
+    entity_key = project.key or ROW_NUMBER
     left_out = [c for c in profile.columns if c.role in ("identifier", "constant", "empty", "date", "timestamp")]
     features = [c for c in profile.columns if c.role == "feature"]
     exclude_lines = ""
@@ -546,7 +553,7 @@ store:
   path: outputs/feature_store   # relative to the project folder
 
 entity:
-{_pad(f"  key: {scalar(key)}", 26)}# {'the key column of data.sources.' + source if project.key else 'each row of ' + source + ' by its number (data.sources.' + source + '.key is null)'}
+{_pad(f"  key: {scalar(entity_key)}", 26)}# {'the key column of data.sources.' + source if project.key else 'each row of ' + source + ' by its number (data.sources.' + source + '.key is null)'}
 {_pad(f"  source: {source}", 26)}# the spine: one row per row of this source
   label_time: null        # a datetime column: each row's own cut-off (capped at as_of)
 
