@@ -446,7 +446,8 @@ def binary_target(column: ColumnProfile, positive: str | None) -> Target:
     name = column.name
     if column.counts is None or column.distinct is None or column.distinct > 2:
         kind = "continuous" if column.type == "float" and column.counts is None else "multi-class"
-        shown = f" ({', '.join(_show(v) for v in list(column.counts)[:5])}, ...)" if column.counts else ""
+        listed = sorted(column.counts, key=str) if column.counts else []
+        shown = f" ({', '.join(_show(v) for v in listed[:5])}{', ...' if len(listed) > 5 else ''})" if listed else ""
         count = f"{column.distinct:,} values" if column.distinct is not None else "many values"
         raise UsageError(f"usage error: --target {name!r} is {kind}: {count}{shown}; expected two classes "
                          "(the engine does binary classification)")

@@ -56,7 +56,7 @@ def test_other_values_need_positive_and_it_must_be_one_of_them() -> None:
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    (["a", "b", "c", "a"], r"is multi-class: 3 values \('a', .*expected two classes"),
+    (["a", "b", "c", "a"], r"is multi-class: 3 values \(.a., .b., .c.\); expected two classes"),
     (list(np.linspace(0, 1, 40)), r"is continuous: 40 values; expected two classes \(the engine does binary classification\)"),
     (["a", "a", None], r"has only 'a'; expected two classes"),
 ])
