@@ -25,6 +25,7 @@ USAGE = """\
 usage: mlops <command> [args]
 
 commands:
+  init       DIR --data PATH_OR_URL --target COLUMN: a new project's commented conf/ from its data
   run        compose conf/ with Hydra overrides and run the experiment
              (mlops run --help shows Hydra's options; mlops run -m ... sweeps)
   check      compose conf/ with overrides and validate it, reading no data; --all: every
@@ -51,7 +52,7 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 
 #: command -> the module of engine.cli that has it, imported when the command runs, so
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
-COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
+COMMANDS = {"init": "init", "run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
             "validate": "validate", "diff": "validate"}
 

@@ -18,9 +18,12 @@ Grammar (lowest precedence first)::
     product := unary (("*" | "/" | "%") unary)*
     unary   := "-" unary | atom
     atom    := NUMBER | DURATION | STRING | "true" | "false" | "null"
-             | NAME | NAME "(" [expr ("," expr)*] ")" | "(" expr ")"
+             | NAME | QUOTED | NAME "(" [expr ("," expr)*] ")" | "(" expr ")"
 
 ``DURATION`` is a number with a unit: ``30d``, ``12h``, ``15m``, ``10s``, ``2w``.
+``QUOTED`` is a column name in backticks, for names that are not identifiers:
+``` `Churn Label` == 'Yes' ```, ``` `total.charges` / tenure ``` (as ``DataFrame.query``
+writes them). It is only ever a column, never a keyword or a function.
 
 Semantics that differ from Python on purpose:
 
@@ -106,6 +109,7 @@ _TOKEN = re.compile(
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<string>'[^'\\]*'|"[^"\\]*")
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<quoted>`[^`]+`)
   | (?P<op><=|>=|==|!=|[-+*/%<>(),])
     """,
     re.VERBOSE,
@@ -240,6 +244,11 @@ class _Parser:
             return Literal(token.kind == "true")
         if token.kind == "null":
             return Literal(None)
+        if token.kind == "quoted":
+            name = token.text[1:-1]
+            if name.startswith("__"):
+                raise ExpressionError(f"name {name!r} at position {token.pos} is not allowed")
+            return Name(name)
         if token.kind == "name":
             if token.text.startswith("__"):
                 raise ExpressionError(f"name {token.text!r} at position {token.pos} is not allowed")

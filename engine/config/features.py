@@ -6,8 +6,9 @@ stages read the same objects to execute it, so a config is parsed one way, and o
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,11 @@ AGGREGATIONS: dict[str, Aggregation] = {
 }
 
 
+def is_selector(value: Any) -> bool:
+    """Whether an ``attributes`` entry selects many columns (``{from: loans, columns: all}``)."""
+    return isinstance(value, Mapping) and "columns" in value
+
+
 def attribute_ref(value: str | Mapping[str, Any]) -> tuple[str, str, str | None]:
     """``crm.segment`` or ``{from: crm.segment, ttl: 90d}`` as (source, column, ttl)."""
     if isinstance(value, str):
@@ -73,11 +79,40 @@ class Attribute:
         source: The source it is read from.
         column: The column of that source.
         ttl: No value older than this (parsed ``ttl``); None: any age.
+        selector: The selector (``features.attributes.<selector>``) that took it, or None
+            when it is declared on its own.
     """
 
     source: str
     column: str
     ttl: pd.Timedelta | None = None
+    selector: str | None = None
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Many columns of one source joined as attributes at once, each under its own name.
+
+    Declared as an ``attributes`` entry whose value has ``columns``::
+
+        attributes:
+          loan_columns: {from: loans, columns: all, exclude: [loan_id, issued_on]}
+
+    The columns are known only once the source is read, so :meth:`FeatureSpec.select`
+    expands the selector into one :class:`Attribute` per column then. A selector never
+    takes the entity key, the entity's label time, a column the target reads (that
+    would leak the label), or a name declared elsewhere in ``features``: those are
+    skipped without a word, so ``columns: all`` means "every other column".
+
+    Args:
+        source: The source whose columns are taken.
+        columns: The columns, in order; None: all of them, in the source's order.
+        exclude: Columns left out.
+    """
+
+    source: str
+    columns: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +165,8 @@ class FeatureSpec:
         label_time: The spine's column of each row's own cut-off, or None.
         population: The population expression as written, or None (every spine row).
         attributes: Attribute feature name -> what it joins.
+        selectors: Selector name -> the columns it joins, expanded into ``attributes``
+            by :meth:`select` once the sources are read (then empty).
         groups: Group name -> its aggregations.
         derived: Derived feature name -> its expression as written.
         target: The target's column name.
@@ -147,6 +184,7 @@ class FeatureSpec:
     label_time: str | None = None
     population: str | None = None
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    selectors: Mapping[str, Selector] = field(default_factory=dict)
     groups: Mapping[str, FeatureGroup] = field(default_factory=dict)
     derived: Mapping[str, str] = field(default_factory=dict)
     target: str = ""
@@ -195,7 +233,13 @@ class FeatureSpec:
             _check_sources(features_cfg, sources)
         entity = features_cfg["entity"]
         attributes = {}
+        selectors = {}
         for name, ref in (features_cfg.get("attributes") or {}).items():
+            if is_selector(ref):
+                columns = ref["columns"]
+                selectors[name] = Selector(ref["from"], None if columns == "all" else tuple(columns),
+                                           tuple(ref.get("exclude") or ()))
+                continue
             source, column, _ = attribute_ref(ref)
             attributes[name] = Attribute(source, column, durations.get(f"features.attributes.{name}.ttl"))
         groups = {}
@@ -207,13 +251,65 @@ class FeatureSpec:
             groups[group] = FeatureGroup(spec["source"], aggregations, spec.get("version"),
                                          {"source": spec["source"], "aggregations": spec["aggregations"]})
         return cls(
-            expressions=parsed, derived_order=tuple(order), features=tuple(names), used=_used(features_cfg, names),
+            expressions=parsed, derived_order=tuple(order), features=tuple(names),
+            used=_used(features_cfg, names, deferred=bool(selectors)),
             key=entity["key"], entity_source=entity["source"], label_time=entity.get("label_time"),
-            population=features_cfg.get("population") or None, attributes=attributes, groups=groups,
+            population=features_cfg.get("population") or None, attributes=attributes, selectors=selectors,
+            groups=groups,
             derived=dict(features_cfg.get("derived") or {}), target=features_cfg["target"]["name"],
             target_expr=features_cfg["target"]["expr"], store=(features_cfg.get("store") or {}).get("path"),
             declared=features_cfg,
         )
+
+    def select(self, columns_of: Mapping[str, Sequence[Any]]) -> FeatureSpec:
+        """This spec with every selector expanded into one attribute per selected column.
+
+        Attributes keep the order of their declarations, a selector's columns the order
+        of its list (or of the source). ``features`` and ``used`` are worked out again,
+        and a name in ``features.use`` that is still unknown is an error now.
+
+        Args:
+            columns_of: Source name -> its columns, as read.
+
+        Raises:
+            ConfigError: A selector's source is not loaded, or it names (in ``columns``
+                or ``exclude``) a column the source does not have.
+        """
+        if not self.selectors:
+            return self
+        declared = self.declared.get("attributes") or {}
+        target_reads = expr.names(self.expressions["features.target.expr"]) - CUT_OFFS
+        taken = {self.key, self.target, *self.attributes, *self.derived} | ({self.label_time} - {None})
+        taken |= {name for group in self.groups.values() for name in group.aggregations}
+        attributes: dict[str, Attribute] = {}
+        selected: dict[str, list[str]] = {}
+        for name in declared:
+            if name in self.attributes:
+                attributes[name] = self.attributes[name]
+                continue
+            selector = self.selectors[name]
+            path = f"features.attributes.{name}"
+            if selector.source not in columns_of:
+                raise ConfigError(f"{path}.from", f"unknown source {selector.source!r}; expected one of: "
+                                  f"{', '.join(columns_of)}")
+            present = [str(c) for c in columns_of[selector.source]]
+            for key, listed in (("columns", selector.columns or ()), ("exclude", selector.exclude)):
+                for i, column in enumerate(listed):
+                    if column not in present:
+                        close = difflib.get_close_matches(column, present, n=1)
+                        hint = f"did you mean {close[0]!r}? " if close else ""
+                        raise ConfigError(f"{path}.{key}.{i}", f"source {selector.source!r} has no column "
+                                          f"{column!r}; {hint}expected one of its columns")
+            skipped = set(selector.exclude) | taken
+            if selector.source == self.entity_source:
+                skipped |= target_reads  # the label's own columns: leakage
+            selected[name] = [c for c in dict.fromkeys(selector.columns or present)
+                              if c not in skipped and c not in attributes]
+            attributes.update((column, Attribute(selector.source, column, selector=name)) for column in selected[name])
+        groups = {group: list(spec.aggregations) for group, spec in self.groups.items()}
+        names = [*attributes, *(n for names in groups.values() for n in names), *self.derived]
+        used = _used(self.declared, names, groups={**groups, **selected})
+        return dataclasses.replace(self, attributes=attributes, selectors={}, features=tuple(names), used=used)
 
     def lineage(self, timestamps: Mapping[str, str | None] | None = None) -> dict[str, frozenset[str]]:
         """The source columns each column of the feature table is computed from, as ``source.column``.
@@ -250,25 +346,37 @@ class FeatureSpec:
         return out
 
 
-def _used(features_cfg: Mapping[str, Any], names: list[str]) -> tuple[str, ...]:
-    """Expand ``features.use`` (group names and feature names) to feature names, in table order."""
+def _used(features_cfg: Mapping[str, Any], names: list[str], *, deferred: bool = False,
+          groups: Mapping[str, list[str]] | None = None) -> tuple[str, ...]:
+    """Expand ``features.use`` (group names and feature names) to feature names, in table order.
+
+    Args:
+        features_cfg: The ``features`` group as declared.
+        names: Every feature name, in table order.
+        deferred: Selectors are not expanded yet: a name not known now may be one of
+            their columns, checked again by :meth:`FeatureSpec.select`.
+        groups: Group (or selector) name -> its feature names; default: the groups.
+    """
     use = features_cfg.get("use")
     if use is None:
         return tuple(names)
-    groups = {group: list(spec["aggregations"]) for group, spec in (features_cfg.get("groups") or {}).items()}
+    if groups is None:
+        groups = {group: list(spec["aggregations"]) for group, spec in (features_cfg.get("groups") or {}).items()}
     chosen: set[str] = set()
     for i, name in enumerate(use):
         if name in groups:
             chosen.update(groups[name])
         elif name in names:
             chosen.add(name)
+        elif deferred:
+            continue
         else:
             choices = [*groups, *names]
             close = difflib.get_close_matches(name, choices, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(f"features.use.{i}", f"unknown feature or group {name!r}; {hint}expected one of: "
                               f"{', '.join(choices)}")
-    if not chosen:
+    if not chosen and not deferred:
         raise ConfigError("features.use", "must name at least one feature or group, got an empty list")
     return tuple(n for n in names if n in chosen)
 
@@ -281,7 +389,8 @@ def _check_names(features_cfg: Mapping[str, Any]) -> list[str]:
         features_cfg["target"]["name"]: "features.target.name",
     }
     names = []
-    declared = [(f"features.attributes.{n}", n) for n in features_cfg.get("attributes") or {}]
+    declared = [(f"features.attributes.{n}", n) for n, ref in (features_cfg.get("attributes") or {}).items()
+                if not is_selector(ref)]
     for group, spec in (features_cfg.get("groups") or {}).items():
         declared += [(f"features.groups.{group}.aggregations.{n}", n) for n in spec["aggregations"]]
     declared += [(f"{DERIVED}{n}", n) for n in features_cfg.get("derived") or {}]
@@ -301,7 +410,7 @@ def _check_durations(features_cfg: Mapping[str, Any]) -> dict[str, pd.Timedelta]
         Config path -> the parsed duration, for each ttl and window declared.
     """
     found = [(f"features.attributes.{name}.ttl", attribute_ref(ref)[2])
-             for name, ref in (features_cfg.get("attributes") or {}).items()]
+             for name, ref in (features_cfg.get("attributes") or {}).items() if not is_selector(ref)]
     for group, spec in (features_cfg.get("groups") or {}).items():
         found += [(f"features.groups.{group}.aggregations.{name}.window", agg.get("window"))
                   for name, agg in spec["aggregations"].items()]
@@ -325,6 +434,8 @@ def _check_leakage(features_cfg: Mapping[str, Any], parsed: Mapping[str, expr.No
                 raise ConfigError(path, f"reads {leaked[0]!r}, which the target reads: that leaks the label "
                                   "into the features; expected columns known at as_of")
     for name, ref in (features_cfg.get("attributes") or {}).items():
+        if is_selector(ref):
+            continue  # a selector skips the target's columns itself
         source, column, _ = attribute_ref(ref)
         if column in label_columns and source == features_cfg["entity"]["source"]:
             raise ConfigError(f"features.attributes.{name}", f"'{source}.{column}' is read by the target: that "
@@ -341,6 +452,9 @@ def _check_sources(features_cfg: Mapping[str, Any], sources: Mapping[str, Mappin
 
     require("features.entity.source", features_cfg["entity"]["source"])
     for name, ref in (features_cfg.get("attributes") or {}).items():
+        if is_selector(ref):
+            require(f"features.attributes.{name}.from", ref["from"])
+            continue
         source, _, ttl = attribute_ref(ref)
         declared = require(f"features.attributes.{name}", source)
         if ttl and not declared.get("timestamp"):

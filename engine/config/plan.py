@@ -50,7 +50,7 @@ class SourceSpec:
 
     name: str
     type: str
-    key: str
+    key: str | None
     timestamp: str | None = None
     load_args: Mapping[str, Any] = field(default_factory=dict)
     location: str = ""
@@ -62,7 +62,9 @@ class SourceSpec:
             f"demo generator ({source_cfg['table']})" if source_cfg.get("table") else source_cfg["type"])
         return cls(name=name, type=source_cfg["type"], key=source_cfg["key"], timestamp=source_cfg.get("timestamp"),
                    load_args=source_cfg.get("load_args") or {}, location=str(location),
-                   options={k: v for k, v in source_cfg.items() if k != "type"})
+                   options={k: v for k, v in source_cfg.items() if k not in ("type", "columns", "encoding")} | (
+                       {"load_args": {**(source_cfg.get("load_args") or {}), "encoding": source_cfg["encoding"]}}
+                       if source_cfg.get("encoding") else {}))
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,26 @@ import yaml
 
 from engine.config.business import DESCRIPTIONS, STAKEHOLDERS
 from engine.errors import UsageError
-from engine.report.html import (REPORT_FILE, Markup, badge, codes, escape, fmt, fmt_duration, fmt_metric, fmt_money,
-                                fmt_when, headline_cards, kv_table, page, score_bar, short_hash, short_target, table,
-                                write_page)
+from engine.report.html import (
+    REPORT_FILE,
+    Markup,
+    badge,
+    codes,
+    escape,
+    fmt,
+    fmt_duration,
+    fmt_metric,
+    fmt_money,
+    fmt_when,
+    headline_cards,
+    kv_table,
+    page,
+    score_bar,
+    short_hash,
+    short_target,
+    table,
+    write_page,
+)
 from engine.report.plot import AMBER, BLUE, GRAY, GREEN, RED, Image, embed, plot
 from engine.stages import business
 

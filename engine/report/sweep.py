@@ -16,8 +16,19 @@ from typing import Any
 import numpy as np
 
 from engine.errors import UsageError
-from engine.report.html import (REPORT_FILE, Markup, badge, escape, fmt, fmt_duration, fmt_metric, headline_cards, page,
-                                table, write_page)
+from engine.report.html import (
+    REPORT_FILE,
+    Markup,
+    badge,
+    escape,
+    fmt,
+    fmt_duration,
+    fmt_metric,
+    headline_cards,
+    page,
+    table,
+    write_page,
+)
 from engine.report.plot import AMBER, BLUE, RED, Image, embed, plot
 from engine.report.run import RunFiles, hydra_overrides, is_run_dir, read_json, run_body, run_header
 

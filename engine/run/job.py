@@ -315,9 +315,10 @@ def _compliance(plan: Plan, table: features.FeatureTable, record: RunRecord,
         return []
     source_columns = {name: source["columns"] for name, source in record.data["data"].items()}
     with record.stage("compliance") as stage:
+        spec = table.spec or plan.features  # its selectors expanded: every selected column has a lineage
         verdicts, warnings = business.check_compliance(
-            requirements, plan.features.lineage(plan.data.timestamps()),
-            table_columns=[table.key, *plan.features.features, table.target],
+            requirements, spec.lineage(plan.data.timestamps()),
+            table_columns=[table.key, *spec.features, table.target],
             model_columns=list(table.features), source_columns=source_columns)
         for warning in warnings:
             log.warning(warning)

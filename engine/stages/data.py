@@ -7,6 +7,7 @@ one class with ``@register("name")``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import sqlite3
@@ -49,7 +50,7 @@ class Source:
         description: For people; not used by the engine.
     """
 
-    key: str
+    key: str | None
     timestamp: str | None = None
     load_args: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -251,6 +252,9 @@ def load(spec: DataSpec, root: Path) -> dict[str, Table]:
                 close()  # a TextFileReader holds the file open
             raise DataError(f"data error at {where}: the reader returned a {type(frame).__name__}, expected one "
                             f"DataFrame; check data.sources.{name}.load_args ({', '.join(source.load_args) or 'none'})")
+        if source.key is None:  # TEMP until data-14 merges: a keyless source's key is its row number
+            frame.insert(0, "row_number", range(1, len(frame) + 1))
+            source = dataclasses.replace(source, key="row_number")
         frame = _check_columns(frame, source, where)
         tables[name] = Table(name, frame, source, fingerprint(frame))
         log.info("loaded %s: %d rows x %d columns", name, len(frame), frame.shape[1])

@@ -49,6 +49,8 @@ class FeatureTable:
     target: str
     #: One record per feature group table: group, key, status (built or reused), rows.
     tables: tuple[dict[str, Any], ...] = ()
+    #: The spec it was built from, its selectors expanded (lineage reads every column).
+    spec: FeatureSpec | None = None
 
     @property
     def X(self) -> pd.DataFrame:  # noqa: N802 - scikit-learn's name
@@ -93,6 +95,9 @@ def build(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
 
 def _build_stored(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
                   store: FeatureStore | None) -> FeatureTable:
+    # Selectors take their columns from the data as read; the store key hashes the
+    # declaration and the sources' fingerprints (which cover the column names).
+    spec = spec.select({name: list(table.frame.columns) for name, table in tables.items()})
     full_key = _features_key(spec, tables, as_of)
     cached = store.get(full_key) if store is not None else None
     if cached is not None:
@@ -102,7 +107,7 @@ def _build_stored(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Time
         log.info("feature table features reused (key %s, %d rows): no feature was computed", full_key[:12],
                  len(cached))
         _require_values(cached, spec)
-        return FeatureTable(cached, spec.key, spec.used, spec.target, tuple(records))
+        return FeatureTable(cached, spec.key, spec.used, spec.target, tuple(records), spec)
     table = _build(spec, tables, as_of, store)
     _require_values(table.frame, spec)
     if store is not None:
@@ -111,7 +116,7 @@ def _build_stored(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Time
                                                 "code": FEATURE_CODE_VERSION})
     record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame)}
     log.info("feature table features built (key %s, %d rows)", full_key[:12], len(table.frame))
-    return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record))
+    return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record), spec)
 
 
 def _require_values(frame: pd.DataFrame, spec: FeatureSpec) -> None:
@@ -140,7 +145,8 @@ def _require_values(frame: pd.DataFrame, spec: FeatureSpec) -> None:
 def _declared_at(spec: FeatureSpec, name: str) -> str:
     """The config path of an attribute or aggregation feature."""
     if name in spec.attributes:
-        return f"features.attributes.{name}"
+        selector = spec.attributes[name].selector
+        return f"features.attributes.{selector}.exclude" if selector else f"features.attributes.{name}"
     for group_name, group in spec.groups.items():
         if name in group.aggregations:
             return f"features.groups.{group_name}.aggregations.{name}"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import run_mlops
 
-COMMANDS = [["run"], ["quality"], ["check"], ["features"], ["features", "list"], ["features", "show"],
+COMMANDS = [["init"], ["init", "somewhere"], ["validate"], ["diff"], ["run"], ["quality"], ["check"], ["features"], ["features", "list"], ["features", "show"],
             ["features", "gc"], ["features", "materialize"], ["runs"], ["runs", "reindex"],
             ["runs", "sync-mlflow"], ["show"], ["compare"], ["reproduce"], ["registry"],
             ["registry", "register"], ["registry", "show"], ["registry", "promote"], ["report"]]

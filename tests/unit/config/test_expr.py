@@ -189,3 +189,12 @@ def test_integers_beyond_64_bits_become_floats() -> None:
     assert ev("2 * 3") == 6 and isinstance(ev("2 * 3"), int)
     with pytest.raises(expr.ExpressionError, match="expected a value"):
         expr.parse("10 ** 10 ** 10")  # no power operator at all
+
+
+def test_backticks_quote_a_column_name_that_is_not_an_identifier() -> None:
+    frame = pd.DataFrame({"Churn Label": ["Yes", "No"], "total.charges": [10.0, 4.0], "and": [1, 2]})
+    node = expr.parse("`Churn Label` == 'Yes' or `total.charges` / `and` < 3")
+    assert expr.names(node) == {"Churn Label", "total.charges", "and"}
+    assert expr.evaluate(node, frame).tolist() == [True, True]
+    with pytest.raises(expr.ExpressionError, match="not allowed"):
+        expr.parse("`__class__`")

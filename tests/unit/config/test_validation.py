@@ -162,3 +162,20 @@ def test_business_inputs_that_contradict_each_other(overrides: list[str], path: 
 
 def test_business_inputs_at_their_bounds_are_valid() -> None:
     validate(compose_config("business.churners_per_month=100000", "business.discounted_price=10"))
+
+
+@pytest.mark.parametrize(("selector", "message"), [
+    ("{from:customers,columns:all,exclude:[age]}", None),
+    ("{from:customers,columns:[plan,age]}", None),
+    ("{from:customers,columns:some}", r"features\.attributes\.everything\.columns: must be 'all' or a non-empty list"),
+    ("{from:customers.plan,columns:all}", r"features\.attributes\.everything\.from: must be a source name"),
+    ("{from:customers,columns:all,ttl:3d}", r"features\.attributes\.everything\.ttl: unknown key"),
+    ("{from:nowhere,columns:all}", r"features\.attributes\.everything\.from.*unknown source 'nowhere'"),
+])
+def test_an_attribute_selector_is_checked_like_any_key(selector: str, message: str | None) -> None:
+    cfg = compose_config(f"+features.attributes.everything={selector}")
+    if message is None:
+        validate(cfg)
+    else:
+        with pytest.raises(ConfigError, match=message):
+            validate(cfg)

@@ -347,3 +347,71 @@ def test_durations_out_of_range_are_config_errors_before_any_data(key: str, valu
         cfg["attributes"] = {"plan": {"from": "customers.plan", "ttl": value}}
     with pytest.raises(ConfigError, match=rf"^config error at {path}: expected a duration of at most 36525d"):
         FeatureSpec.from_config(cfg)
+
+
+# ------------------------------------------------------------------ attribute selectors
+
+SELECTED = pd.DataFrame({
+    "customer_id": [1, 2, 3],
+    "plan": ["monthly", "annual", "monthly"],
+    "monthly charges": [10.0, 12.5, 9.0],     # not an identifier: a selector takes it as is
+    "région": ["nord", "sud", "nord"],
+    "free_text": ["a", "b", "c"],
+    "left": ["Yes", "No", "No"],
+})
+
+
+def selector_config(**selector: Any) -> dict[str, Any]:
+    return {
+        "entity": {"key": "customer_id", "source": "customers"},
+        "attributes": {"customer_columns": {"from": "customers", "columns": "all", **selector}},
+        "target": {"name": "churned", "expr": "left == 'Yes'"},
+    }
+
+
+def selected(cfg: dict[str, Any]) -> features.FeatureTable:
+    return features.build(spec(cfg), {"customers": data.Table("customers", SELECTED,
+                                                              data.CsvSource(key="customer_id"), "x")}, AS_OF)
+
+
+def test_a_selector_takes_every_column_but_the_key_the_target_and_the_excluded() -> None:
+    table = selected(selector_config(exclude=["free_text"]))
+    assert table.features == ("plan", "monthly charges", "région")
+    assert list(table.frame.columns) == ["customer_id", "plan", "monthly charges", "région", "churned"]
+    assert table.frame["churned"].tolist() == [1, 0, 0]
+    assert table.spec is not None and table.spec.attributes["région"].selector == "customer_columns"
+    # lineage (compliance reads it) knows every selected column
+    assert table.spec.lineage()["monthly charges"] == frozenset({"customers.monthly charges"})
+
+
+def test_a_selector_with_a_list_keeps_its_order_and_explicit_features_win() -> None:
+    cfg = selector_config(columns=["région", "plan"])
+    cfg["attributes"] = {"plan": "customers.free_text", **cfg["attributes"]}
+    table = selected(cfg)
+    assert table.features == ("plan", "région")
+    assert table.frame["plan"].tolist() == ["a", "b", "c"]  # the explicit attribute, not the selector's column
+
+
+def test_features_use_names_a_selector_or_its_columns() -> None:
+    assert selected({**selector_config(), "use": ["customer_columns"]}).features == (
+        "plan", "monthly charges", "région", "free_text")
+    assert selected({**selector_config(), "use": ["région"]}).features == ("région",)
+    with pytest.raises(ConfigError, match=r"features\.use\.0.*unknown feature or group 'regio'"):
+        selected({**selector_config(), "use": ["regio"]})
+
+
+@pytest.mark.parametrize(("selector", "path"), [
+    ({"exclude": ["free_txt"]}, r"features\.attributes\.customer_columns\.exclude\.0.*did you mean 'free_text'"),
+    ({"columns": ["plan", "nope"]}, r"features\.attributes\.customer_columns\.columns\.1.*no column 'nope'"),
+])
+def test_a_selector_naming_a_missing_column_is_one_config_error(selector: dict[str, Any], path: str) -> None:
+    with pytest.raises(ConfigError, match=path):
+        selected(selector_config(**selector))
+
+
+def test_a_selected_column_missing_on_every_row_points_at_the_selectors_exclude() -> None:
+    frame = SELECTED.assign(empty=np.nan)
+    with pytest.raises(DataError, match=r"features\.attributes\.customer_columns\.exclude: feature 'empty'"):
+        features.build(spec(selector_config()), {"customers": data.Table("customers", frame,
+                                                                         data.CsvSource(key="customer_id"), "x")},
+                       AS_OF)
