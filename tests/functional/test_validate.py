@@ -27,7 +27,9 @@ def repo(project: Path) -> Path:
     """The project as a git repository whose main branch is also `origin/main`."""
     # a one-feature model may rank worse than the project's floor: the gate is what is tested
     local = project / "conf" / "local" / "default.yaml"
-    local.write_text(local.read_text() + "business:\n  requirements:\n    min_roc_auc: 0.3\n")
+    # and the machine running the tests is shared: the latency budget is tested on its own
+    local.write_text(local.read_text() + "business:\n  requirements:\n    min_roc_auc: 0.3\n"
+                     "promotion:\n  latency:\n    p99_ms: 60000\n")
     (project / ".gitignore").write_text("/outputs/\n/data/\n")
     git(project, "init", "-q", "-b", "main")
     git(project, "add", ".")
@@ -99,6 +101,10 @@ def test_the_ci_example_passes_a_better_change_and_fails_a_worse_one(repo: Path)
 
 @pytest.mark.slow
 def test_a_champion_whose_inputs_the_evaluation_rows_lack_is_refused(repo: Path) -> None:
+    slow = run_mlops(repo, "validate", "promotion.latency.p99_ms=0.001", "--against", "churn@champion", "--promote")
+    assert slow.returncode == 4  # the budget applies with no champion yet, and nothing is promoted
+    assert slow.stderr.startswith("mlops: validation failed: latency: p99 single-row ")
+    assert not (repo / "outputs" / "registry" / "churn.json").exists()
     wide = run_mlops(repo, "validate", "+features.derived.orders_twice=n_orders * 2", "--against",
                      "churn@champion", "--promote")
     assert wide.returncode == 0, wide.stderr
