@@ -396,7 +396,7 @@ def _quality(project: Project, profile: Profile, source: str, as_of: pd.Timestam
     out = [f"""\
 # Data-quality rules for {project.name}, proposed by `mlops init` from what it observed in
 # {_number(profile.rows)} rows: each passes on that data, and its comment says what was seen.
-# Tighten them to what the data MUST be. Each rule is a check from engine/rules.py plus its keys:
+# Tighten them to what the data MUST be. Each rule is a check from engine/config/quality.py plus its keys:
 #   dimension: accuracy | completeness | consistency | timeliness
 #   severity:  error (a failure stops the run before features: the quality gate) | warn (recorded, shown)
 #   mostly:    share of rows that must pass, in [0, 1] (row-level checks; default 1.0)

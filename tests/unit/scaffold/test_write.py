@@ -13,11 +13,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from engine import plan as planning
 from engine.cli.init import init_command
+from engine.config import plan as planning
+from engine.config.validation import resolve
 from engine.scaffold import write
 from engine.stages import data, quality
-from engine.validation import resolve
 from tests.datasets import customers
 
 
