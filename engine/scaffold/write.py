@@ -171,8 +171,40 @@ def project_files(project: Project, loaded: Loaded, profile: Profile) -> dict[st
         "conf/split/holdout.yaml": _HOLDOUT,
         f"conf/business/{name}.yaml": _business(project, profile),
         f"conf/experiment/{name}.yaml": _experiment(project, profile),
+        "conf/promotion/default.yaml": _PROMOTION,
         "conf/local/.gitkeep": "",
     }
+
+
+_PROMOTION = """\
+# The champion gate: what a candidate must show against the model in production before
+# `mlops validate --against NAME@champion --promote` moves the alias to it. Both models
+# are scored on the same evaluation rows; every change is an improvement (candidate minus
+# champion; for log_loss and brier, champion minus candidate). Add net_value_per_month
+# once conf/business/ holds your real numbers.
+description: No worse than the champion on ranking and calibration; requirements met
+
+metrics:                      # metric -> the smallest change allowed
+  roc_auc: {min_change: -0.002}               # no worse by more than 0.002
+  log_loss: {min_relative_change: -0.05}      # no more than 5% worse than the champion's
+
+decide_on: estimate           # estimate: the observed difference must meet each rule;
+                              # lower_bound: the bootstrap interval's lower end must
+
+requirements_must_pass: true  # the candidate's business requirements (requirements.json)
+
+latency:
+  p99_ms: 100                 # p99 of single-row predict_proba on the candidate, in ms
+  rows: 200                   # single rows timed (null: no latency check)
+
+evaluation:
+  as_of: null                 # null: the candidate's hold-out; a date: every row at that cut-off
+
+bootstrap:
+  resamples: 1000             # paired resamples of the evaluation rows
+  confidence: 0.95            # the difference intervals' coverage
+  seed: ${seed}               # the same resamples every time for the same seed
+"""
 
 
 def _cut_off(project: Project, loaded: Loaded) -> tuple[pd.Timestamp, pd.Timestamp | None]:
@@ -249,6 +281,7 @@ defaults:
   - model: logistic        # model=random_forest | hist_gradient_boosting
   - split: holdout         # how rows are held out for evaluation
 {pad(f"  - business: {name}", 27)}# what a model is worth: PLACEHOLDER numbers to replace
+  - promotion: default     # the champion gate of mlops validate --against NAME@champion
   - experiment: null       # experiment={name}: compare the models
   - optional local: default  # conf/local/default.yaml: machine-specific, git-ignored
 

@@ -132,7 +132,7 @@ def test_nothing_of_the_churn_demo_leaks_in(tmp_path: Path) -> None:
     names = sorted(p.relative_to(conf).as_posix() for p in conf.rglob("*") if p.is_file())
     assert names == ["business/shop.yaml", "config.yaml", "data/shop.yaml", "experiment/shop.yaml",
                      "features/shop.yaml", "local/.gitkeep", "model/hist_gradient_boosting.yaml",
-                     "model/logistic.yaml", "model/random_forest.yaml", "quality/none.yaml", "quality/shop.yaml",
+                     "model/logistic.yaml", "model/random_forest.yaml", "promotion/default.yaml", "quality/none.yaml", "quality/shop.yaml",
                      "split/holdout.yaml"]
     plan = compiled(tmp_path / "shop")
     assert plan.business.requirements == () or all(r.value is None for r in plan.business.requirements)
