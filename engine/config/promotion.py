@@ -58,7 +58,8 @@ class PromotionSpec:
             ``lower_bound``: the lower end of its bootstrap interval must.
         requirements_must_pass: The candidate's business requirements must all pass.
         latency_p99_ms: The p99 single-row latency budget of the candidate (None: none).
-        latency_rows: How many single rows are timed.
+        latency_rows: How many single rows are timed, at most.
+        latency_max_seconds: No more rows are timed after this long.
         evaluation_as_of: None: the candidate's hold-out rows; a date: every row of the
             population at that cut-off.
         resamples: Paired bootstrap resamples (0: no intervals).
@@ -71,6 +72,7 @@ class PromotionSpec:
     requirements_must_pass: bool = True
     latency_p99_ms: float | None = None
     latency_rows: int = 200
+    latency_max_seconds: float = 3.0
     evaluation_as_of: str | None = None
     resamples: int = 1000
     confidence: float = 0.95
@@ -101,6 +103,7 @@ class PromotionSpec:
             latency_p99_ms=latency.get("p99_ms") if latency.get("rows") is not None or "rows" not in latency
             else None,
             latency_rows=int(latency.get("rows") or 200),
+            latency_max_seconds=float(latency.get("max_seconds", 3.0)),
             evaluation_as_of=None if as_of is None else str(as_of),
             resamples=int(bootstrap.get("resamples", 1000)),
             confidence=float(bootstrap.get("confidence", 0.95)),

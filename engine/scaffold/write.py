@@ -195,7 +195,8 @@ requirements_must_pass: true  # the candidate's business requirements (requireme
 
 latency:
   p99_ms: 100                 # p99 of single-row predict_proba on the candidate, in ms
-  rows: 200                   # single rows timed (null: no latency check)
+  rows: 200                   # single rows timed at most (null: no latency check)
+  max_seconds: 3              # ... and none after this long: a slow model shows it early
 
 evaluation:
   as_of: null                 # null: the candidate's hold-out; a date: every row at that cut-off
