@@ -94,7 +94,7 @@ def test_a_timestamp_column_that_holds_no_dates(tmp_path: Path) -> None:
 
 def test_a_corrupt_parquet_file(tmp_path: Path) -> None:
     (tmp_path / "orders.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(DataError, match="cannot read it"):
+    with pytest.raises(DataError, match="not Parquet: it holds text, as a CSV file does"):
         data.load(config(o={"type": "parquet", "path": "orders.parquet", "key": "order_id"}), tmp_path)
 
 
