@@ -162,3 +162,38 @@ def test_business_inputs_that_contradict_each_other(overrides: list[str], path: 
 
 def test_business_inputs_at_their_bounds_are_valid() -> None:
     validate(compose_config("business.churners_per_month=100000", "business.discounted_price=10"))
+
+
+@pytest.mark.parametrize("overrides, path, words", [
+    (["+data.sources.customers.columns={age: integer}"], "data.sources.customers.columns.age",
+     "must be one of: int, float, bool, str, string, category, datetime, got 'integer'"),
+    (["+data.sources.customers.columns={age: {type: integer}}"], "data.sources.customers.columns.age.type",
+     "must be one of: int, float, bool, str, string, category, datetime, got 'integer'"),
+    (["+data.sources.customers.columns={age: {type: int, nulable: true}}"],
+     "data.sources.customers.columns.age.nulable", "unknown key; did you mean 'nullable'?"),
+    (["+data.sources.customers.columns={age: 5}"], "data.sources.customers.columns.age",
+     "must be a type (int, float, bool, str, string, category, datetime) or a mapping"),
+    (["+data.sources.customers.columns={age: {type: int, format: '%Y'}}"],
+     "data.sources.customers.columns.age.format", "a format belongs to a datetime column, got one on a 'int' column"),
+    (["+data.sources.orders.columns={ordered_at: str}"], "data.sources.orders.columns.ordered_at",
+     "the source's timestamp column must be declared datetime, got 'str'"),
+    (["+data.sources.customers.columns={signup_date: datetime}"], "data.sources.customers.columns.signup_date",
+     "column 'signup_date' is also typed in data.sources.customers.load_args (dtype or parse_dates)"),
+    (["data.sources.customers.key=null", "+data.sources.customers.columns={row_number: int}"],
+     "data.sources.customers.columns.row_number", "a source without a key gets the engine's 'row_number' column"),
+    (["+data.sources.customers.infinite=ignore"], "data.sources.customers.infinite",
+     "must be one of: error, missing, got 'ignore'"),
+    (["+data.sources.crm.encoding=latin-1"], "data.sources.crm.encoding", "must be absent: only a csv source has an"),
+    (["+data.sources.customers.load_args.encoding=latin-1"], "data.sources.customers.load_args.encoding",
+     "must be absent: set the source's own key, data.sources.<name>.encoding"),
+])
+def test_source_schemas_are_checked_before_any_data_is_read(overrides: list[str], path: str, words: str) -> None:
+    error = check(*overrides)
+    assert error.path == path, str(error)
+    assert words in str(error), str(error)
+
+
+def test_typed_keyless_sources_are_valid() -> None:
+    validate(compose_config("data.sources.customers.key=null", "+data.sources.customers.encoding=cp1252",
+                            "+data.sources.customers.columns={age: {type: int, nullable: true}, plan: category, "
+                            "last_name: {type: string, nullable: true}}", "+data.sources.orders.infinite=missing"))
