@@ -628,13 +628,20 @@ def _check_fields(frame: pd.DataFrame, source: CsvSource, where: str) -> None:
         return "skip"
 
     first = str(frame.columns[0])  # one column converted, as text: the fields are counted all the same
-    try:
-        csv.read_csv(source.path, read_options=csv.ReadOptions(encoding=source.encoding, use_threads=False),
-                     parse_options=csv.ParseOptions(delimiter=sep, quote_char=source.load_args.get("quotechar", '"'),
-                                                    newlines_in_values=True, invalid_row_handler=keep),
-                     convert_options=csv.ConvertOptions(include_columns=[first], column_types={first: pa.string()}))
-    except (pa.ArrowInvalid, OSError):
-        return  # pandas read it: a difference of readers is not the user's problem
+    # Threads first (a short line is rare); one thread again only to number the lines found.
+    for threads in (True, False):
+        short.clear()
+        try:
+            csv.read_csv(source.path, read_options=csv.ReadOptions(encoding=source.encoding, use_threads=threads),
+                         parse_options=csv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                                        quote_char=source.load_args.get("quotechar", '"'),
+                                                        invalid_row_handler=keep),
+                         convert_options=csv.ConvertOptions(include_columns=[first],
+                                                            column_types={first: pa.string()}))
+        except (pa.ArrowInvalid, OSError):
+            return  # pandas read it: a difference of readers is not the user's problem
+        if not short or all(number is not None for number, _, _ in short):
+            break
     if short:
         shown = ", ".join(f"line {n} has {actual}" if n is not None else f"a line has {actual}"
                           for n, actual, _ in short[:5])
