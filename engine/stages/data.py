@@ -719,7 +719,9 @@ def _typed(frame: pd.DataFrame, source: Source, name: str) -> pd.DataFrame:
                                 f"{'are' if len(positions) > 1 else 'is'} not: {shown}")
             changed[column] = values = parsed
     if changed:
-        frame = frame.assign(**changed)
+        frame = frame.copy(deep=False)
+        for column, values in changed.items():
+            frame[column] = values
     frame = _infinite(frame, source, name)
     for column, spec in source.columns.items():
         missing = frame[column].isna().to_numpy()
@@ -854,19 +856,22 @@ def _datetimes(text: pd.Series, format: str | None) -> pd.Series:  # noqa: A002 
 def _infinite(frame: pd.DataFrame, source: Source, name: str) -> pd.DataFrame:
     """Infinite and out-of-float64-range numbers (``1e999`` reads as infinite): refused,
     or missing values with ``infinite: missing``; a model cannot fit them either way."""
-    found: dict[str, np.ndarray] = {}
-    for column in frame.columns:
-        if pd.api.types.is_float_dtype(frame[column].dtype):
-            values = frame[column].to_numpy(dtype="float64", na_value=np.nan)
+    found: dict[Any, np.ndarray] = {}
+    for position, dtype in enumerate(frame.dtypes):
+        if pd.api.types.is_float_dtype(dtype):
+            values = frame.iloc[:, position].to_numpy(dtype="float64", na_value=np.nan)
             infinite = np.isinf(values)
             if infinite.any():
-                found[str(column)] = infinite
+                found[frame.columns[position]] = infinite
     if not found:
         return frame
     if source.infinite == "missing":
         log.info("data.sources.%s: %s infinite value(s) read as missing (infinite: missing)", name,
                  ", ".join(f"{c} {int(m.sum())}" for c, m in found.items()))
-        return frame.assign(**{c: frame[c].where(~m) for c, m in found.items()})
+        frame = frame.copy(deep=False)
+        for column, infinite in found.items():
+            frame[column] = frame[column].where(~infinite)
+        return frame
     shown = ", ".join(f"{c!r} ({int(m.sum())}, first at {source.rows(np.flatnonzero(m)[:1])})"
                       for c, m in found.items())
     raise DataError(f"data error at data.sources.{name} ({source.location()}): infinite or out-of-float64-range "
