@@ -404,6 +404,13 @@ def names(node: Node) -> set[str]:
     return {n.name for n in _walk(node) if isinstance(n, Name)}
 
 
+def null_handled(node: Node) -> set[str]:
+    """The names whose missing values an expression handles itself: those inside an
+    ``x is null`` test or a ``fillna(...)`` call."""
+    return {n.name for sub in _walk(node) if isinstance(sub, IsNull) or (isinstance(sub, Call) and sub.func == "fillna")
+            for n in _walk(sub) if isinstance(n, Name)}
+
+
 def dependency_order(defined: Mapping[str, Node]) -> list[str]:
     """Order named expressions so that each comes after the names it reads.
 

@@ -54,6 +54,46 @@ AGGREGATIONS: dict[str, Aggregation] = {
 def is_selector(value: Any) -> bool:
     """Whether an ``attributes`` entry selects many columns (``{from: loans, columns: all}``)."""
     return isinstance(value, Mapping) and "columns" in value
+# ------------------------------------------------------------------ data.sources.<name>.columns
+
+#: The column types a source may declare (``data.sources.<name>.columns``), by the name
+#: a config uses; ``string`` is another name for ``str``.
+COLUMN_TYPES: dict[str, str] = {"int": "int", "float": "float", "bool": "bool", "str": "str", "string": "str",
+                                "category": "category", "datetime": "datetime"}
+#: The key column the engine adds to a source declared with ``key: null``: the row's
+#: number, from 1 in the order the source gives its rows.
+ROW_NUMBER = "row_number"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One declared column of a source: ``tenure: int`` or ``{type: float, nullable: true}``.
+
+    Args:
+        type: The canonical type: ``int``, ``float``, ``bool``, ``str``, ``category`` or
+            ``datetime``.
+        nullable: Whether missing values are allowed; a declared column allows none by
+            default.
+        format: A datetime column's ``strftime`` format (``%d/%m/%Y``); None: inferred.
+    """
+
+    type: str
+    nullable: bool = False
+    format: str | None = None
+
+    @classmethod
+    def from_config(cls, value: str | Mapping[str, Any]) -> ColumnSpec:
+        if isinstance(value, str):
+            return cls(type=COLUMN_TYPES[value])
+        return cls(type=COLUMN_TYPES[value["type"]], nullable=bool(value.get("nullable", False)),
+                   format=value.get("format"))
+
+    def to_json(self) -> dict[str, Any]:
+        """What the run records: the type, whether it may be missing, the format if any."""
+        out: dict[str, Any] = {"type": self.type, "nullable": self.nullable}
+        if self.format:
+            out["format"] = self.format
+        return out
 
 
 def attribute_ref(value: str | Mapping[str, Any]) -> tuple[str, str, str | None]:

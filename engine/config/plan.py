@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from engine.config import targets, validation
 from engine.config.business import BusinessSpec
-from engine.config.features import FeatureSpec
+from engine.config.features import ROW_NUMBER, ColumnSpec, FeatureSpec
 from engine.config.origin import ConfigOrigin
 from engine.config.promotion import PromotionSpec
 from engine.config.quality import QualitySpec
@@ -40,31 +40,46 @@ class SourceSpec:
     Args:
         name: Its key under ``data.sources``.
         type: ``csv``, ``parquet``, ``sql`` or ``demo``: the source type that reads it.
-        key: The column that identifies a row.
+        key: The column that identifies a row; None (``key: null``): the engine adds
+            :data:`ROW_NUMBER`, each row's number from 1.
         timestamp: The event-time column, for event sources.
         load_args: Passed through to the pandas reader.
         location: Where the data lives, as declared: the path or URL (relative to the
             project folder), or the demo table.
-        options: Every key but ``type``: the source type's constructor arguments.
+        columns: The declared columns' types, parsed; columns not declared are inferred.
+        infinite: What an infinite or out-of-float64-range number is: ``error`` (the
+            run stops) or ``missing``.
+        options: Every key but ``type``: the source type's constructor arguments
+            (``columns`` parsed).
     """
 
     name: str
     type: str
-    key: str | None
+    key: str | None = None
     timestamp: str | None = None
     load_args: Mapping[str, Any] = field(default_factory=dict)
     location: str = ""
+    columns: Mapping[str, ColumnSpec] = field(default_factory=dict)
+    infinite: str = "error"
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, name: str, source_cfg: Mapping[str, Any]) -> SourceSpec:
         location = source_cfg.get("path") or source_cfg.get("url") or (
             f"demo generator ({source_cfg['table']})" if source_cfg.get("table") else source_cfg["type"])
-        return cls(name=name, type=source_cfg["type"], key=source_cfg["key"], timestamp=source_cfg.get("timestamp"),
-                   load_args=source_cfg.get("load_args") or {}, location=str(location),
-                   options={k: v for k, v in source_cfg.items() if k not in ("type", "columns", "encoding")} | (
-                       {"load_args": {**(source_cfg.get("load_args") or {}), "encoding": source_cfg["encoding"]}}
-                       if source_cfg.get("encoding") else {}))
+        columns = {str(column): ColumnSpec.from_config(value)
+                   for column, value in (source_cfg.get("columns") or {}).items()}
+        options = {k: v for k, v in source_cfg.items() if k != "type"}
+        options["columns"] = columns
+        return cls(name=name, type=source_cfg["type"], key=source_cfg.get("key"),
+                   timestamp=source_cfg.get("timestamp"), load_args=source_cfg.get("load_args") or {},
+                   location=str(location), columns=columns, infinite=source_cfg.get("infinite") or "error",
+                   options=options)
+
+    @property
+    def key_column(self) -> str:
+        """The column that identifies a row: the declared key, or :data:`ROW_NUMBER`."""
+        return self.key or ROW_NUMBER
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,7 @@ def compile(cfg: DictConfig | Mapping[str, Any], where: ConfigOrigin | None = No
     where = where or ConfigOrigin()
     resolved = validation.resolve(cfg) if isinstance(cfg, DictConfig) else cfg
     validation.check_schema(resolved, where)
+    validation.check_sources(resolved, where)
     targets.check_targets(resolved, where)
     as_of = validation.check_as_of(resolved, where)
     features = validation.check_features(resolved, where)

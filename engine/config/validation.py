@@ -5,7 +5,8 @@ with a :class:`ConfigError` that names the key path, the file it came from, what
 expected and what was given, and keeps what each one parses in the plan:
 
 1. JSON Schema, one per config group (``engine/config/schemas/<group>.json``).
-2. Every ``_target_`` anywhere in the config is on the allowlist.
+2. Every source's declared columns agree with its timestamp and ``load_args``.
+   Every ``_target_`` anywhere in the config is on the allowlist.
 3. Every expression (population, derived features, target) parses, and derived
    features do not read each other in a cycle.
 4. Quality rules read only sources that ``data.sources`` defines.
@@ -34,7 +35,7 @@ from omegaconf.errors import OmegaConfBaseException
 from engine.config import quality, targets
 from engine.config.business import Requirement
 from engine.config.business import parse as parse_requirements
-from engine.config.features import AGGREGATIONS, FeatureSpec
+from engine.config.features import AGGREGATIONS, ROW_NUMBER, FeatureSpec
 from engine.config.origin import GROUPS, ConfigOrigin
 from engine.config.promotion import PromotionSpec
 from engine.errors import ConfigError
@@ -191,6 +192,41 @@ def check_rules(cfg: Mapping[str, Any], where: ConfigOrigin) -> dict[str, qualit
                 raise ConfigError(path, f"rule {name!r} reads source {source!r}, which data.sources does not "
                                   f"define; {hint}expected one of: {', '.join(sources)}", where.source_of(path))
     return parsed
+
+
+def check_sources(cfg: Mapping[str, Any], where: ConfigOrigin) -> None:
+    """Each source's declared columns agree with its other keys (the schema checks each key alone).
+
+    A timestamp declared with a type must be a datetime; ``format`` belongs to datetimes;
+    a column is typed in one place (``columns``, not also ``load_args.dtype`` or
+    ``parse_dates``); a keyless source's ``row_number`` is the engine's, not a column's.
+    """
+    for name, source in cfg["data"]["sources"].items():
+        columns = source.get("columns") or {}
+        base = f"data.sources.{name}"
+
+        def refuse(path: str, problem: str) -> None:
+            raise ConfigError(path, problem, where.source_of(path))
+
+        for column, declared in columns.items():
+            kind = declared if isinstance(declared, str) else declared["type"]
+            path = f"{base}.columns.{column}"
+            if column == source.get("timestamp") and kind != "datetime":
+                refuse(path, f"the source's timestamp column must be declared datetime, got {kind!r}")
+            if isinstance(declared, Mapping) and declared.get("format") and kind != "datetime":
+                refuse(f"{path}.format", f"a format belongs to a datetime column, got one on a {kind!r} column")
+        load_args = source.get("load_args") or {}
+        dtype = load_args.get("dtype")
+        typed = set(dtype) if isinstance(dtype, Mapping) else set()
+        dates = load_args.get("parse_dates")
+        typed |= {d for d in dates if isinstance(d, str)} if isinstance(dates, list) else set()
+        for column in columns:
+            if column in typed:
+                refuse(f"{base}.columns.{column}", f"column {column!r} is also typed in {base}.load_args (dtype or "
+                       "parse_dates); expected it typed in one place: keep it in columns")
+        if not source.get("key") and ROW_NUMBER in columns:
+            refuse(f"{base}.columns.{ROW_NUMBER}", f"a source without a key gets the engine's {ROW_NUMBER!r} column "
+                   f"(each row's number); expected another name, or key: {ROW_NUMBER} to use the file's own")
 
 
 def check_model_params(model_cfg: Mapping[str, Any], where: ConfigOrigin) -> None:

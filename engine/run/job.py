@@ -207,7 +207,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     parts = _split(plan, table, record)
     trained = _train(plan, parts, record)
     result = _evaluate(plan, table, parts, trained, record)
-    _save(plan, parts, trained, result, record, store)
+    _save(plan, table, parts, trained, result, record, store)
     index.metrics = result["metrics"]
     _requirements(plan.business, verdicts, result, record)
     _succeeded(record, index)
@@ -405,15 +405,20 @@ def _evaluate(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: 
     return result
 
 
-def _save(plan: Plan, parts: _Parts, trained: _Trained, result: dict[str, Any], record: RunRecord,
-          store: FeatureStore | None) -> None:
-    """Save the model with its decision threshold, once the feature tables are on disk."""
+def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Trained, result: dict[str, Any],
+          record: RunRecord, store: FeatureStore | None) -> None:
+    """Save the model with its decision threshold and input schema, once the feature tables are on disk."""
     metrics = result["metrics"]
     with record.stage("save"):
         _flush(store)  # the feature tables are on disk before the run can be recorded as done
         decided = model.with_threshold(trained.pipeline, metrics["threshold"], parts.X_test, parts.y_test)
         digest = model.save(decided, record.run_dir / "model")
+        schema = model.input_schema(parts.X_train, plan.features.lineage(plan.data.timestamps()),
+                                    {name: source.get("schema", {}) for name, source in record.data["data"].items()},
+                                    table.key, table.target)
+        schema_digest = model.save_input_schema(schema, record.run_dir / "model")
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
+                             "input_schema": {"path": f"model/{model.INPUT_SCHEMA_FILE}", "sha256": schema_digest},
                              "target": plan.model.target, "threshold": metrics["threshold"],
                              "threshold_policy": result["threshold"]["policy"]},
                       metrics={k: metrics[k] for k in (*RECORDED, *HEADLINE)})

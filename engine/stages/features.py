@@ -180,11 +180,15 @@ def _build(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
         raise DataError(f"data error at data.sources.{spine_name}: the entity source is empty; "
                         "expected one row per entity")
     unique_on = [key, label_time] if label_time else [key]
-    duplicated = spine.duplicated(subset=unique_on)
+    duplicated = spine.duplicated(subset=unique_on).to_numpy()
     if duplicated.any():
+        source = tables[spine_name].source
+        positions = np.flatnonzero(duplicated)
+        shown = ", ".join(f"{_plain(spine[key].iloc[p])!r} ({source.rows([p])})" for p in positions[:5])
         raise DataError(
-            f"data error at data.sources.{spine_name}: {' and '.join(map(repr, unique_on))} must identify a row, "
-            f"got {int(duplicated.sum())} duplicate rows, e.g. {spine.loc[duplicated, key].head(3).tolist()}"
+            f"data error at data.sources.{spine_name} ({source.location()}): {' and '.join(map(repr, unique_on))} "
+            f"must identify a row, got {len(positions)} duplicate row{'s' if len(positions) > 1 else ''} that "
+            f"repeat{'' if len(positions) > 1 else 's'} an earlier row's key: {shown}"
         )
     env_scalars: dict[str, Any] = {"as_of": as_of, "cutoff": as_of}
     # Each row's own cut-off: its label time when earlier than as_of, else as_of.
@@ -237,6 +241,7 @@ def _build(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
 
     target_name = spec.target
     target = _evaluate(exprs["features.target.expr"], frame, env_scalars, "features.target.expr")
+    _require_labels(spec, frame, exprs["features.target.expr"])
     frame[target_name] = _as_mask(target, frame.index).astype("int64")
 
     feature_names = spec.features
@@ -246,6 +251,41 @@ def _build(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp,
         len(out), len(feature_names), target_name, out[target_name].mean() if len(out) else float("nan"),
     )
     return FeatureTable(out, key, feature_names, target_name, tuple(stored))
+
+
+def _require_labels(spec: FeatureSpec, frame: pd.DataFrame, node: expr.Node) -> None:
+    """Every row of the population has a label: a missing one is refused, never the negative class.
+
+    A row's label is missing when a column the target reads is missing on it, except a
+    datetime column (a missing event time means the event has not happened: a customer
+    who never cancelled) and a column the expression handles itself (``x is null``,
+    ``fillna(x, 0)``). Rows the population leaves out are not checked, which is the way
+    to train on the labelled rows only: ``population: churn is not null``.
+
+    Raises:
+        DataError: Rows of the population whose label is missing, with their count.
+    """
+    handled = expr.null_handled(node)
+    read = sorted(n for n in expr.names(node) - handled if n in frame.columns
+                  and not pd.api.types.is_datetime64_any_dtype(frame[n]))
+    if not read or frame.empty:
+        return
+    missing = frame[read].isna().any(axis=1).to_numpy()
+    if not missing.any():
+        return
+    count = int(missing.sum())
+    columns = " or ".join(repr(c) for c in read if frame[c].isna().any())
+    keys = ", ".join(repr(_plain(k)) for k in frame[spec.key].to_numpy()[missing][:5])
+    raise DataError(
+        f"data error at features.target.expr: the target {spec.target!r} ({spec.target_expr!r}) reads {columns}, "
+        f"missing on {count} of the {len(frame)} rows of the population ({spec.key} {keys}"
+        f"{', ...' if count > 5 else ''}); expected a label on every row: leave them out with features.population "
+        f"(e.g. '{read[0]} is not null'), or say what a missing value means with fillna({read[0]}, ...)")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as a Python value, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _table(tables: Mapping[str, Table], name: str, path: str) -> Table:

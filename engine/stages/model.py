@@ -11,6 +11,7 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,11 @@ from engine.config import targets
 from engine.config.plan import ModelSpec
 from engine.errors import ConfigError, DataError, EngineError
 from engine.files import atomic_path
+from engine.stages.data import type_of
 
 MODEL_FILE = "model.skops"
+#: Beside the model: the columns it takes and the source columns they come from.
+INPUT_SCHEMA_FILE = "input_schema.json"
 #: Deflate level of the model file's entries: level 1 is within 4% of level 3's size
 #: and the fastest on a forest of a few hundred trees.
 _LEVEL = 1
@@ -160,6 +164,49 @@ def save(pipeline: Any, directory: Path) -> str:
     with atomic_path(directory / f"{MODEL_FILE}.sha256") as tmp:
         tmp.write_text(f"{digest}  {MODEL_FILE}\n")
     return digest
+
+
+def input_schema(X: pd.DataFrame, lineage: Mapping[str, frozenset[str]],
+                 sources: Mapping[str, Mapping[str, Any]], key: str, target: str) -> dict[str, Any]:
+    """What a saved model takes, for serving and monitoring: its inputs and where they come from.
+
+    Args:
+        X: The features the Pipeline was fitted on, in its column order.
+        lineage: Feature -> the ``source.column`` names it is computed from
+            (:meth:`engine.specs.FeatureSpec.lineage`).
+        sources: Source name -> its recorded column schema (run.json ``data.<name>.schema``).
+        key: The entity key of the feature table.
+        target: The target's name.
+
+    Returns:
+        ``features``: each input column of the Pipeline, in order, with its type and the
+        source columns it is computed from; ``sources``: those raw columns with their
+        declared or inferred types; the key and the target.
+    """
+    features: dict[str, Any] = {}
+    raw: dict[str, dict[str, Any]] = {}
+    for column in X.columns:
+        read = sorted(lineage.get(str(column), frozenset()))
+        features[str(column)] = {"type": type_of(X[column].dtype), "from": read}
+        for ref in read:
+            source, _, name = ref.partition(".")
+            recorded = sources.get(source, {}).get(name)
+            if recorded is not None:
+                raw.setdefault(source, {})[name] = recorded
+    return {"features": features, "sources": {s: dict(sorted(c.items())) for s, c in sorted(raw.items())},
+            "key": key, "target": target}
+
+
+def save_input_schema(schema: Mapping[str, Any], directory: Path) -> str:
+    """Write the input schema beside the model atomically; return its sha256.
+
+    Its own hash, recorded in run.json beside the model's: the model file's bytes (and
+    sha256) stay what they were, and a changed schema file is caught the same way.
+    """
+    payload = (json.dumps(schema, indent=2) + "\n").encode()
+    with atomic_path(directory / INPUT_SCHEMA_FILE) as tmp:
+        tmp.write_bytes(payload)
+    return hashlib.sha256(payload).hexdigest()
 
 
 def _skops_bytes(obj: Any) -> bytes:

@@ -240,7 +240,7 @@ def _examples(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarr
     if not len(positions):
         return []
     source = getattr(rule, "source", None)
-    key = ctx.tables[source].source.key if source in ctx.tables else None
+    key = ctx.tables[source].source.key_column if source in ctx.tables else None
     keys = frame[key].iloc[positions].tolist() if key in frame.columns else [None] * len(positions)
     if values is not None:
         picked = values.iloc[positions]

@@ -5,6 +5,8 @@ Layout under the registry's folder (default ``outputs/registry``)::
     <name>.json                   versions, aliases and the append-only alias history
     <name>/<version>/model.skops  the registered Pipeline, copied from its run
                                   (model.joblib: a pickle registered by an earlier version)
+    <name>/<version>/input_schema.json  the columns it takes, with their types and sources
+                                  (its sha256 checked against the run's record when copied)
 
 A version records its run, the model's sha256, the config's hash and the metrics.
 :func:`load_model` checks the file's sha256 against that record and against what the
@@ -156,6 +158,7 @@ class Registry:
                                       "version (pickles can run code when loaded); re-run it (mlops reproduce "
                                       f"{run_dir}) to save it as model.skops, then register that run")
         _refuse_untrusted(payload, source, "register")
+        schema = _input_schema(record, run_dir)
         metrics: Any = {}
         if (run_dir / "metrics.json").exists():
             try:
@@ -178,9 +181,16 @@ class Registry:
             target = self.root / name / str(version) / source.name
             with atomic_path(target) as tmp:
                 tmp.write_bytes(payload)
+            added: dict[str, Any] = {}
+            if schema is not None:  # the columns the model takes, beside it (runs before it had none)
+                schema_bytes, schema_sha = schema
+                with atomic_path(target.parent / INPUT_SCHEMA_FILE) as tmp:
+                    tmp.write_bytes(schema_bytes)
+                added = {"input_schema": str((target.parent / INPUT_SCHEMA_FILE).relative_to(self.root)),
+                         "input_schema_sha256": schema_sha}
             entry["versions"].append({
                 "version": version, "run_id": record["id"], "run_dir": str(run_dir.resolve()),
-                "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"],
+                "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"], **added,
                 "model_target": model.get("target"), "threshold": model.get("threshold"),
                 "config_sha256": config_sha, "metrics": metrics,
                 "registered_at": _now(),
@@ -229,6 +239,32 @@ class Registry:
     def model_path(self, version: Mapping[str, Any]) -> Path:
         """The version's model file (a relative path inside the registry: checked by :meth:`read`)."""
         return self.root / str(version["model"])
+
+
+#: The model's input schema beside it (engine.stages.model.INPUT_SCHEMA_FILE).
+INPUT_SCHEMA_FILE = "input_schema.json"
+
+
+def _input_schema(record: Mapping[str, Any], run_dir: Path) -> tuple[bytes, str] | None:
+    """The run's model input schema (bytes, sha256) checked against its run.json; None if the run has none.
+
+    Raises:
+        ModelIntegrityError: The file is missing or changed since its run recorded it.
+    """
+    declared = (record.get("model") or {}).get("input_schema")
+    if not isinstance(declared, dict):
+        return None
+    path = run_dir / str(declared.get("path", ""))
+    if Path(str(declared.get("path", ""))).name != INPUT_SCHEMA_FILE or not path.is_file():
+        raise ModelIntegrityError(f"registry error: run {str(record.get('id'))[:8]} records a model input schema "
+                                  f"at {declared.get('path')!r} but {path} is not there; refusing to register a "
+                                  "model without the columns it takes")
+    payload = path.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != declared.get("sha256"):
+        raise ModelIntegrityError(f"registry error: {path} does not match the sha256 in its run.json; refusing to "
+                                  "register a model whose input schema changed after its run")
+    return payload, digest
 
 
 def check_name(name: str) -> str:

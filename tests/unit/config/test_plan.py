@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from engine.config import expr, plan
 from engine.config import quality as rules
 from engine.config.business import BusinessSpec, Economics
-from engine.config.features import AggregationSpec, Attribute, FeatureSpec
+from engine.config.features import AggregationSpec, Attribute, ColumnSpec, FeatureSpec
 from engine.config.plan import DataSpec, ModelSpec, Plan, Preprocess, SourceSpec, SplitSpec
 from engine.config.validation import ConfigOrigin, validate
 from engine.errors import ConfigError
@@ -26,7 +26,10 @@ def test_the_default_config_compiles_into_typed_parts() -> None:
     orders = compiled.data.sources["orders"]
     assert orders == SourceSpec(name="orders", type="parquet", key="order_id", timestamp="ordered_at",
                                 location="data/churn/orders.parquet", options=orders.options)
-    assert compiled.data.sources["customers"].load_args == {"parse_dates": ["signup_date", "cancelled_at"]}
+    customers = compiled.data.sources["customers"]
+    assert customers.load_args == {} and customers.key_column == "customer_id" and customers.infinite == "error"
+    assert customers.columns["cancelled_at"] == ColumnSpec(type="datetime", nullable=True)
+    assert customers.columns["age"] == ColumnSpec(type="int") and customers.options["columns"] is customers.columns
     assert compiled.data.sources["crm"].location == "sqlite:///data/churn/crm.db"
     assert (compiled.data.dir, compiled.data.generate["customers"]) == ("data/churn", 20000)
     assert compiled.data.timestamps() == {"customers": None, "crm": None, "orders": "ordered_at"}

@@ -179,3 +179,47 @@ def test_an_attribute_selector_is_checked_like_any_key(selector: str, message: s
     else:
         with pytest.raises(ConfigError, match=message):
             validate(cfg)
+@pytest.mark.parametrize("overrides, path, words", [
+    (["++data.sources.customers.columns={age: integer}"], "data.sources.customers.columns.age",
+     "must be one of: int, float, bool, str, string, category, datetime, got 'integer'"),
+    (["++data.sources.customers.columns={age: {type: integer}}"], "data.sources.customers.columns.age.type",
+     "must be one of: int, float, bool, str, string, category, datetime, got 'integer'"),
+    (["++data.sources.customers.columns={age: {type: int, nulable: true}}"],
+     "data.sources.customers.columns.age.nulable", "unknown key; did you mean 'nullable'?"),
+    (["++data.sources.customers.columns={age: 5}"], "data.sources.customers.columns.age",
+     "must be a type (int, float, bool, str, string, category, datetime) or a mapping"),
+    (["++data.sources.customers.columns={age: {type: int, format: '%Y'}}"],
+     "data.sources.customers.columns.age.format", "a format belongs to a datetime column, got one on a 'int' column"),
+    (["+data.sources.orders.columns={ordered_at: str}"], "data.sources.orders.columns.ordered_at",
+     "the source's timestamp column must be declared datetime, got 'str'"),
+    (["+data.sources.orders.columns={ordered_at: datetime}", "+data.sources.orders.load_args.parse_dates=[ordered_at]"],
+     "data.sources.orders.columns.ordered_at",
+     "column 'ordered_at' is also typed in data.sources.orders.load_args (dtype or parse_dates)"),
+    (["data.sources.customers.key=null", "++data.sources.customers.columns={row_number: int}"],
+     "data.sources.customers.columns.row_number", "a source without a key gets the engine's 'row_number' column"),
+    (["data.sources.customers.infinite=ignore"], "data.sources.customers.infinite",
+     "must be one of: error, missing, got 'ignore'"),
+    (["+data.sources.crm.encoding=latin-1"], "data.sources.crm.encoding", "must be absent: only a csv source has an"),
+    (["+data.sources.customers.load_args.encoding=latin-1"], "data.sources.customers.load_args.encoding",
+     "must be absent: set the source's own key, data.sources.<name>.encoding"),
+])
+def test_source_schemas_are_checked_before_any_data_is_read(overrides: list[str], path: str, words: str) -> None:
+    error = check(*overrides)
+    assert error.path == path, str(error)
+    assert words in str(error), str(error)
+
+
+def test_typed_keyless_sources_are_valid() -> None:
+    validate(compose_config("data.sources.customers.key=null", "data.sources.customers.encoding=cp1252",
+                            "++data.sources.customers.columns={age: {type: int, nullable: true}, plan: category, "
+                            "last_name: {type: string, nullable: true}}", "+data.sources.orders.infinite=missing"))
+
+
+@pytest.mark.parametrize("override, path", [
+    ("+data.sources.crm.path=crm.csv", "data.sources.crm.path"),
+    ("+data.sources.customers.query=SELECT 1", "data.sources.customers.query"),
+    ("+data.sources.orders.table=orders", "data.sources.orders.table"),
+])
+def test_a_key_of_another_source_type_is_refused_not_a_crash(override: str, path: str) -> None:
+    error = check(override)
+    assert error.path == path and "must be absent: " in str(error), str(error)

@@ -415,3 +415,33 @@ def test_a_selected_column_missing_on_every_row_points_at_the_selectors_exclude(
         features.build(spec(selector_config()), {"customers": data.Table("customers", frame,
                                                                          data.CsvSource(key="customer_id"), "x")},
                        AS_OF)
+# ------------------------------------------------------------------ labels: missing is never the negative class
+
+LABELLED_BY_COLUMN = CUSTOMERS.assign(churn=["Yes", None, "No", None])
+
+
+def label_config(**changes: Any) -> dict[str, Any]:
+    return config(**{"population": None, "target": {"name": "churned", "expr": 'churn == "Yes"'}, **changes})
+
+
+def test_a_missing_label_is_refused_with_its_count_and_keys() -> None:
+    with pytest.raises(DataError, match=r"^data error at features\.target\.expr: the target 'churned' "
+                                        r"\('churn == \"Yes\"'\) reads 'churn', missing on 2 of the 4 rows of the "
+                                        r"population \(customer_id 2, 4\); expected a label on every row"):
+        features.build(spec(label_config()), tables(LABELLED_BY_COLUMN, ORDERS), AS_OF)
+
+
+@pytest.mark.parametrize("changes, rows", [
+    ({"population": "churn is not null"}, [1, 3]),                                       # left out of the population
+    ({"target": {"name": "churned", "expr": 'fillna(churn, "No") == "Yes"'}}, [1, 2, 3, 4]),  # said what it means
+])
+def test_a_missing_label_is_accepted_when_the_config_says_what_it_means(changes: dict, rows: list[int]) -> None:
+    frame = features.build(spec(label_config(**changes)), tables(LABELLED_BY_COLUMN, ORDERS), AS_OF).frame
+    assert frame["customer_id"].tolist() == rows
+    assert frame.set_index("customer_id").loc[1, "churned"] == 1
+
+
+def test_a_missing_event_time_in_the_target_means_the_event_has_not_happened() -> None:
+    # cancelled_at is missing for customers who never cancelled: they are the negative class.
+    frame = build(config(population=None))
+    assert frame.loc[1, "churned"] == 0 and frame.loc[2, "churned"] == 1

@@ -339,3 +339,34 @@ def test_a_skops_model_holding_an_untrusted_type_is_never_registered(tmp_path: P
                                                   r"numpy and allowlisted estimator types, got (posix|os)\.system$"):
         Registry(tmp_path / "registry").register("churn", run)
     assert not (tmp_path / "registry").exists()
+
+
+def with_input_schema(run: Path) -> Path:
+    """The run's model with its input schema beside it, recorded as the save stage records it."""
+    schema = {"features": {"tenure": {"type": "int", "from": ["customers.tenure"]}}, "sources": {}, "key": "id",
+              "target": "churned"}
+    digest = model_stage.save_input_schema(schema, run / "model")
+    record = json.loads((run / "run.json").read_text())
+    record["model"]["input_schema"] = {"path": "model/input_schema.json", "sha256": digest}
+    (run / "run.json").write_text(json.dumps(record))
+    return run
+
+
+def test_the_input_schema_is_registered_beside_the_model_with_its_sha256(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    run = with_input_schema(make_run(tmp_path, "a"))
+    version = registry.register("churn", run)
+    copied = registry.root / version["input_schema"]
+    assert copied == registry.root / "churn" / "1" / "input_schema.json"
+    assert copied.read_bytes() == (run / "model" / "input_schema.json").read_bytes()
+    assert sha256_file(copied) == version["input_schema_sha256"]
+    assert "input_schema" not in registry.register("churn", make_run(tmp_path, "b"))  # a run without one
+
+
+def test_an_input_schema_changed_after_its_run_is_refused(tmp_path: Path) -> None:
+    run = with_input_schema(make_run(tmp_path, "a"))
+    path = run / "model" / "input_schema.json"
+    path.write_text(path.read_text().replace('"int"', '"float"'))
+    with pytest.raises(EngineError, match="input_schema.json does not match the sha256 in its run.json"):
+        Registry(tmp_path / "registry").register("churn", run)
+    assert not (tmp_path / "registry" / "churn").exists()
