@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import CONF, read_json, run_dirs, run_mlops
+from tests.conftest import CONF, read_json, run_dirs, run_mlops, without_local
 
 BAD_DATA = Path(__file__).resolve().parent / "bad_data"
 
@@ -128,7 +128,7 @@ CASES = [
 
 def make_project(root: Path, file: str) -> Path:
     """A project whose data is ``bad_data/<file>``, its conf the repository's plus ``mine``."""
-    shutil.copytree(CONF, root / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    shutil.copytree(CONF, root / "conf", ignore=without_local)
     (root / "conf" / "data" / "mine.yaml").write_text(DATA)
     (root / "conf" / "features" / "mine.yaml").write_text(FEATURES)
     (root / "data").mkdir()
