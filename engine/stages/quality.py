@@ -175,17 +175,26 @@ def _rows(rule: rules.Rule, ctx: Context) -> pd.DataFrame:
     unknown = sorted(expr.names(node) - set(map(str, frame.columns)) - {"as_of"})
     if unknown:
         raise ConfigError(f"quality.rules.{rule.name}.filter", f"unknown column {unknown[0]!r} in source {source!r}")
-    env: dict[str, Any] = {n: frame[n] for n in expr.names(node) if n in frame.columns}
-    env["as_of"] = ctx.as_of
-    try:
-        keep = expr.evaluate(node, env)
-    except expr.ExpressionError as exc:
-        raise ConfigError(f"quality.rules.{rule.name}.filter", str(exc)) from exc
+    keep = _evaluate(node, frame, ctx, f"quality.rules.{rule.name}.filter")
     mask = keep.fillna(False).astype(bool) if isinstance(keep, pd.Series) else bool(keep)
     return frame.loc[mask] if isinstance(mask, pd.Series) else (frame if mask else frame.iloc[:0])
 
 
 # ------------------------------------------------------------------ result helpers
+
+
+def _evaluate(node: expr.Node, frame: pd.DataFrame, ctx: Context, path: str) -> Any:
+    """An expression over a source's columns (and ``as_of``): a column, or a scalar.
+
+    Raises:
+        ConfigError: At ``path``, when the expression cannot be evaluated on this data.
+    """
+    env: dict[str, Any] = {n: frame[n] for n in expr.names(node) if n in frame.columns}
+    env["as_of"] = ctx.as_of
+    try:
+        return expr.evaluate(node, env)
+    except expr.ExpressionError as exc:
+        raise ConfigError(path, str(exc)) from exc
 
 
 def _row_result(rule: rules.Rule, frame: pd.DataFrame, ctx: Context, bad: np.ndarray, considered: int,
@@ -488,12 +497,7 @@ _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
 def _compare(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> RuleResult:
     sides = []
     for key, node in zip(("left", "right"), rule.sides, strict=True):
-        env: dict[str, Any] = {n: frame[n] for n in expr.names(node) if n in frame.columns}
-        env["as_of"] = ctx.as_of
-        try:
-            value = expr.evaluate(node, env)
-        except expr.ExpressionError as exc:
-            raise ConfigError(f"quality.rules.{rule.name}.{key}", str(exc)) from exc
+        value = _evaluate(node, frame, ctx, f"quality.rules.{rule.name}.{key}")
         sides.append(value if isinstance(value, pd.Series) else pd.Series(value, index=frame.index))
     left, right = sides
     present = ~(_missing(left) | _missing(right))
