@@ -52,9 +52,9 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 
 #: command -> the module of engine.cli that has it, imported when the command runs, so
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
-COMMANDS = {"init": "init", "run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
+COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
-            "validate": "validate", "diff": "validate"}
+            "validate": "validate", "diff": "validate", "init": "init"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
