@@ -77,7 +77,8 @@ def validate_command(args: list[str]) -> int:
             store = tracking_store(options.tracking_uri)
             candidate = Path(runs.resolve(store, options.candidate, runs.all_runs(store), succeeded=True)["run_dir"])
     else:
-        if check_command(["--all", *overrides]) != 0:
+        # the composed config first: a bad override is one line, not one per option
+        if check_command(overrides) != 0 or check_command(["--all", *overrides]) != 0:
             return EXIT_BAD_INPUT
         candidate = _run_candidate(overrides)
     plan = plans.compile(_resolved(candidate))

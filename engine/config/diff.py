@@ -68,6 +68,8 @@ def conf_at(ref: str, project: Path) -> Iterator[Path]:
     Raises:
         UsageError: Not a git repository, an unknown ref, or no conf/ at that ref.
     """
+    if ref.startswith("-"):  # never an option to git
+        raise UsageError(f"usage error: unknown git ref {ref!r}; expected a branch, tag or commit of this repository")
     prefix = _git(project, "rev-parse", "--show-prefix").strip()
     commit = _git(project, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", what=f"git ref {ref!r}").strip()
     archive = subprocess.run(["git", "-c", "core.fsmonitor=false", "archive", "--format=tar", commit,

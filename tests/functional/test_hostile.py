@@ -430,7 +430,38 @@ STORE_CASES: list[Case] = [
       for args in [("features", "show", "order_behaviour"), ("features", "gc")]],
 ]
 
-CASES = [*CONFIG_CASES, *MODEL_CASES, *EXPRESSION_CASES, *STORE_CASES]
+#: The inputs of the commands and config groups added with issues 14 and 16: validate, diff,
+#: init, typed source columns and the promotion policy.
+COMMAND_CASES: list[Case] = [
+    Case("validate-against-without-alias", ("validate", "--against", "churn"), 2,
+         r"^mlops: usage error: --against takes NAME@ALIAS, got 'churn'"),
+    Case("validate-against-a-path", ("validate", "--against", "../../outside@champion"), 2,
+         r"^mlops: usage error at model name: .* without '\.\.' or '/'"),
+    Case("validate-candidate-not-a-run", ("validate", "--candidate", "{outside}", "--against", "churn@champion"), 2,
+         r"^mlops: usage error: .* has no config\.resolved\.yaml; expected a training run"),
+    Case("validate-policy-unknown-metric",
+         ("validate", "+promotion.metrics.auc.min_change=0", "--against", "churn@champion"), 2,
+         r"^mlops: config error at promotion\.metrics\.auc .*unknown metric; expected one of: roc_auc"),
+    Case("validate-policy-negative-resamples",
+         ("validate", "promotion.bootstrap.resamples=-1", "--against", "churn@champion"), 2,
+         r"^mlops: config error at promotion\.bootstrap\.resamples .*must be an integer >= 0"),
+    Case("validate-policy-bad-as-of", ("validate", "promotion.evaluation.as_of=soon", "--against", "churn@champion"), 2,
+         r"^mlops: config error at promotion\.evaluation\.as_of .*must be null or an ISO date"),
+    Case("diff-outside-a-git-repository", ("diff", "HEAD"), 2,
+         r"^mlops: usage error: .* is not inside a git repository"),
+    Case("diff-ref-is-a-git-option", ("diff", "--", "--git-dir={outside}"), 2,
+         r"^mlops: usage error: unknown git ref '--git-dir="),
+    Case("init-data-not-found", ("init", "newproject", "--data", "{outside}/nope.csv", "--target", "y"), 2,
+         r"^mlops: usage error: --data '.*nope\.csv': file not found"),
+    Case("init-over-an-existing-conf", ("init", ".", "--data", "{outside}/nope.csv", "--target", "y"), 2,
+         r"^mlops: usage error: .*conf already exists; --force overwrites its files"),
+    Case("typed-column-unknown-type", ("check", "++data.sources.customers.columns={{age: integer}}"), 2,
+         r"^mlops: config error at data\.sources\.customers\.columns\.age .*must be one of: int, float"),
+    Case("typed-column-unknown-key", ("check", "++data.sources.customers.columns={{age: {{type: int, nulable: true}}}}"),
+         2, r"^mlops: config error at data\.sources\.customers\.columns\.age\.nulable .*unknown key"),
+]
+
+CASES = [*CONFIG_CASES, *MODEL_CASES, *EXPRESSION_CASES, *STORE_CASES, *COMMAND_CASES]
 
 
 @pytest.fixture(scope="session")
