@@ -29,7 +29,8 @@ def test_the_default_config_compiles_into_typed_parts() -> None:
     assert compiled.data.sources["customers"].load_args == {"parse_dates": ["signup_date", "cancelled_at"]}
     assert compiled.data.sources["crm"].location == "sqlite:///data/churn/crm.db"
     assert (compiled.data.dir, compiled.data.generate["customers"]) == ("data/churn", 20000)
-    assert compiled.data.timestamps() == {"customers": None, "crm": None, "orders": "ordered_at"}
+    assert compiled.data.timestamps() == {"customers": None, "crm": None, "contacts": "contacted_at",
+                                          "orders": "ordered_at"}
 
     assert isinstance(compiled.quality, rules.QualitySpec)
     fresh = compiled.quality.rules["orders_fresh"]
@@ -98,8 +99,12 @@ def test_the_feature_spec_parses_each_expression_once(monkeypatch: pytest.Monkey
         return parse(text)
 
     monkeypatch.setattr(expr, "parse", counted)
-    spec = FeatureSpec.from_config(compose_config()["features"])
-    assert sorted(seen) == sorted(set(seen))
+    cfg = compose_config()["features"]
+    spec = FeatureSpec.from_config(cfg)
+    declared = [cfg["population"], *cfg["derived"].values(), cfg["target"]["expr"],
+                *(agg["window"] for group in cfg["groups"].values() for agg in group["aggregations"].values()
+                  if agg.get("window"))]
+    assert sorted(seen) == sorted(declared)  # one parse per declaration (two windows may both say 30d)
     seen.clear()
     spec.lineage({"orders": "ordered_at"})  # from the parsed trees
     assert seen == []
