@@ -10,12 +10,13 @@ in the month after any cut-off is learnable from behaviour (order frequency, rec
 support contacts and complaints, plan, tenure), well but not perfectly: with the
 default ``signal: 1`` a logistic regression reaches a hold-out ROC AUC of about 0.85
 to 0.9, and its best customers to contact are churners often enough for a retention
-offer to pay. With ``signal: 0`` only the drop in orders is left (ROC AUC about 0.8)
+offer to pay. With ``signal: 0`` only the drop in orders is left (ROC AUC about 0.75)
 and at 1% churn no offer pays.
 
-Everything is generated forward from each customer's cancellation time, and every
-event lies before it: the contact in which a customer cancels is at the cancellation
-itself, so at any cut-off it is visible only for customers who had already cancelled.
+What happens before a cancellation is placed back from its time, and every event lies
+in the customer's life, up to the cancellation or the snapshot: the contact in which a
+customer cancels is at the cancellation itself, so a cut-off before it never sees it
+(features read events strictly before ``as_of``).
 
 Four sources, in three files:
 
