@@ -2,7 +2,8 @@
 
 This is the yardstick of ``bench/run_demo.py``: the same work as ``mlops run`` with
 the default config (conf/), written the way a data scientist would write it in one
-script. It reads the three demo files the engine generated, builds the same features
+script. It reads the three demo files the engine generated (four sources: the CRM's
+SQLite database holds its customer table and its support log), builds the same features
 with the same semantics, makes the same split, fits the same Pipeline and estimator
 under the same thread limit, computes the same metrics and writes the same artifacts
 (predictions parquet, metrics json, joblib model) to a folder.
@@ -52,20 +53,23 @@ DISCOUNTED_PRICE = 8.0
 
 CATEGORICAL = ["plan", "segment"]
 NUMERIC = ["n_orders", "total_expenditure", "mean_order_amount", "days_since_last_order",
-           "orders_30d", "orders_90d", "avg_expenditure", "tenure_days", "orders_per_month",
+           "orders_30d", "orders_90d", "n_contacts", "contacts_90d", "complaints_30d",
+           "days_since_last_contact", "avg_expenditure", "tenure_days", "orders_per_month",
            "recent_share"]
 FEATURES = CATEGORICAL + NUMERIC  # the engine's column order: attributes, aggregations, derived
 
 
-def load(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def load(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     customers = pd.read_csv(data_dir / "customers.csv", parse_dates=["signup_date", "cancelled_at"])
     conn = sqlite3.connect(data_dir / "crm.db")
     try:
         crm = pd.read_sql("SELECT customer_id, active, segment FROM crm", conn)
+        contacts = pd.read_sql("SELECT contact_id, customer_id, contacted_at, channel, topic, complaint FROM contacts",
+                               conn, parse_dates=["contacted_at"])
     finally:
         conn.close()
     orders = pd.read_parquet(data_dir / "orders.parquet")
-    return customers, crm, orders
+    return customers, crm, contacts, orders
 
 
 def ratio(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -73,8 +77,8 @@ def ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den).mask(den == 0)
 
 
-def build_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFrame,
-                  as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
+def build_features(customers: pd.DataFrame, crm: pd.DataFrame, contacts: pd.DataFrame, orders: pd.DataFrame,
+                   as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
     """``conf/features/churn.yaml`` written by hand: what a data scientist would write.
 
     bench/features.py times this same function against the engine's feature stage.
@@ -102,6 +106,15 @@ def build_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFr
     per_customer["orders_90d"] = before.loc[when >= as_of - pd.Timedelta(days=90), "customer_id"].value_counts()
     per = per_customer.reindex(ids)
 
+    seen = contacts.loc[contacts["contacted_at"] < as_of, ["customer_id", "contacted_at", "complaint"]]
+    per_contact = seen.groupby("customer_id").agg(n_contacts=("contacted_at", "size"),
+                                                  last_contact=("contacted_at", "max"))
+    when = seen["contacted_at"]
+    per_contact["contacts_90d"] = seen.loc[when >= as_of - pd.Timedelta(days=90), "customer_id"].value_counts()
+    last_30d = seen.loc[when >= as_of - pd.Timedelta(days=30)]
+    per_contact["complaints_30d"] = last_30d.groupby("customer_id")["complaint"].sum()
+    support = per_contact.reindex(ids)
+
     def counted(column: str) -> np.ndarray:
         return per[column].fillna(0).to_numpy(dtype="float64")
 
@@ -115,6 +128,10 @@ def build_features(customers: pd.DataFrame, crm: pd.DataFrame, orders: pd.DataFr
         "days_since_last_order": ((as_of - per["last_order"]).dt.total_seconds() / 86400.0).to_numpy(),
         "orders_30d": counted("orders_30d"),
         "orders_90d": counted("orders_90d"),
+        "n_contacts": support["n_contacts"].fillna(0).to_numpy(dtype="float64"),
+        "contacts_90d": support["contacts_90d"].fillna(0).to_numpy(dtype="float64"),
+        "complaints_30d": support["complaints_30d"].fillna(0).to_numpy(dtype="float64"),
+        "days_since_last_contact": ((as_of - support["last_contact"]).dt.total_seconds() / 86400.0).to_numpy(),
     })
     df["avg_expenditure"] = ratio(df["total_expenditure"], df["n_orders"])
     df["tenure_days"] = (as_of - spine["signup_date"]).dt.total_seconds() / 86400.0
@@ -174,12 +191,12 @@ def main() -> None:
 
     t0 = time.perf_counter()
     started_epoch = time.time()  # lets the harness split start-up into before/after
-    customers, crm, orders = load(args.data_dir)
+    customers, crm, contacts, orders = load(args.data_dir)
     t1 = time.perf_counter()
     timings["load_s"] = t1 - t0
 
-    table = build_features(customers, crm, orders)
-    del customers, crm, orders
+    table = build_features(customers, crm, contacts, orders)
+    del customers, crm, contacts, orders
     t2 = time.perf_counter()
     timings["features_s"] = t2 - t1
 

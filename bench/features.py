@@ -17,8 +17,8 @@ all on the same loaded tables in one process:
   is in the teardown, off the clock, and must succeed (the tables are then checked);
   the time it still waited is reported.
 * ``engine_cold_synced`` - the same with ``defer_writes=False``: the build returns only
-  when both tables are on disk (build + flush). Reported next to the judged figure.
-* ``engine_warm``     - ``build(..., store=<store holding both tables>)``: reads the
+  when every table is on disk (build + flush). Reported next to the judged figure.
+* ``engine_warm``     - ``build(..., store=<store holding every table>)``: reads the
   feature table back, computes nothing: what every later ``mlops run`` does.
 
 and, for information only (no target):
@@ -54,7 +54,7 @@ contenders in turn in one process. ``rss``: the kernel's peak RSS (VmHWM, reset 
 ``/proc/self/clear_refs`` just before the call) minus the RSS before it, one process per
 contender (sees Arrow, but memory freed by loading is reused, so it can under-count
 too). Both are shown relative to the input frames' in-memory size (``memory_usage(deep=True)``
-of customers + crm + orders).
+of customers + crm + contacts + orders).
 
     cd /work/main
     /work/venv/bin/python bench/features.py                                # 100k customers, 5 repeats
@@ -174,7 +174,7 @@ def input_bytes(tables: Mapping[str, Table]) -> int:
 
 
 def subset_tables(tables: Mapping[str, Table], n: int) -> dict[str, Table]:
-    """The first ``n`` customers and their CRM rows and orders: a small warm-up input."""
+    """The first ``n`` customers and their CRM rows, contacts and orders: a small warm-up input."""
     ids = tables["customers"].frame["customer_id"].iloc[:n]
     out = {}
     for name, table in tables.items():
@@ -257,7 +257,7 @@ class Bench:
 
     def hand(self) -> pd.DataFrame:
         t = self.tables
-        return hand_features(t["customers"].frame, t["crm"].frame, t["orders"].frame)
+        return hand_features(t["customers"].frame, t["crm"].frame, t["contacts"].frame, t["orders"].frame)
 
     def engine(self, store: Path | None, defer_writes: bool = False) -> features_stage.FeatureTable:
         return build_features(self.cfg, self.tables, as_of=AS_OF,
@@ -293,8 +293,8 @@ class Bench:
                     self.flush_waits.append(time.perf_counter() - start)
                     on_disk = [(feature_store.tables / f"{m['key']}.parquet").stat().st_size == m["bytes"]
                                and feature_store.manifest(m["key"]) == m for m in written]
-                    if len(written) != 2 or not all(on_disk):
-                        self.problems.append(f"{name}: the flushed store does not hold both tables")
+                    if len(written) != len(result.tables) or not all(on_disk):
+                        self.problems.append(f"{name}: the flushed store does not hold every table")
                 groups = {r["status"] for r in result.tables if r.get("table") != "features"}
                 whole = [r["status"] for r in result.tables if r.get("table") == "features"]
                 if groups != {group} or whole != [features]:
@@ -366,12 +366,13 @@ def memory_probe(data_dir: Path, customers: int, warm_store: Path, scratch: Path
     for store in (None, warmup, warmup):  # compute, write, read: imports and first-call caches
         build_features(cfg, small, as_of=AS_OF, store=FeatureStore(store) if store else None)
     t = small
-    hand_features(t["customers"].frame, t["crm"].frame, t["orders"].frame)
+    hand_features(t["customers"].frame, t["crm"].frame, t["contacts"].frame, t["orders"].frame)
     shutil.rmtree(warmup, ignore_errors=True)
 
     def call(name: str) -> Callable[[], Any]:
         if name == "hand":
-            return lambda: hand_features(tables["customers"].frame, tables["crm"].frame, tables["orders"].frame)
+            return lambda: hand_features(tables["customers"].frame, tables["crm"].frame, tables["contacts"].frame,
+                                         tables["orders"].frame)
         if name == "engine_nostore":
             return lambda: build_features(cfg, tables, as_of=AS_OF, store=None)
         if name == "engine_cold":  # the build and its writes (deferred, then joined): the peak of both
@@ -469,7 +470,7 @@ COLD_PHASES = {
     "population, derived, target (expressions)": "features._evaluate",
     "attributes (plan, CRM segment join)": "features._attribute",
     "aggregations (filter + groupbys)": "features._group_table",
-    "store writes queued (FeatureStore.put_later, 2 tables)": "FeatureStore.put_later",
+    "store writes queued (FeatureStore.put_later, every table)": "FeatureStore.put_later",
     "  writer thread, overlapped: encode to Parquet": "featurestore._encode",
     "  writer thread, overlapped: sha256 of the bytes": "featurestore._sha256",
     "  writer thread, overlapped: fsync (tables + manifests)": "os.fsync",
@@ -685,12 +686,13 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
             cells += f"{mib(v):>{width}}{v / size:>7.2f}" if v is not None else f"{'-':>{width}}{'-':>7}"
         print(f"{LABELS[c]:<33}{med[c]:>9.3f}{min(times[c]):>8.3f}{med[c] / hand:>8.2f}{cells}")
     print(f"(input frames: {mib(size)} MiB = customers {mib(frame_bytes(tables['customers'].frame))} + "
-          f"crm {mib(frame_bytes(tables['crm'].frame))} + orders {mib(frame_bytes(tables['orders'].frame))}; "
+          f"crm {mib(frame_bytes(tables['crm'].frame))} + contacts {mib(frame_bytes(tables['contacts'].frame))} + "
+          f"orders {mib(frame_bytes(tables['orders'].frame))}; "
           "trace = tracemalloc peak during the call, blind to Arrow buffers (so to most of the warm "
           "build's Parquet read: use its rss); rss = VmHWM - VmRSS before, one fresh process per contender)")
     print(f"store cost on the build's clock (cold - store=None): {ratios['store_write_cost_s']:+.3f}s; "
           f"the writer still needed {ratios['flush_wait_s'] * 1000:.0f} ms after a deferred build returned "
-          f"(median flush; a run overlaps it with split and training); build until both tables are on disk "
+          f"(median flush; a run overlaps it with split and training); build until every table is on disk "
           f"(engine_cold_synced): {ratios['cold_synced_over_hand']:.2f}x hand, "
           f"{ratios['warm_speedup_vs_synced']:.1f}x the warm build\n"
           f"warm = {med['engine_warm'] * 1000:.1f} ms; fingerprints a warm run also pays at ingest: "

@@ -1,18 +1,32 @@
-"""The churn demo's data: a seeded generator of three sources, as a company has them.
+"""The churn demo's data: a seeded generator of the sources a company has.
 
 A $10/month subscription. Each customer has a latent engagement that drives how often
-and how much they order and how likely they are to cancel; the monthly plan and the
-first months after signup carry extra risk, and a customer who is about to cancel
-orders less in the ~60 days before. So churn in the month after any cut-off is
-learnable from behaviour (order frequency, recency, spend, plan, tenure), but not
-perfectly.
+and how much they order, how often they contact support, and how likely they are to
+cancel; the monthly plan and the first months after signup carry extra risk. A
+customer who is about to cancel orders less in the ~60 days before, and most churners
+(``signal``) go through an unhappy spell first: in the weeks before cancelling they
+contact support more, complain, and order even less, as in real churn data. So churn
+in the month after any cut-off is learnable from behaviour (order frequency, recency,
+support contacts and complaints, plan, tenure), well but not perfectly: with the
+default ``signal: 1`` a logistic regression reaches a hold-out ROC AUC of about 0.85
+to 0.9, and its best customers to contact are churners often enough for a retention
+offer to pay. With ``signal: 0`` only the drop in orders is left (ROC AUC about 0.75)
+and at 1% churn no offer pays.
 
-Three sources:
+What happens before a cancellation is placed back from its time, and every event lies
+in the customer's life, up to the cancellation or the snapshot: the contact in which a
+customer cancels is at the cancellation itself, so a cut-off before it never sees it
+(features read events strictly before ``as_of``).
 
-* ``customers`` (billing database): customer_id, first_name, last_name, age,
+Four sources, in three files:
+
+* ``customers`` (billing database, CSV): customer_id, first_name, last_name, age,
   signup_date, plan, active, cancelled_at.
-* ``crm`` (a second system's view): customer_id, active, segment.
-* ``orders`` (events): order_id, customer_id, ordered_at, amount.
+* ``crm`` (a second system's view, SQLite table ``crm``): customer_id, active, segment.
+* ``contacts`` (the CRM's support log, SQLite table ``contacts``): contact_id,
+  customer_id, contacted_at, channel, topic, complaint (1 when the agent tagged the
+  contact as a complaint, else 0).
+* ``orders`` (events, Parquet): order_id, customer_id, ordered_at, amount.
 
 and the four data-quality defects of the mission, each at a configurable rate:
 wrong ages (accuracy), missing last names (completeness), the ``active`` flag
@@ -42,9 +56,13 @@ LAST_NAMES = np.array(
      "Silva", "Dubois", "Kowalski", "Larsen", "Haddad", "Moreau", "Costa", "Weber"]
 )
 PLANS = np.array(["monthly", "annual", "family"])
+CHANNELS = np.array(["phone", "email", "chat"])
+TOPICS = np.array(["billing", "delivery", "product", "account", "cancellation"])
 SEGMENTS = np.array(["consumer", "student", "small_business"])
 WRONG_AGES = np.array([-1, 0, 3, 130, 199])
 DAY = np.timedelta64(1, "D")
+#: The share of churners with an unhappy spell before cancelling, at ``signal: 1``.
+SPELL_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,13 @@ class DemoSpec:
         start: First signup date.
         snapshot: When the data was extracted: no event or cancellation after it.
         orders_per_month: Mean order rate of an average customer.
+        contacts_per_month: Mean rate of support contacts of an average customer,
+            outside the spells before cancelling.
         monthly_churn: Target churn rate per month among active customers.
+        signal: How clearly churners show it beforehand, in [0, 1]: the share of
+            churners who go through an unhappy spell (support contacts, complaints,
+            fewer orders) before cancelling is ``0.6 * signal``. 1: as in real churn
+            data; 0: only a slight drop in orders, too little for any offer to pay.
         wrong_age_rate: Share of customers with an impossible age (accuracy defect).
         missing_last_name_rate: Share of customers without a last name (completeness).
         crm_disagree_rate: Share of customers whose CRM ``active`` flag is flipped
@@ -73,7 +97,9 @@ class DemoSpec:
     start: str = "2024-01-01"
     snapshot: str = "2026-10-31"
     orders_per_month: float = 0.65
+    contacts_per_month: float = 0.1
     monthly_churn: float = 0.01
+    signal: float = 1.0
     wrong_age_rate: float = 0.02
     missing_last_name_rate: float = 0.6
     crm_disagree_rate: float = 0.03
@@ -86,13 +112,13 @@ class DemoSpec:
 
 
 def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
-    """Generate the three demo tables in memory.
+    """Generate the four demo tables in memory.
 
     Args:
-        spec: Size, seed and defect rates.
+        spec: Size, seed, signal and defect rates.
 
     Returns:
-        ``{"customers": ..., "crm": ..., "orders": ...}``.
+        ``{"customers": ..., "crm": ..., "contacts": ..., "orders": ...}``.
     """
     rng = np.random.default_rng(spec.seed)
     n = spec.customers
@@ -102,32 +128,40 @@ def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
 
     engagement = rng.normal(size=n)
     plan = rng.choice(PLANS, size=n, p=[0.55, 0.3, 0.15])
-    signup = start + (rng.uniform(0, span_days, size=n) * 86400).astype("timedelta64[s]")
+    signup = start + _seconds(rng.uniform(0, span_days, size=n))
 
     # Churn: a constant monthly hazard per customer, higher for low engagement and the
-    # monthly plan, plus an early-life bump in the first 90 days.
+    # monthly plan, plus an early-life bump in the first 90 days. Every customer has a
+    # cancellation time; those after the snapshot have not happened yet.
     plan_risk = np.select([plan == "monthly", plan == "annual"], [0.5, -0.6], -0.2)
     risk = np.exp(-0.9 * engagement + plan_risk)
     hazard = spec.monthly_churn * risk / risk.mean()
     days_to_cancel = rng.exponential(30.0 / hazard)
     early = rng.uniform(size=n) < 0.04 * np.exp(-0.5 * engagement)
     days_to_cancel = np.where(early, rng.uniform(5, 90, size=n), days_to_cancel)
-    cancel = signup + (days_to_cancel * 86400).astype("timedelta64[s]")
+    cancel = signup + _seconds(days_to_cancel)
     cancelled = cancel <= snapshot
     active = ~cancelled
-
-    # Orders: a Poisson process over each customer's life, thinned in the ~60 days
-    # before cancelling (the behaviour change a model can learn).
     end = np.where(cancelled, cancel, snapshot)
     life_days = (end - signup) / DAY
+
+    # The unhappy spell: a share of churners (SPELL_SHARE x signal) spend the 20-90 days
+    # before cancelling contacting support, complaining and ordering even less.
+    signal = min(max(spec.signal, 0.0), 1.0)
+    spell = rng.uniform(size=n) < SPELL_SHARE * signal
+    spell_days = rng.uniform(20, 90, size=n)
+
+    # Orders: a Poisson process over each customer's life, thinned in the ~60 days
+    # before cancelling (to 30% of the usual rate; 50% at signal 0), and to 15% in an
+    # unhappy spell: the behaviour change a model can learn.
     rate = spec.orders_per_month / 30.0 * np.exp(0.6 * engagement - 0.18)
     counts = rng.poisson(rate * life_days)
     owner = np.repeat(np.arange(n), counts)
-    offset_days = rng.uniform(0, 1, size=owner.size) * life_days[owner]
-    ordered_at = signup[owner] + (offset_days * 86400).astype("timedelta64[s]")
-    before_cancel = (end[owner] - ordered_at) / DAY
-    winding_down = cancelled[owner] & (before_cancel < 60)
-    keep = ~winding_down | (rng.uniform(size=owner.size) < 0.3)
+    ordered_at = signup[owner] + _seconds(rng.uniform(0, 1, size=owner.size) * life_days[owner])
+    before_cancel = (cancel[owner] - ordered_at) / DAY
+    kept_share = np.where(spell[owner] & (before_cancel < spell_days[owner]), 0.15,
+                          np.where(before_cancel < 60, 0.5 - 0.2 * signal, 1.0))
+    keep = rng.uniform(size=owner.size) < kept_share
     # Timeliness defect: the last day's orders had not reached the warehouse when the
     # data was needed.
     needed = np.datetime64(spec.unsynced_until, "s") if spec.unsynced_until else snapshot
@@ -140,6 +174,8 @@ def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
     spend = np.exp(rng.normal(np.log(25) + 0.25 * engagement[owner], 0.5))
     plan_price = np.select([plan[owner] == "family"], [1.4], 1.0)
     amount = np.round(spend * plan_price, 2)
+
+    contacts = _contacts(rng, spec, engagement, signup, cancel, end, life_days, spell, spell_days)
 
     customer_id = np.arange(100_001, 100_001 + n)
     age = np.clip(np.round(rng.normal(41, 13, size=n)), 18, 90).astype("int64")
@@ -180,14 +216,73 @@ def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
             "amount": amount,
         }
     )
-    return {"customers": customers, "crm": crm, "orders": orders}
+    contacts.insert(1, "customer_id", customer_id[contacts.pop("owner").to_numpy()])
+    return {"customers": customers, "crm": crm, "contacts": contacts, "orders": orders}
+
+
+def _contacts(rng: np.random.Generator, spec: DemoSpec, engagement: np.ndarray, signup: np.ndarray,
+              cancel: np.ndarray, end: np.ndarray, life_days: np.ndarray, spell: np.ndarray,
+              spell_days: np.ndarray) -> pd.DataFrame:
+    """The support log: contacts over each customer's life, a burst of them (mostly
+    complaints) in an unhappy spell, and the contact in which a customer cancels.
+
+    Every contact lies in ``[signup, end)`` except the cancellation itself, which is at
+    the cancellation time: at any cut-off before it, nobody can see it.
+
+    Returns:
+        contact_id, owner (the customer's row), contacted_at, channel, topic, complaint,
+        sorted by time.
+    """
+    n = engagement.size
+    # Everyday contacts: more often when disengaged (exp(-0.5 z) averages exp(0.125)).
+    rate = spec.contacts_per_month / 30.0 * np.exp(-0.5 * engagement - 0.125)
+    everyday = np.repeat(np.arange(n), rng.poisson(rate * life_days))
+    everyday_at = signup[everyday] + _seconds(rng.uniform(size=everyday.size) * life_days[everyday])
+    # The spell: 1 + Poisson(2) contacts, denser towards the cancellation, of which only
+    # those before the snapshot (and after signup) exist yet.
+    unhappy = np.flatnonzero(spell)
+    burst = np.repeat(unhappy, 1 + rng.poisson(2.0, size=unhappy.size))
+    burst_before = np.sqrt(1 - rng.uniform(size=burst.size)) * spell_days[burst]
+    burst_at = cancel[burst] - _seconds(burst_before)
+    seen = (burst_at >= signup[burst]) & (burst_at < end[burst])
+    burst, burst_at = burst[seen], burst_at[seen]
+    # The cancellation: the contact in which the customer cancels, at that very moment.
+    leaving = np.flatnonzero(cancel <= end)
+
+    owner = np.concatenate([everyday, burst, leaving])
+    contacted_at = np.concatenate([everyday_at, burst_at, cancel[leaving]])
+    kind = np.repeat([0, 1, 2], [everyday.size, burst.size, leaving.size])
+    topic = np.where(
+        kind == 2, TOPICS.size - 1,
+        np.where(kind == 1, rng.choice(4, size=owner.size, p=[0.4, 0.3, 0.15, 0.15]),
+                 rng.choice(4, size=owner.size, p=[0.3, 0.3, 0.25, 0.15])))
+    complaint_share = np.select([kind == 0, kind == 1], [0.08, 0.6], 0.25)
+    complaint = (rng.uniform(size=owner.size) < complaint_share).astype("int64")
+    channel = rng.choice(CHANNELS, size=owner.size, p=[0.4, 0.35, 0.25])
+    order = np.argsort(contacted_at, kind="stable")
+    return pd.DataFrame(
+        {
+            "contact_id": np.arange(1, owner.size + 1),
+            "owner": owner[order],
+            "contacted_at": pd.to_datetime(contacted_at[order]),
+            "channel": channel[order],
+            "topic": TOPICS[topic[order]],
+            "complaint": complaint[order],
+        }
+    )
+
+
+def _seconds(days: np.ndarray) -> np.ndarray:
+    """Days (floats) as a timedelta in whole seconds."""
+    return (days * 86400).astype("timedelta64[s]")
 
 
 MANIFEST = "_generated.json"
 
 
 def write_files(spec: DemoSpec, directory: Path) -> bool:
-    """Write the demo tables to ``directory`` once: CSV, SQLite and Parquet.
+    """Write the demo tables to ``directory`` once: CSV, SQLite (the CRM and its
+    support log) and Parquet.
 
     Files already made from the same spec are kept, so every run after the first
     reads them as a user's own files would be read. Concurrent callers (a parallel
@@ -214,7 +309,7 @@ def write_files(spec: DemoSpec, directory: Path) -> bool:
         with atomic_path(directory / "customers.csv") as tmp:
             tables["customers"].to_csv(tmp, index=False)
         with atomic_path(directory / "crm.db") as tmp:
-            _write_sqlite(tables["crm"], tmp)
+            _write_sqlite({"crm": tables["crm"], "contacts": tables["contacts"]}, tmp)
         with atomic_path(directory / "orders.parquet") as tmp:
             tables["orders"].to_parquet(tmp, index=False)
         # The manifest goes last: its presence says every file above is complete.
@@ -223,10 +318,11 @@ def write_files(spec: DemoSpec, directory: Path) -> bool:
         return True
 
 
-def _write_sqlite(frame: pd.DataFrame, path: Path) -> None:
+def _write_sqlite(frames: dict[str, pd.DataFrame], path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
-        frame.to_sql("crm", conn, index=False)
+        for name, frame in frames.items():
+            frame.to_sql(name, conn, index=False)
         conn.commit()
     finally:
         conn.close()

@@ -43,7 +43,10 @@ def test_a_changed_config_or_a_corrupted_model_is_not_reused(project: Path) -> N
 
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_running_only_the_jobs_that_did_not_succeed(project: Path) -> None:
-    sweep = ["run", "-m", "cache=true", "model=logistic,random_forest", "split.test_size=0.2,0.3"]
+    # A hold-out of 4,000 customers holds a handful of churners, so its ROC AUC is partly luck
+    # (logistic at test_size 0.2: 0.53); every job must succeed here, whatever its score.
+    sweep = ["run", "-m", "cache=true", "model=logistic,random_forest", "split.test_size=0.2,0.3",
+             "business.requirements.min_roc_auc=null"]
     proc = subprocess.Popen([MLOPS, *sweep], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     assert proc.stdout is not None

@@ -1,8 +1,9 @@
 """The demo's artifacts are byte-identical to the ones recorded in demo_artifacts/.
 
-Recorded at commit 84adef2 (before the config was compiled into a plan) with the
-command in ``demo_artifacts/recorded.json``: a refactoring that changes no behaviour
-leaves ``metrics.json``, ``predictions.parquet`` and the model's sha256 as they were.
+Recorded with the command in ``demo_artifacts/recorded.json``: a refactoring that
+changes no behaviour leaves ``metrics.json``, ``predictions.parquet`` and the model's
+sha256 as they were. Re-recorded at 1e7080d, on purpose, because the demo data changed
+(support contacts and a realistic churn signal, issue 14); first recorded at 84adef2.
 """
 
 from __future__ import annotations

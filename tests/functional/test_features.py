@@ -20,7 +20,7 @@ def test_a_second_run_reuses_every_table_and_gets_the_same_metrics(project: Path
     assert done.returncode == 0
     first, second = run_dirs(project)
     assert set(tables(first).values()) == {"built"}
-    assert tables(second) == {"order_behaviour": "reused", "features": "reused"}
+    assert tables(second) == {"order_behaviour": "reused", "support_contacts": "reused", "features": "reused"}
     assert "feature table features reused" in done.stdout
     assert (first / "metrics.json").read_bytes() == (second / "metrics.json").read_bytes()
 
@@ -29,9 +29,11 @@ def test_changing_one_expression_rebuilds_only_what_depends_on_it(project: Path)
     assert run_mlops(project, "run").returncode == 0
     done = run_mlops(project, "run", "features.derived.recent_share='orders_30d / (orders_90d + 1)'")
     assert done.returncode == 0
-    assert tables(run_dirs(project)[-1]) == {"order_behaviour": "reused", "features": "built"}
+    assert tables(run_dirs(project)[-1]) == {"order_behaviour": "reused", "support_contacts": "reused",
+                                             "features": "built"}
     done = run_mlops(project, "run", "features.groups.order_behaviour.aggregations.orders_30d.window=45d")
-    assert tables(run_dirs(project)[-1]) == {"order_behaviour": "built", "features": "built"}
+    assert tables(run_dirs(project)[-1]) == {"order_behaviour": "built", "support_contacts": "reused",
+                                             "features": "built"}
     assert "shared feature group order_behaviour changed since it was last used" in done.stdout
     assert "LogisticRegression" in done.stdout
 
@@ -55,24 +57,24 @@ def test_gc_keeps_tables_another_project_sharing_the_store_uses(project: Path, t
     assert "removed 0 table(s)" in done.stdout
     shutil.rmtree(other / "outputs" / "runs")  # the only run that used them is gone
     done = run_mlops(project, "features", "gc", "--store", str(shared), "--keep-recent", "0")
-    assert "removed 2 table(s)" in done.stdout
+    assert "removed 3 table(s)" in done.stdout
 
 
 def test_materialize_list_show_and_gc(project: Path) -> None:
     done = run_mlops(project, "features", "materialize")
     assert done.returncode == 0, done.stderr
-    assert "materialized (order_behaviour built, features built)" in done.stdout
+    assert "materialized (order_behaviour built, support_contacts built, features built)" in done.stdout
     assert not (project / "outputs" / "runs").exists()
     listed = run_mlops(project, "features", "list")
-    assert listed.returncode == 0 and "2 table(s)" in listed.stdout
+    assert listed.returncode == 0 and "3 table(s)" in listed.stdout
     shown = run_mlops(project, "features", "show", "order_behaviour")
     assert "feature group order_behaviour: 1 definition(s)" in shown.stdout
     # Drop the only run that references the tables: gc may now remove them.
     shutil.rmtree(project / "outputs" / "features")
     dry = run_mlops(project, "features", "gc", "--dry-run", "--keep-recent", "0")
-    assert "would remove 2 table(s)" in dry.stdout
-    assert "2 table(s)" in run_mlops(project, "features", "list").stdout
-    assert "removed 2 table(s)" in run_mlops(project, "features", "gc", "--keep-recent", "0").stdout
+    assert "would remove 3 table(s)" in dry.stdout
+    assert "3 table(s)" in run_mlops(project, "features", "list").stdout
+    assert "removed 3 table(s)" in run_mlops(project, "features", "gc", "--keep-recent", "0").stdout
     assert "0 table(s)" in run_mlops(project, "features", "list").stdout
 
 

@@ -36,7 +36,7 @@ def test_an_override_run_writes_the_complete_record(project: Path) -> None:
                                      "evaluate", "save", "requirements"}
     assert all(stage["status"] == "succeeded" for stage in record["stages"].values())
     assert record["seed"] == 7 and record["determinism"]["threads"] == 1
-    assert set(record["data"]) == {"customers", "crm", "orders"}
+    assert set(record["data"]) == {"customers", "crm", "contacts", "orders"}
     assert all(d["fingerprint"].startswith("sha256:") for d in record["data"].values())
     sha = hashlib.sha256((run / "model/model.skops").read_bytes()).hexdigest()
     assert record["model"]["sha256"] == sha

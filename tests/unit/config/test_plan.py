@@ -32,7 +32,8 @@ def test_the_default_config_compiles_into_typed_parts() -> None:
     assert customers.columns["age"] == ColumnSpec(type="int") and customers.options["columns"] is customers.columns
     assert compiled.data.sources["crm"].location == "sqlite:///data/churn/crm.db"
     assert (compiled.data.dir, compiled.data.generate["customers"]) == ("data/churn", 20000)
-    assert compiled.data.timestamps() == {"customers": None, "crm": None, "orders": "ordered_at"}
+    assert compiled.data.timestamps() == {"customers": None, "crm": None, "contacts": "contacted_at",
+                                          "orders": "ordered_at"}
 
     assert isinstance(compiled.quality, rules.QualitySpec)
     fresh = compiled.quality.rules["orders_fresh"]
@@ -101,8 +102,12 @@ def test_the_feature_spec_parses_each_expression_once(monkeypatch: pytest.Monkey
         return parse(text)
 
     monkeypatch.setattr(expr, "parse", counted)
-    spec = FeatureSpec.from_config(compose_config()["features"])
-    assert sorted(seen) == sorted(set(seen))
+    cfg = compose_config()["features"]
+    spec = FeatureSpec.from_config(cfg)
+    declared = [cfg["population"], *cfg["derived"].values(), cfg["target"]["expr"],
+                *(agg["window"] for group in cfg["groups"].values() for agg in group["aggregations"].values()
+                  if agg.get("window"))]
+    assert sorted(seen) == sorted(declared)  # one parse per declaration (two windows may both say 30d)
     seen.clear()
     spec.lineage({"orders": "ordered_at"})  # from the parsed trees
     assert seen == []
