@@ -37,6 +37,8 @@ commands:
   registry   register RUN --name N | list | show N[@ALIAS|/V] | promote N/V --alias A | history N
   report     RUN|SWEEP_DIR: write a self-contained report.html (plots, metrics by stakeholder,
              value, requirements, provenance) into the run directory or sweep folder
+  serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
+             /model, /metrics, /docs) that checks its inputs, follows its alias, logs predictions
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed,
@@ -47,7 +49,8 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 #: command -> the module of engine.cli that has it, imported when the command runs, so
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
-            "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check"}
+            "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
+            "serve": "serve"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

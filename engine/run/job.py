@@ -47,7 +47,7 @@ from engine.errors import EngineError, QualityGateError, RequirementsGateError
 from engine.files import atomic_path, write_json, write_text
 from engine.run import provenance
 from engine.run.record import RunRecord
-from engine.stages import business, data, features, model, quality, split
+from engine.stages import business, data, domain, features, model, quality, split
 from engine.store import runcache, tracking
 from engine.store.featurestore import FeatureStore
 
@@ -201,7 +201,7 @@ def _execute(cfg: DictConfig, record: RunRecord, root: Path, where: ConfigOrigin
     parts = _split(plan, table, record)
     trained = _train(plan, parts, record)
     result = _evaluate(plan, table, parts, trained, record)
-    _save(plan, parts, trained, result, record, store)
+    _save(plan, table, parts, trained, result, record, store)
     index.metrics = result["metrics"]
     _requirements(plan.business, verdicts, result, record)
     _succeeded(record, index)
@@ -398,15 +398,19 @@ def _evaluate(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: 
     return result
 
 
-def _save(plan: Plan, parts: _Parts, trained: _Trained, result: dict[str, Any], record: RunRecord,
-          store: FeatureStore | None) -> None:
+def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Trained, result: dict[str, Any],
+          record: RunRecord, store: FeatureStore | None) -> None:
     """Save the model with its decision threshold, once the feature tables are on disk."""
     metrics = result["metrics"]
     with record.stage("save"):
         _flush(store)  # the feature tables are on disk before the run can be recorded as done
         decided = model.with_threshold(trained.pipeline, metrics["threshold"], parts.X_test, parts.y_test)
         digest = model.save(decided, record.run_dir / "model")
-        record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
+        # The training domain of the model's input, for serving and monitoring: its own
+        # file and hash, so the model file's bytes stay what they were.
+        input_domain = {"path": f"model/{domain.DOMAIN_FILE}", "sha256": domain.save(
+            domain.profile(parts.X_train, table.frame.loc[parts.X_train.index, table.key]), record.run_dir / "model")}
+        record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest, "input_domain": input_domain,
                              "target": plan.model.target, "threshold": metrics["threshold"],
                              "threshold_policy": result["threshold"]["policy"]},
                       metrics={k: metrics[k] for k in (*RECORDED, *HEADLINE)})

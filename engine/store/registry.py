@@ -5,6 +5,8 @@ Layout under the registry's folder (default ``outputs/registry``)::
     <name>.json                   versions, aliases and the append-only alias history
     <name>/<version>/model.skops  the registered Pipeline, copied from its run
                                   (model.joblib: a pickle registered by an earlier version)
+    <name>/<version>/input_domain.json  the training domain of its input (serving checks
+                                  requests against it), sha256 checked when copied and read
 
 A version records its run, the model's sha256, the config's hash and the metrics.
 :func:`load_model` checks the file's sha256 against that record and against what the
@@ -156,6 +158,7 @@ class Registry:
                                       "version (pickles can run code when loaded); re-run it (mlops reproduce "
                                       f"{run_dir}) to save it as model.skops, then register that run")
         _refuse_untrusted(payload, source, "register")
+        domain = _companion(record, run_dir, "input_domain", DOMAIN_FILE)
         metrics: Any = {}
         if (run_dir / "metrics.json").exists():
             try:
@@ -178,12 +181,18 @@ class Registry:
             target = self.root / name / str(version) / source.name
             with atomic_path(target) as tmp:
                 tmp.write_bytes(payload)
+            served: dict[str, Any] = {}  # what serving reads beside the model (runs before it have none)
+            if domain is not None:
+                with atomic_path(target.parent / DOMAIN_FILE) as tmp:
+                    tmp.write_bytes(domain[0])
+                served = {"input_domain": str((target.parent / DOMAIN_FILE).relative_to(self.root)),
+                          "input_domain_sha256": domain[1], **lineage(record)}
             entry["versions"].append({
                 "version": version, "run_id": record["id"], "run_dir": str(run_dir.resolve()),
                 "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"],
                 "model_target": model.get("target"), "threshold": model.get("threshold"),
                 "config_sha256": config_sha, "metrics": metrics,
-                "registered_at": _now(),
+                "registered_at": _now(), **served,
             })
             write_json(self._file(name), entry)
         return entry["versions"][-1]
@@ -229,6 +238,72 @@ class Registry:
     def model_path(self, version: Mapping[str, Any]) -> Path:
         """The version's model file (a relative path inside the registry: checked by :meth:`read`)."""
         return self.root / str(version["model"])
+
+    def input_domain(self, version: Mapping[str, Any]) -> bytes | None:
+        """The bytes of the version's ``input_domain.json``, verified against its recorded sha256.
+
+        (:func:`engine.stages.domain.read` parses them.)
+
+        Returns:
+            None for a version registered without one (by an engine before it).
+
+        Raises:
+            ModelIntegrityError: The file is gone, changed, or not a domain file.
+        """
+        if not version.get("input_domain"):
+            return None
+        label = f"{version.get('run_id', '?')[:8]}"
+        path = self.root / str(version["input_domain"])
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(f"registry error: cannot read the input domain of run {label}: {path} "
+                                      f"({exc.strerror})") from exc
+        if hashlib.sha256(payload).hexdigest() != version.get("input_domain_sha256"):
+            raise ModelIntegrityError(f"registry error: refusing {path}: its sha256 is not the one the registry "
+                                      "recorded (the file was changed or replaced)")
+        return payload
+
+
+#: The training domain beside the model (engine.stages.domain.DOMAIN_FILE: the store
+#: layer names the file, it does not import the stage).
+DOMAIN_FILE = "input_domain.json"
+
+
+def _companion(record: Mapping[str, Any], run_dir: Path, field: str, filename: str) -> tuple[bytes, str] | None:
+    """A file the run recorded beside its model (``model.<field>: {path, sha256}``), checked
+    against that record: (bytes, sha256), or None when the run recorded none.
+
+    Raises:
+        ModelIntegrityError: The file is missing or changed since its run recorded it.
+    """
+    declared = (record.get("model") or {}).get(field)
+    if not isinstance(declared, dict):
+        return None
+    path = run_dir / str(declared.get("path", ""))
+    if Path(str(declared.get("path", ""))).name != filename or not path.is_file():
+        raise ModelIntegrityError(f"registry error: run {str(record.get('id'))[:8]} records its model's {field} at "
+                                  f"{declared.get('path')!r} but {path} is not there; refusing to register it")
+    payload = path.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != declared.get("sha256"):
+        raise ModelIntegrityError(f"registry error: {path} does not match the sha256 in its run.json; refusing to "
+                                  f"register a model whose {field} changed after its run")
+    return payload, digest
+
+
+def lineage(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a served model reports of its run: the training data's fingerprints, the
+    feature tables it was trained from, and the environment it was trained in."""
+    sources = record.get("data") if isinstance(record.get("data"), dict) else {}
+    provenance = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+    features = record.get("features") if isinstance(record.get("features"), dict) else {}
+    return {
+        "data_fingerprints": {str(n): s.get("fingerprint") for n, s in sources.items() if isinstance(s, dict)},
+        "feature_tables": [t for t in features.get("tables") or [] if isinstance(t, dict)],
+        "as_of": record.get("as_of"),
+        "environment": {"python": provenance.get("python"), "packages": provenance.get("packages") or {}},
+    }
 
 
 def check_name(name: str) -> str:
@@ -615,6 +690,11 @@ def _check_entry(entry: Any, name: str, path: Path) -> None:
         if model.is_absolute() or ".." in model.parts or model.name not in MODEL_FILES:
             refuse(f"{where}.model", f"a path inside the registry ending in {' or '.join(MODEL_FILES)}",
                    version["model"])
+        if version.get("input_domain") is not None:
+            domain = Path(str(version["input_domain"]))
+            if domain.is_absolute() or ".." in domain.parts or domain.name != DOMAIN_FILE:
+                refuse(f"{where}.input_domain", f"a path inside the registry ending in {DOMAIN_FILE}",
+                       version["input_domain"])
     for alias, number in entry["aliases"].items():
         if number not in numbers:
             refuse(f"aliases.{alias}", f"one of the versions {sorted(numbers)}", number)

@@ -1,0 +1,163 @@
+"""``mlops serve`` and ``mlops predict``: the registered model behind HTTP, or over a file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from engine.cli.common import command_parser
+from engine.errors import UsageError
+
+SERVE_USAGE = """\
+usage: mlops serve MODEL [--host 127.0.0.1] [--port 8000] [options]
+
+  MODEL                NAME@ALIAS (follows the alias), NAME/VERSION, NAME (its latest
+                       version), or a run (id, id prefix, run directory, latest)
+  --host HOST          the address to listen on (default 127.0.0.1: this machine only)
+  --port PORT          the port (default 8000; 0: any free port, printed at start)
+  --max-rows N         the most rows one request may hold (default 10000; more: 422)
+  --max-body-bytes N   the largest request body (default 8 MiB; larger: 413)
+  --log-dir PATH       the prediction log's folder (default outputs/predictions; the model's
+                       name and date=YYYY-MM-DD/ below it)
+  --no-log             do not log predictions
+  --log-queue-rows N   rows that may wait for the log's writer (default 100000); beyond,
+                       rows are dropped, counted in /metrics and logged
+  --no-follow          serve the version NAME@ALIAS points at now, and keep it
+  --poll-seconds S     how often the registry is checked for a moved alias (default 1)
+  --threads N          BLAS/OpenMP threads while scoring (default 1)
+  --access-log         log a line per request
+  --registry PATH      default outputs/registry or $MLOPS_REGISTRY
+  --tracking-uri URI   the metadata store the model's run is recorded in
+
+  POST /predict  GET /health /ready /model /metrics /docs   (see docs/serving.md)
+"""
+
+
+def serve_command(args: list[str]) -> int:
+    """``mlops serve MODEL``: run the HTTP service until SIGTERM or Ctrl-C (exit 0)."""
+    if args and args[0] in ("-h", "--help"):
+        print(SERVE_USAGE, end="")
+        return 0
+    parser = command_parser("mlops serve", SERVE_USAGE)
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=_port, default=8000)
+    parser.add_argument("--max-rows", type=_positive, default=10_000)
+    parser.add_argument("--max-body-bytes", type=_positive, default=8 * 1024 * 1024)
+    parser.add_argument("--access-log", action="store_true")
+    parser.add_argument("--log-dir", default=str(Path("outputs") / "predictions"))
+    parser.add_argument("--no-log", action="store_true")
+    parser.add_argument("--log-queue-rows", type=_positive, default=100_000)
+    parser.add_argument("--no-follow", action="store_true")
+    parser.add_argument("--poll-seconds", type=_seconds, default=1.0)
+    parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
+    options = parser.parse_args(args)
+    if not options.model:
+        raise UsageError("usage error: serve needs MODEL (NAME@ALIAS, NAME/VERSION or a run); see mlops serve --help")
+    _require_serve_extra()
+    _configure_logging()
+    log = logging.getLogger("engine.serve")
+
+    from engine.serve import app as service_app
+    from engine.serve import model as served_model
+    from engine.serve import server
+    from engine.serve.follow import AliasFollower, follows
+    from engine.serve.holder import Holder
+    from engine.store.registry import Registry
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=options.threads)  # for the process: scoring never oversubscribes the cores
+    served = served_model.load(options.model, Path(options.registry), options.tracking_uri)
+    served_model.warm_up(served)
+    sock = server.bind(options.host, options.port)  # after loading: a refused model never holds the port
+    holder = Holder(served)
+    service = service_app.Service(holder, service_app.Limits(options.max_body_bytes, options.max_rows),
+                                  ref=options.model)
+    if not options.no_log:
+        from engine.serve.predlog import PredictionLog
+
+        service.predictions = PredictionLog(Path(options.log_dir) / served.name, options.log_queue_rows,
+                                            on_written=service.metrics.log_rows.inc,
+                                            on_dropped=service.metrics.log_dropped.inc)
+    follower = None
+    followed = follows(options.model)
+    if followed and not options.no_follow:
+        follower = AliasFollower(Registry(Path(options.registry)), *followed, holder, options.tracking_uri,
+                                 options.poll_seconds, service.recent_rows,
+                                 lambda outcome: service.metrics.swaps.labels(outcome).inc())
+    app = service_app.create_app(service)
+    where = server.address(sock)
+    if service.predictions is not None:
+        log.info("prediction log: %s", service.predictions.root)
+    print(f"serving {options.model} ({served.label}, run {served.run_id[:8]}, sha256 {served.sha256[:12]}, "
+          f"threshold {served.threshold:.4g}) on {where}  (docs: {where}/docs)", flush=True)
+
+    if follower is not None:
+        follower.start()
+        log.info("following %s: a promotion swaps the new version in (registry checked every %gs)", options.model,
+                 options.poll_seconds)
+
+    def stop() -> None:
+        service.ready = False
+        if follower is not None:
+            follower.stop()
+        service.scorer.close()
+        if service.predictions is not None:
+            service.predictions.close()  # after the last request: everything it scored is written
+            log.info("prediction log: %d row(s) written, %d dropped", service.predictions.written_rows,
+                     service.predictions.dropped_rows)
+
+    stopped_by = server.run(app, sock, stop, access_log=options.access_log)
+    log.info("stopped%s", f" by {stopped_by}" if stopped_by else "")
+    return 0
+
+
+def _require_serve_extra() -> None:
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if not _importable(m)]
+    if missing:
+        raise UsageError(f"usage error: mlops serve needs the serve extra ({', '.join(missing)} not installed): "
+                         "pip install 'mlops-engine[serve]'")
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _configure_logging() -> None:
+    """The run's log format on stderr, for the engine's lines and uvicorn's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s", "%H:%M:%S"))
+    for name in ("engine", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.05 to 3600, got {text!r}")
+    return value
