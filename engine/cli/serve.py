@@ -25,6 +25,9 @@ usage: mlops serve MODEL [--host 127.0.0.1] [--port 8000] [options]
   --no-log             do not log predictions
   --log-queue-rows N   rows that may wait for the log's writer (default 100000); beyond,
                        rows are dropped, counted in /metrics and logged
+  --feature-store PATH where rows given by their key only are looked up (the latest
+                       materialization of the model's features); default the project's
+                       features.store.path, else the store the model's run used; none: off
   --no-follow          serve the version NAME@ALIAS points at now, and keep it
   --poll-seconds S     how often the registry is checked for a moved alias (default 1)
   --threads N          BLAS/OpenMP threads while scoring (default 1)
@@ -51,6 +54,7 @@ def serve_command(args: list[str]) -> int:
     parser.add_argument("--log-dir", default=str(Path("outputs") / "predictions"))
     parser.add_argument("--no-log", action="store_true")
     parser.add_argument("--log-queue-rows", type=_positive, default=100_000)
+    parser.add_argument("--feature-store", default=None)
     parser.add_argument("--no-follow", action="store_true")
     parser.add_argument("--poll-seconds", type=_seconds, default=1.0)
     parser.add_argument("--threads", type=_positive, default=1)
@@ -78,6 +82,15 @@ def serve_command(args: list[str]) -> int:
     holder = Holder(served)
     service = service_app.Service(holder, service_app.Limits(options.max_body_bytes, options.max_rows),
                                   ref=options.model)
+    store = _feature_store(options.feature_store, served.feature_store)
+    if store is not None and served.key:
+        from engine.serve.online import OnlineFeatures
+
+        service.online = OnlineFeatures(store)
+        table = service.online.table(served)
+        log.info("serving by key (%s) from %s%s", served.key, store,
+                 f": the materialization as of {table.as_of} ({len(table.frame)} rows)" if table else
+                 ": no materialization of this model's features yet (mlops features materialize)")
     if not options.no_log:
         from engine.serve.predlog import PredictionLog
 
@@ -115,6 +128,24 @@ def serve_command(args: list[str]) -> int:
     stopped_by = server.run(app, sock, stop, access_log=options.access_log)
     log.info("stopped%s", f" by {stopped_by}" if stopped_by else "")
     return 0
+
+
+def _feature_store(option: str | None, recorded: str | None) -> Path | None:
+    """The feature store for rows given by key: ``--feature-store``, else the project's
+    ``features.store.path``, else the one the model's run recorded; None when there is none."""
+    if option is not None:
+        if option.lower() == "none":
+            return None
+        if not Path(option).is_dir():
+            raise UsageError(f"usage error at --feature-store: {option} is not a folder")
+        return Path(option)
+    from engine.cli.common import project_setting
+
+    configured = project_setting("features.store.path", None)
+    for candidate in (configured, recorded):
+        if candidate and Path(str(candidate)).is_dir():
+            return Path(str(candidate))
+    return None
 
 
 def _require_serve_extra() -> None:

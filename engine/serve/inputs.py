@@ -59,7 +59,8 @@ def parse(body: bytes, content_type: str | None) -> list[Any] | dict[str, list[A
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind in ("text/csv", "application/csv") or kind.endswith("+csv"):
         return _parse_csv(body)
-    if kind and kind != "application/json" and not kind.endswith("+json"):
+    # curl -d sends application/x-www-form-urlencoded unless told otherwise: read as JSON.
+    if kind and kind not in ("application/json", "application/x-www-form-urlencoded") and not kind.endswith("+json"):
         raise RequestError(400, f"expected a body of Content-Type application/json or text/csv, got {kind!r}")
     try:
         data = json.loads(body, parse_constant=_refuse_constant)

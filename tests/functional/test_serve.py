@@ -134,9 +134,11 @@ def test_rows_that_do_not_fit_the_model_get_422_naming_row_and_column(
     (b"[" * 100_00 + b"]" * 100_00, "application/json", 400, "not valid JSON"),
     (b"plan,plan\na,b\n", "text/csv", 400, "names a column twice"),
     (b"plan,segment\n\"a,b\n", "text/csv", 400, "CSV"),
-    (b"a=1&b=2", "application/x-www-form-urlencoded", 400, "expected a body of Content-Type"),
+    (b"a=1&b=2", "application/x-www-form-urlencoded", 400, "not valid JSON"),
+    (b"<rows/>", "application/xml", 400, "expected a body of Content-Type"),
     (b"x" * 20_001, "application/json", 413, "at most 20,000"),
-], ids=["broken-json", "nan", "binary", "deep-nesting", "duplicate-csv-header", "broken-csv", "form", "too-large"])
+], ids=["broken-json", "nan", "binary", "deep-nesting", "duplicate-csv-header", "broken-csv", "form", "xml",
+     "too-large"])
 def test_bodies_that_are_not_json_or_csv_get_400_and_large_ones_413(server: Server, content: bytes,
                                                                     content_type: str, status: int,
                                                                     words: str) -> None:
@@ -371,3 +373,52 @@ def test_a_promotion_swaps_the_new_version_in_under_load_without_a_failed_reques
     refused = [line for line in running.stderr.splitlines() if "was not swapped in" in line]
     assert len(refused) == 1 and "alias churn@champion moved to v3" in refused[0]
     assert "churn/2 keeps serving" in refused[0] and "Traceback" not in running.stderr
+
+
+def test_rows_given_by_key_are_scored_from_the_latest_materialization(trained: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(trained, project, symlinks=True)
+    shutil.rmtree(project / "outputs" / "predictions", ignore_errors=True)
+    rows = feature_rows(project, 3)
+    keys = rows["customer_id"].tolist()
+    with Server(project, "churn@champion") as running:
+        by_key = httpx.post(f"{running.url}/predict", json=[{"customer_id": keys[0]}, records(rows)[1],
+                                                            {"customer_id": -5}, {"customer_id": str(keys[2])}],
+                            timeout=30)
+        assert by_key.status_code == 200, by_key.text
+        first, given, unknown, third = by_key.json()["predictions"]
+        by_values = httpx.post(f"{running.url}/predict", json=records(rows), timeout=30).json()["predictions"]
+        assert first["key"] == keys[0] and first["as_of"] == "2026-10-01T00:00:00"
+        assert first["score"] == pytest.approx(by_values[0]["score"], abs=1e-12)
+        assert third["key"] == keys[2] and third["score"] == pytest.approx(by_values[2]["score"], abs=1e-12)
+        assert "as_of" not in given and given["score"] == pytest.approx(by_values[1]["score"], abs=1e-12)
+        assert unknown == {"row": 2, "status": 404, "key": -5, "error": unknown["error"]}
+        assert "holds no customer_id -5" in unknown["error"]
+        nobody = httpx.post(f"{running.url}/predict", json={"customer_id": -5}, timeout=30)
+        assert nobody.status_code == 404 and nobody.json()["column"] == "customer_id"
+        assert httpx.post(f"{running.url}/predict", json={"customer_id": "x"}, timeout=30).status_code == 422
+        described = httpx.get(f"{running.url}/model", timeout=30).json()["feature_store"]
+        assert described["as_of"] == "2026-10-01T00:00:00" and described["key"] == "customer_id"
+
+        # a newer materialization of the same features is used without a restart
+        done = run_mlops(project, "features", "materialize", "as_of=2026-10-15")
+        assert done.returncode == 0, done.stderr
+        import time
+
+        deadline, answer = time.monotonic() + 60, first
+        while time.monotonic() < deadline and answer.get("as_of") != "2026-10-15T00:00:00":
+            time.sleep(0.3)
+            answer = httpx.post(f"{running.url}/predict", json={"customer_id": keys[0]}, timeout=30).json()[
+                "predictions"][0]
+        assert answer["as_of"] == "2026-10-15T00:00:00"
+    assert running.process.returncode == 0
+    logged = pd.read_parquet(project / "outputs" / "predictions" / "churn")
+    from_store = logged[logged["source"] == "feature_store"]
+    assert len(from_store) >= 3 and set(from_store["as_of"]) >= {"2026-10-01T00:00:00", "2026-10-15T00:00:00"}
+    assert -5 not in logged["key"].tolist() and "-5" not in logged["key"].tolist()  # unknown keys are not scored
+
+
+def test_without_a_feature_store_a_row_given_by_key_is_422(trained: Path) -> None:
+    with Server(trained, "churn/1", "--feature-store", "none", "--no-log") as running:
+        response = httpx.post(f"{running.url}/predict", json={"customer_id": 1}, timeout=30)
+    assert response.status_code == 422 and "no feature store" in response.json()["error"]
