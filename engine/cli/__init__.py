@@ -39,6 +39,7 @@ commands:
              value, requirements, provenance) into the run directory or sweep folder
   serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
              /model, /metrics, /docs) that checks its inputs, follows its alias, logs predictions
+  predict    MODEL --input FILE|feature-store --output SCORES.parquet: batch scoring with serve's checks
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed,
@@ -50,7 +51,7 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
-            "serve": "serve"}
+            "serve": "serve", "predict": "serve"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

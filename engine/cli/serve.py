@@ -192,3 +192,86 @@ def _seconds(text: str) -> float:
     if not 0.05 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"expected seconds from 0.05 to 3600, got {text!r}")
     return value
+
+
+PREDICT_USAGE = """\
+usage: mlops predict MODEL --input FILE|feature-store --output SCORES.parquet [options]
+
+  MODEL                NAME@ALIAS, NAME/VERSION, NAME, or a run (as mlops serve)
+  --input FILE         rows to score: .csv, .parquet, .json (records or columns), .jsonl;
+                       a row may give only the entity key (looked up in the feature store);
+                       feature-store: every entity of the latest materialization
+  --output PATH        the scores, as Parquet: row, key, status (200, or 404 for an unknown
+                       key), score, decision, in_domain, domain_flags, as_of
+  --feature-store PATH as mlops serve (default the project's features.store.path; none: off)
+  --log-dir PATH       the prediction log's folder (default outputs/predictions)
+  --no-log             do not log the predictions
+  --chunk-rows N       rows checked and scored at a time (default 50000)
+  --progress           a progress line whatever the input's size (default: from 100,000 rows)
+  --threads N          BLAS/OpenMP threads while scoring (default 1)
+  --registry PATH      default outputs/registry or $MLOPS_REGISTRY
+  --tracking-uri URI   the metadata store the model's run is recorded in
+"""
+
+
+def predict_command(args: list[str]) -> int:
+    """``mlops predict MODEL --input ... --output ...``: score a file with serving's checks."""
+    if args and args[0] in ("-h", "--help"):
+        print(PREDICT_USAGE, end="")
+        return 0
+    parser = command_parser("mlops predict", PREDICT_USAGE)
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--input")
+    parser.add_argument("--output")
+    parser.add_argument("--feature-store", default=None)
+    parser.add_argument("--log-dir", default=str(Path("outputs") / "predictions"))
+    parser.add_argument("--no-log", action="store_true")
+    parser.add_argument("--chunk-rows", type=_positive, default=50_000)
+    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
+    options = parser.parse_args(args)
+    for name in ("model", "input", "output"):
+        if not getattr(options, name):
+            raise UsageError(f"usage error: predict needs {'MODEL' if name == 'model' else '--' + name} "
+                             "(see mlops predict --help)")
+    if Path(options.output).suffix.lower() not in (".parquet", ".pq"):
+        raise UsageError(f"usage error at --output: expected a .parquet file, got {options.output}")
+    _configure_logging()
+    log = logging.getLogger("engine.serve")
+    from threadpoolctl import threadpool_limits
+
+    from engine.serve import batch
+    from engine.serve import model as served_model
+
+    threadpool_limits(limits=options.threads)
+    served = served_model.load(options.model, Path(options.registry), options.tracking_uri)
+    store = _feature_store(options.feature_store, served.feature_store)
+    online = None
+    if store is not None and served.key:
+        from engine.serve.online import OnlineFeatures
+
+        online = OnlineFeatures(store)
+    rows = batch.read_rows(options.input, served, online)
+    n = len(next(iter(rows.values()), [])) if isinstance(rows, dict) else len(rows)
+    prediction_log = None
+    if not options.no_log:
+        from engine.serve.predlog import PredictionLog
+
+        # A batch waits for its log instead of dropping rows: the queue holds the whole input.
+        prediction_log = PredictionLog(Path(options.log_dir) / served.name, max_queued_rows=max(n, 1))
+    progress = batch.progress_printer() if options.progress or n >= 100_000 else None
+    try:
+        summary = batch.score(served, rows, Path(options.output), online, prediction_log, options.chunk_rows,
+                              progress)
+    finally:
+        if prediction_log is not None:
+            prediction_log.close()
+    logged = f"; logged to {prediction_log.root}" if prediction_log is not None else ""
+    print(f"scored {summary.scored:,} of {summary.rows:,} rows with {served.label} (sha256 {served.sha256[:12]}) in "
+          f"{summary.seconds:.1f}s: {summary.positive:,} decided 1 at threshold {served.threshold:.4g}, "
+          f"{summary.outside:,} outside the training domain"
+          + (f", {summary.unknown:,} unknown key(s)" if summary.unknown else "") + f" -> {options.output}{logged}")
+    if prediction_log is not None and (prediction_log.failed_rows or prediction_log.dropped_rows):
+        log.warning("prediction log: %d row(s) not written", prediction_log.failed_rows + prediction_log.dropped_rows)
+    return 0
