@@ -7,12 +7,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine.cli.common import command_parser
 from engine.errors import UsageError
 
 SERVE_USAGE = """\
 usage: mlops serve MODEL [--host 127.0.0.1] [--port 8000] [options]
+       mlops serve --bundle DIR [options]       (a folder written by mlops registry export)
 
   MODEL                NAME@ALIAS (follows the alias), NAME/VERSION, NAME (its latest
                        version), or a run (id, id prefix, run directory, latest)
@@ -32,6 +34,8 @@ usage: mlops serve MODEL [--host 127.0.0.1] [--port 8000] [options]
   --poll-seconds S     how often the registry is checked for a moved alias (default 1)
   --threads N          BLAS/OpenMP threads while scoring (default 1)
   --access-log         log a line per request
+  --allow-version-mismatch  load a model trained with another major version of
+                       scikit-learn, numpy, scipy, pandas or skops (default: refused)
   --registry PATH      default outputs/registry or $MLOPS_REGISTRY
   --tracking-uri URI   the metadata store the model's run is recorded in
 
@@ -58,8 +62,14 @@ def serve_command(args: list[str]) -> int:
     parser.add_argument("--no-follow", action="store_true")
     parser.add_argument("--poll-seconds", type=_seconds, default=1.0)
     parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--allow-version-mismatch", action="store_true")
+    parser.add_argument("--bundle", default=None)
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
     options = parser.parse_args(args)
+    if options.bundle and options.model:
+        raise UsageError("usage error: serve takes MODEL or --bundle DIR, not both")
+    if options.bundle:
+        options.model = options.bundle
     if not options.model:
         raise UsageError("usage error: serve needs MODEL (NAME@ALIAS, NAME/VERSION or a run); see mlops serve --help")
     _require_serve_extra()
@@ -76,7 +86,7 @@ def serve_command(args: list[str]) -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=options.threads)  # for the process: scoring never oversubscribes the cores
-    served = served_model.load(options.model, Path(options.registry), options.tracking_uri)
+    served = _load(options.model, options.registry, options.tracking_uri, options.allow_version_mismatch)
     served_model.warm_up(served)
     sock = server.bind(options.host, options.port)  # after loading: a refused model never holds the port
     holder = Holder(served)
@@ -102,7 +112,8 @@ def serve_command(args: list[str]) -> int:
     if followed and not options.no_follow:
         follower = AliasFollower(Registry(Path(options.registry)), *followed, holder, options.tracking_uri,
                                  options.poll_seconds, service.recent_rows,
-                                 lambda outcome: service.metrics.swaps.labels(outcome).inc())
+                                 lambda outcome: service.metrics.swaps.labels(outcome).inc(),
+                                 options.allow_version_mismatch)
     app = service_app.create_app(service)
     where = server.address(sock)
     if service.predictions is not None:
@@ -128,6 +139,16 @@ def serve_command(args: list[str]) -> int:
     stopped_by = server.run(app, sock, stop, access_log=options.access_log)
     log.info("stopped%s", f" by {stopped_by}" if stopped_by else "")
     return 0
+
+
+def _load(ref: str, registry: str, tracking_uri: str | None, allow_version_mismatch: bool) -> Any:
+    """MODEL, or a bundle folder (mlops registry export), loaded and verified."""
+    from engine.serve import bundle
+    from engine.serve import model as served_model
+
+    if bundle.is_bundle(ref):
+        return bundle.load_bundle(Path(ref), allow_version_mismatch)
+    return served_model.load(ref, Path(registry), tracking_uri, allow_version_mismatch)
 
 
 def _feature_store(option: str | None, recorded: str | None) -> Path | None:
@@ -209,6 +230,7 @@ usage: mlops predict MODEL --input FILE|feature-store --output SCORES.parquet [o
   --chunk-rows N       rows checked and scored at a time (default 50000)
   --progress           a progress line whatever the input's size (default: from 100,000 rows)
   --threads N          BLAS/OpenMP threads while scoring (default 1)
+  --allow-version-mismatch  as mlops serve
   --registry PATH      default outputs/registry or $MLOPS_REGISTRY
   --tracking-uri URI   the metadata store the model's run is recorded in
 """
@@ -229,6 +251,7 @@ def predict_command(args: list[str]) -> int:
     parser.add_argument("--chunk-rows", type=_positive, default=50_000)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--allow-version-mismatch", action="store_true")
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
     options = parser.parse_args(args)
     for name in ("model", "input", "output"):
@@ -242,10 +265,9 @@ def predict_command(args: list[str]) -> int:
     from threadpoolctl import threadpool_limits
 
     from engine.serve import batch
-    from engine.serve import model as served_model
 
     threadpool_limits(limits=options.threads)
-    served = served_model.load(options.model, Path(options.registry), options.tracking_uri)
+    served = _load(options.model, options.registry, options.tracking_uri, options.allow_version_mismatch)
     store = _feature_store(options.feature_store, served.feature_store)
     online = None
     if store is not None and served.key:

@@ -23,14 +23,14 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -159,26 +159,32 @@ class Service:
         self.metrics.batch_rows.observe(len(frame))
         self.recent.append(frame)
         flags = domains.flags(frame, served.domain)
-        decisions = scores >= served.threshold
+        decisions = (scores >= served.threshold).astype(np.int8)
         request_id = uuid.uuid4().hex
         by_key = set(rows.by_key)
-        answers: list[dict[str, Any]] = []
+        positions = frame.index.tolist()
+        keys = rows.keys
+        answers: list[dict[str, Any]] = [
+            {"row": position, "status": 200, "key": keys[position], "score": score, "decision": decision,
+             "in_domain": not row_flags, "flags": row_flags}
+            for position, score, decision, row_flags in zip(positions, _finite_list(scores), decisions.tolist(),
+                                                            flags, strict=True)]
         outside = 0
-        for j, position in enumerate(frame.index.tolist()):
-            row_flags = flags[j]
-            outside += bool(row_flags)
-            for flag in row_flags:
-                self.metrics.flags.labels(flag["column"], flag["flag"]).inc()
-            answer = {"row": position, "status": 200, "key": rows.keys[position], "score": _finite(scores[j]),
-                      "decision": int(decisions[j]), "in_domain": not row_flags, "flags": row_flags}
-            if position in by_key:
-                answer["as_of"] = as_of
-            answers.append(answer)
+        for row_flags in flags:
+            if row_flags:
+                outside += 1
+                for flag in row_flags:
+                    self.metrics.flags.labels(flag["column"], flag["flag"]).inc()
+        if by_key:
+            for answer in answers:
+                if answer["row"] in by_key:
+                    answer["as_of"] = as_of
         for position in unknown:
             answers.append({"row": position, "status": 404, "key": rows.keys[position],
                             "error": f"unknown key: the feature store's latest materialization (as of {as_of}) "
                                      f"holds no {served.key} {rows.keys[position]!r}"})
-        answers.sort(key=lambda a: a["row"])
+        if unknown:
+            answers.sort(key=lambda a: a["row"])
         self.metrics.rows.inc(len(frame))
         self.metrics.outside.inc(outside)
         latency_ms = (time.perf_counter() - received) * 1000
@@ -308,8 +314,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _json(body: Any, status: int) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), default=_default).encode(), status_code=status,
-                    media_type="application/json")
+    if _orjson is not None:
+        try:
+            content = _orjson.dumps(body, default=_default)
+        except TypeError:  # an integer beyond 64 bits (an echoed key): Python's json writes it
+            content = json.dumps(body, separators=(",", ":"), default=_default).encode()
+    else:
+        content = json.dumps(body, separators=(",", ":"), default=_default).encode()
+    return Response(content, status_code=status, media_type="application/json")
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # the serve extra brings it; Python's json writes the same, slower
+    _orjson = None
 
 
 def _default(value: Any) -> Any:
@@ -322,6 +340,14 @@ def _default(value: Any) -> Any:
     if isinstance(value, pd.Timestamp | datetime):
         return value.isoformat()
     return str(value)
+
+
+def _finite_list(values: np.ndarray) -> list[float | None]:
+    """Scores as JSON numbers (a NaN, which a model should never give, as null)."""
+    out = values.tolist()
+    if not np.isfinite(values).all():
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
 
 
 def _finite(value: float) -> float | None:
@@ -384,6 +410,3 @@ class _Measured:
             self.metrics.requests.labels(route, str(status[0])).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)

@@ -45,7 +45,7 @@ class AliasFollower:
 
     def __init__(self, registry: Registry, name: str, alias: str, holder: Holder, tracking_uri: str | None = None,
                  poll_s: float = 1.0, recent_rows: Callable[[], pd.DataFrame | None] | None = None,
-                 on_outcome: Callable[[str], None] | None = None) -> None:
+                 on_outcome: Callable[[str], None] | None = None, allow_version_mismatch: bool = False) -> None:
         self.registry = registry
         self.name = name
         self.alias = alias
@@ -54,6 +54,7 @@ class AliasFollower:
         self.poll_s = poll_s
         self.recent_rows = recent_rows or (lambda: None)
         self.on_outcome = on_outcome or (lambda outcome: None)
+        self.allow_version_mismatch = allow_version_mismatch
         self._stop = threading.Event()
         self._seen = self._stamp()
         self._refused: tuple[int, str] | None = None
@@ -100,7 +101,8 @@ class AliasFollower:
             return None
         started = time.perf_counter()
         try:
-            new = load_version(self.registry, f"{self.name}/{number}", self.tracking_uri, alias=self.alias)
+            new = load_version(self.registry, f"{self.name}/{number}", self.tracking_uri, alias=self.alias,
+                               allow_version_mismatch=self.allow_version_mismatch)
             rows = _usable(self.recent_rows(), new)
             warm_up(new, rows)
         except Exception as exc:  # noqa: BLE001 - whatever a new version does, the old one keeps serving

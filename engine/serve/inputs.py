@@ -62,10 +62,7 @@ def parse(body: bytes, content_type: str | None) -> list[Any] | dict[str, list[A
     # curl -d sends application/x-www-form-urlencoded unless told otherwise: read as JSON.
     if kind and kind not in ("application/json", "application/x-www-form-urlencoded") and not kind.endswith("+json"):
         raise RequestError(400, f"expected a body of Content-Type application/json or text/csv, got {kind!r}")
-    try:
-        data = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise RequestError(400, f"the body is not valid JSON: {_first_line(exc)}") from exc
+    data = _loads(body)
     if isinstance(data, list):
         return data
     if not isinstance(data, dict):
@@ -110,28 +107,29 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
             if not isinstance(row, dict):
                 raise RequestError(422, f"expected a row object, got {_shape(row)}", row=i)
         records: list[dict[str, Any]] = rows  # type: ignore[assignment]
-        present = [[c in row for c in columns_spec] for row in records]
+        wanted = set(columns_spec)
+        given_of = [row.keys() for row in records]
         has_key = [key is not None and key in row for row in records]
         keys = [row.get(key) for row in records] if key else [None] * n
     else:
-        given = [c in table for c in columns_spec]
-        present = [given] * n
+        given_of = [table.keys()] * n
         has_key = [key is not None and key in table] * n
         keys = list(table[key]) if key in table else [None] * n
+        wanted = set(columns_spec)
     names = list(columns_spec)
     by_key: list[int] = []
     feature_rows: list[int] = []
-    for i in range(n):
-        if all(present[i]):
+    for i, given in enumerate(given_of):
+        if wanted <= given:  # every input column: the common case, one set test
             feature_rows.append(i)
-        elif not any(present[i]) and has_key[i]:
+        elif has_key[i] and wanted.isdisjoint(given):
             if not by_key_allowed:
                 raise RequestError(422, f"the row gives only the key {key!r}; this server has no feature store to "
                                         "look it up in (mlops serve --feature-store PATH), so expected every input "
                                         f"column: {', '.join(names)}", row=i, column=names[0])
             by_key.append(i)
         else:
-            missing = [c for c, p in zip(names, present[i], strict=True) if not p]
+            missing = [c for c in names if c not in given]
             alternative = f", or only the key {key!r}" if key and by_key_allowed else ""
             raise RequestError(422, f"missing; expected every input column of the model{alternative} (missing: "
                                     f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''})",
@@ -145,6 +143,8 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
     for name, spec in columns_spec.items():
         if table is not None:
             values = table[name] if feature_rows else []
+        elif len(feature_rows) == n:
+            values = [row[name] for row in records]
         else:
             values = [records[i][name] for i in feature_rows]
         data[name] = _typed(values, spec["type"], name, feature_rows)
@@ -159,13 +159,16 @@ def key_value(value: Any, kind: str, row: int, column: str) -> Any:
         RequestError: 422 for a key of another type.
     """
     if kind == "integer":
+        number: int | None = None
         if type(value) is int:
-            return value
-        if type(value) is float and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise RequestError(422, f"expected an integer key, got {_shape(value)}", row=row, column=column)
+            number = value
+        elif type(value) is float and value.is_integer() and abs(value) <= 2**53:  # exactly an integer
+            number = int(value)
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            number = int(value)
+        if number is not None and -2**63 <= number < 2**63:  # the feature store's keys are int64
+            return number
+        raise RequestError(422, f"expected an integer key (64-bit), got {_shape(value)}", row=row, column=column)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RequestError(422, f"expected a key of type {kind}, got {_shape(value)}", row=row, column=column)
     return value if isinstance(value, str) else str(value)
@@ -198,16 +201,18 @@ def _typed(values: Sequence[Any], kind: str, name: str, rows: list[int]) -> np.n
         for j, value in enumerate(values):
             out[j] = _number(value, kind, rows[j], name)
         return out
+    # Categories as the Pipeline takes them (engine.stages.model.as_model_input): text,
+    # NaN for missing (SimpleImputer's marker), booleans as "True"/"False".
     if kind == "boolean":
-        if types <= {bool, type(None)}:
-            return np.array(values, dtype=object)
-        return np.array([_boolean(v, rows[j], name) for j, v in enumerate(values)], dtype=object)
-    if types <= {str, type(None)}:
-        return np.array(values, dtype=object)
-    for j, value in enumerate(values):
-        if value is not None and not isinstance(value, str):
-            raise RequestError(422, f"expected {EXPECTED['string']}, got {_shape(value)}", row=rows[j], column=name)
-    return np.array([None if v is None else str(v) for v in values], dtype=object)  # _Text -> str
+        if not types <= {bool, type(None)}:
+            values = [_boolean(v, rows[j], name) for j, v in enumerate(values)]
+        return np.array([math.nan if v is None else str(v) for v in values], dtype=object)
+    if not types <= {str, type(None)}:
+        for j, value in enumerate(values):
+            if value is not None and not isinstance(value, str):
+                raise RequestError(422, f"expected {EXPECTED['string']}, got {_shape(value)}", row=rows[j],
+                                   column=name)
+    return np.array([math.nan if v is None else str(v) for v in values], dtype=object)  # _Text -> str
 
 
 class _Text(str):
@@ -286,6 +291,31 @@ def _split(split: Any) -> list[Any]:
             raise RequestError(422, f"expected a list of {len(names)} values, got {_shape(values)}", row=i)
         out.append(dict(zip(map(str, names), values, strict=True)))
     return out
+
+
+def _loads(body: bytes) -> Any:
+    """Parse JSON: orjson when installed (the serve extra; a few times faster on large
+    bodies), Python's json otherwise and for any body orjson refuses, so that the error
+    (or a value orjson does not take, such as 1e999) is the one Python's json gives.
+
+    Raises:
+        RequestError: 400, not JSON (NaN and Infinity are not JSON either).
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.loads(body)
+        except _orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RequestError(400, f"the body is not valid JSON: {_first_line(exc)}") from exc
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # the serve extra brings it; Python's json does the same, slower
+    _orjson = None
 
 
 def _refuse_constant(name: str) -> None:

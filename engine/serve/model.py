@@ -64,7 +64,9 @@ class Served:
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """The positive class's probability for each row of ``frame`` (the input columns)."""
-        return np.asarray(self.model.predict_proba(as_model_input(frame[self.columns]))[:, 1], dtype=float)
+        if list(frame.columns) != self.columns:  # the checked rows are in this order already: no copy
+            frame = frame[self.columns]
+        return np.asarray(self.model.predict_proba(model_input(frame))[:, 1], dtype=float)
 
     def identity(self) -> dict[str, Any]:
         """What every answer says about the model that scored it."""
@@ -80,7 +82,30 @@ class Served:
                 "environment": self.environment}
 
 
-def load(ref: str, registry: Path, tracking_uri: str | None = None) -> Served:
+def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as the Pipeline takes it (:func:`engine.stages.model.as_model_input`).
+
+    Numbers pass as they are; text columns (pandas' str dtype, which the input checks'
+    frames and the feature store's tables have) become objects with NaN for missing in one
+    step; anything else (booleans, categoricals) goes through ``as_model_input`` itself.
+    """
+    ready: dict[str, pd.Series] = {}
+    other: list[str] = []
+    for column, dtype in frame.dtypes.items():
+        if dtype == object or (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
+            continue
+        if isinstance(dtype, pd.StringDtype):  # text already: to objects, NaN for missing, no astype(str) pass
+            ready[str(column)] = pd.Series(frame[column].to_numpy(dtype=object, na_value=np.nan), index=frame.index,
+                                           dtype=object)
+        else:
+            other.append(str(column))
+    if other:
+        converted = as_model_input(frame[other])
+        ready.update({c: converted[c] for c in other})
+    return frame.assign(**ready) if ready else frame
+
+
+def load(ref: str, registry: Path, tracking_uri: str | None = None, allow_version_mismatch: bool = False) -> Served:
     """Load MODEL: a registered ``NAME@ALIAS`` / ``NAME/VERSION`` / ``NAME``, or a run.
 
     A ref that looks like a model reference and names a registered model is one; any
@@ -93,12 +118,12 @@ def load(ref: str, registry: Path, tracking_uri: str | None = None) -> Served:
     store = registries.Registry(registry)
     match = registries.REF.match(ref)
     if match and (match["alias"] or match["version"] or match["name"] in store.names()):
-        return load_version(store, ref, tracking_uri)
-    return load_run(ref, tracking_uri)
+        return load_version(store, ref, tracking_uri, allow_version_mismatch=allow_version_mismatch)
+    return load_run(ref, tracking_uri, allow_version_mismatch)
 
 
 def load_version(store: registries.Registry, ref: str, tracking_uri: str | None = None,
-                 alias: str | None = None) -> Served:
+                 alias: str | None = None, allow_version_mismatch: bool = False) -> Served:
     """Load a registered version; an alias in ``ref`` is resolved once, here
     (:class:`~engine.serve.follow.AliasFollower` follows it).
 
@@ -109,7 +134,7 @@ def load_version(store: registries.Registry, ref: str, tracking_uri: str | None 
     match = registries.REF.match(ref)
     alias = (match["alias"] if match else None) or alias
     exact = f"{entry['name']}/{version['version']}"
-    model = registries.load_model(exact, store.root, tracking_uri)
+    model = registries.load_model(exact, store.root, tracking_uri, allow_version_mismatch)
     payload = store.input_domain(version)
     if payload is None:
         raise UsageError(f"usage error: {exact} was registered without its input domain (input_domain.json, "
@@ -125,8 +150,10 @@ def load_version(store: registries.Registry, ref: str, tracking_uri: str | None 
                   feature_store=_feature_store(version.get("run_dir")))
 
 
-def load_run(ref: str, tracking_uri: str | None = None) -> Served:
+def load_run(ref: str, tracking_uri: str | None = None, allow_version_mismatch: bool = False) -> Served:
     """Load the model of a succeeded run, checked against its ``run.json``."""
+    from engine.store import environment
+
     from engine.store import runs, tracking
 
     path = Path(ref)
@@ -143,6 +170,8 @@ def load_run(ref: str, tracking_uri: str | None = None) -> Served:
     model_path = path / str(model_record.get("path", ""))
     if model_path.name != "model.skops":
         raise UsageError(f"usage error: run {str(record['id'])[:8]} has no model.skops; serve a registered version")
+    lineage = registries.lineage(record)  # the same fields a registered version records
+    environment.compare(lineage["environment"], f"run {str(record['id'])[:8]}", allow_version_mismatch)
     payload = model_path.read_bytes()
     if hashlib.sha256(payload).hexdigest() != model_record.get("sha256"):
         raise registries.ModelIntegrityError(f"registry error: refusing to load {model_path}: it does not match the "
@@ -157,7 +186,6 @@ def load_run(ref: str, tracking_uri: str | None = None) -> Served:
     if hashlib.sha256(domain_bytes).hexdigest() != declared.get("sha256"):
         raise registries.ModelIntegrityError(f"registry error: refusing {domain_path}: it does not match the sha256 "
                                              "in its run.json (the file was changed or replaced)")
-    lineage = registries.lineage(record)  # the same fields a registered version records
     config = path / "config.resolved.yaml"
     return Served(model=model, domain=_domain(domain_bytes, domain_path), name=str(record.get("name", "run")),
                   version=None, alias=None, run_id=str(record["id"]), sha256=str(model_record["sha256"]),

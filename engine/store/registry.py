@@ -33,7 +33,7 @@ from typing import Any
 from engine.config import targets
 from engine.errors import EngineError, UsageError
 from engine.files import atomic_path, locked, write_json
-from engine.store import tracking
+from engine.store import environment, tracking
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,8 @@ def check_name(name: str) -> str:
                      f"'.', '-' starting with a letter or digit, without '..' or '/', got {shown}")
 
 
-def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str | None = None) -> Any:
+def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str | None = None,
+               allow_version_mismatch: bool = False) -> Any:
     """The fitted Pipeline registered as ``ref`` (``churn@champion``, ``churn/2``, ``churn``).
 
     The file's sha256 must match the registry's record, and the run's own records
@@ -338,14 +339,19 @@ def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str 
         registry: The registry folder.
         tracking_uri: The metadata store; default ``$MLOPS_TRACKING_URI`` or
             ``sqlite:///outputs/mlops.db``, relative to the current folder.
+        allow_version_mismatch: Load it even when a package it depends on runs at
+            another major version than it was trained with (:mod:`engine.store.environment`).
 
     Raises:
         ModelIntegrityError: The file does not match its records, or cannot be trusted.
         UsageError: The name, alias or version does not exist.
+        EnvironmentMismatch: Trained with another major version of scikit-learn, numpy,
+            scipy, pandas or skops than this process runs (a minor one: a warning).
     """
     store = Registry(Path(registry))
     entry, version = store.resolve(ref)
     label = f"{entry['name']}/{version['version']}"
+    environment.compare(version.get("environment"), label, allow_version_mismatch)  # before the file is read
     path = store.model_path(version)
     try:
         payload = path.read_bytes()  # hash and load the same bytes: no swap in between

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -10,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from tests.conftest import MLOPS
 
@@ -25,9 +28,9 @@ class Server:
     its address is read from the line it prints once it listens.
     """
 
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        assert MLOPS, "the mlops console script is not installed in this environment"
-        argv = [MLOPS, "serve", *args]
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None, mlops: str | None = None) -> None:
+        assert mlops or MLOPS, "the mlops console script is not installed in this environment"
+        argv = [str(mlops or MLOPS), "serve", *args]
         if "--port" not in args:
             argv += ["--port", "0"]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -74,3 +77,28 @@ class Server:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def feature_rows(project: Path, n: int) -> pd.DataFrame:
+    """``n`` rows of the feature table the model was trained from (key, inputs)."""
+    domain = json.loads((project / "outputs" / "registry" / "churn" / "1" / "input_domain.json").read_text())
+    (table,) = [p for p in (project / "outputs" / "feature_store" / "tables").glob("*.json")
+                if json.loads(p.read_text())["kind"] == "features"]
+    frame = pd.read_parquet(table.with_suffix(".parquet"))
+    return frame[[domain["key"]["name"], *domain["columns"]]].head(n)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON records as a client sends them: NaN as null, every float to its last digit."""
+    return [{k: None if pd.isna(v) else v.item() if hasattr(v, "item") else v for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+def in_process_scores(project: Path, frame: pd.DataFrame) -> list[float]:
+    """What the registered model gives for the same rows, loaded in this process."""
+    import engine
+    from engine.stages.model import as_model_input
+
+    model = engine.load_model("churn/1", registry=project / "outputs" / "registry",
+                              tracking_uri=f"sqlite:///{project / 'outputs' / 'mlops.db'}")
+    return list(model.predict_proba(as_model_input(frame[list(model.feature_names_in_)]))[:, 1])

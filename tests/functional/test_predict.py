@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_mlops
-from tests.functional.test_serve import feature_rows, in_process_scores, trained  # noqa: F401 - the fixture
+from tests.functional.serving import feature_rows, in_process_scores
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def project(trained: Path, tmp_path: Path) -> Path:  # noqa: F811
+def project(trained: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "project"
     shutil.copytree(trained, copy, symlinks=True)
     shutil.rmtree(copy / "outputs" / "predictions", ignore_errors=True)

@@ -14,54 +14,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import CONF, SMALL_DATA, run_mlops
-from tests.functional.serving import Server
+from tests.conftest import run_mlops
+from tests.functional.serving import Server, feature_rows, in_process_scores, records
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project that has run once and registered its model as churn@champion."""
-    root = tmp_path_factory.mktemp("serve") / "project"
-    shutil.copytree(CONF, root / "conf", ignore=shutil.ignore_patterns("default.yaml"))
-    (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
-    for args in (("run",), ("registry", "register", "latest", "--name", "churn"),
-                 ("registry", "promote", "churn/1", "--alias", "champion")):
-        done = run_mlops(root, *args)
-        assert done.returncode == 0, done.stderr
-    return root
 
 
 @pytest.fixture(scope="module")
 def server(trained: Path) -> Any:
     with Server(trained, "churn@champion", "--max-rows", "50", "--max-body-bytes", "20000") as running:
         yield running
-
-
-def feature_rows(project: Path, n: int) -> pd.DataFrame:
-    """``n`` rows of the feature table the model was trained from (key, inputs)."""
-    domain = json.loads((project / "outputs" / "registry" / "churn" / "1" / "input_domain.json").read_text())
-    (table,) = [p for p in (project / "outputs" / "feature_store" / "tables").glob("*.json")
-                if json.loads(p.read_text())["kind"] == "features"]
-    frame = pd.read_parquet(table.with_suffix(".parquet"))
-    return frame[[domain["key"]["name"], *domain["columns"]]].head(n)
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON records as a client sends them: NaN as null, every float to its last digit."""
-    return [{k: None if pd.isna(v) else v.item() if hasattr(v, "item") else v for k, v in row.items()}
-            for row in frame.to_dict(orient="records")]
-
-
-def in_process_scores(project: Path, frame: pd.DataFrame) -> list[float]:
-    """What the registered model gives for the same rows, loaded in this process."""
-    import engine
-    from engine.stages.model import as_model_input
-
-    model = engine.load_model("churn/1", registry=project / "outputs" / "registry",
-                              tracking_uri=f"sqlite:///{project / 'outputs' / 'mlops.db'}")
-    return list(model.predict_proba(as_model_input(frame[list(model.feature_names_in_)]))[:, 1])
 
 
 def test_predict_scores_records_columns_and_csv_like_the_model_in_process(server: Server, trained: Path) -> None:

@@ -40,7 +40,7 @@ def test_every_json_shape_gives_the_same_typed_rows(body: Any) -> None:
     assert rows.n == 2 and rows.keys == [7, 7] and rows.by_key == []
     assert list(rows.features.columns) == list(DOMAIN["columns"])
     assert rows.features["n_orders"].dtype == np.float64 and rows.features["amount"].tolist() == [2.5, 2.5]
-    assert rows.features["plan"].tolist() == ["annual", "annual"] and rows.features["vip"].tolist() == [False, False]
+    assert rows.features["plan"].tolist() == ["annual", "annual"] and rows.features["vip"].tolist() == ["False", "False"]
 
 
 def test_csv_cells_are_converted_to_the_column_types() -> None:
@@ -48,7 +48,7 @@ def test_csv_cells_are_converted_to_the_column_types() -> None:
     rows = checked(body, "text/csv; charset=utf-8")
     assert rows.features["n_orders"].tolist() == [3.0, 4.0]
     assert rows.features["amount"].iloc[0] == 2.5 and np.isnan(rows.features["amount"].iloc[1])
-    assert rows.features["vip"].tolist() == [False, True] and rows.keys == [7, 8]
+    assert rows.features["vip"].tolist() == ["False", "True"] and rows.keys == [7, 8]
 
 
 def test_a_row_with_only_its_key_is_served_by_key() -> None:
@@ -69,7 +69,7 @@ def test_by_key_without_a_feature_store_names_what_is_expected() -> None:
     ({**ROW, "vip": "yes"}, "vip", "expected true, false or null"),
     ({**ROW, "plan": 1}, "plan", "expected a string or null, got number 1"),
     ({k: v for k, v in ROW.items() if k != "amount"}, "amount", "missing"),
-    ({"customer_id": [1]}, "customer_id", "expected an integer key"),
+    ({"customer_id": [1]}, "customer_id", "expected an integer key (64-bit)"),
 ], ids=["fraction", "text-number", "infinite", "text-bool", "number-category", "missing", "list-key"])
 def test_a_value_of_the_wrong_type_is_422_at_its_row_and_column(row: dict[str, Any], column: str,
                                                                 words: str) -> None:
@@ -105,3 +105,18 @@ def test_a_body_that_is_not_json_or_csv_is_400(body: bytes, content_type: str | 
 def test_extra_columns_are_ignored_and_nothing_is_evaluated() -> None:
     rows = checked([{**ROW, "__import__('os').system('x')": 1, "plan": "__import__('os')"}])
     assert rows.features["plan"].tolist() == ["__import__('os')"]
+
+
+def test_checked_rows_are_what_the_pipeline_takes_without_another_conversion() -> None:
+    """The serving shortcut (model_input skips typed columns) equals the training conversion."""
+    import pandas as pd
+
+    from engine.serve.model import model_input
+    from engine.stages.model import as_model_input
+
+    rows = checked([ROW, {**ROW, "plan": None, "vip": None, "amount": None}, {**ROW, "vip": True}])
+    ready = model_input(rows.features)
+    pd.testing.assert_frame_equal(ready, as_model_input(rows.features))
+    assert ready["plan"].iloc[1] != ready["plan"].iloc[1]  # NaN, SimpleImputer's missing marker
+    store_like = rows.features.astype({"plan": "str"})
+    pd.testing.assert_frame_equal(model_input(store_like), as_model_input(store_like))
