@@ -35,6 +35,7 @@ commands:
   compare    RUN RUN...: config differences, metric deltas, data fingerprints and code
   reproduce  RUN [--force]: re-execute a run, check code and data first, verify identical results
   registry   register RUN --name N | list | show N[@ALIAS|/V] | promote N/V --alias A | history N
+             | export N[@ALIAS|/V] DIR (a bundle: model, card, pinned requirements.txt, Dockerfile)
   report     RUN|SWEEP_DIR: write a self-contained report.html (plots, metrics by stakeholder,
              value, requirements, provenance) into the run directory or sweep folder
   serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
