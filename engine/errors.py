@@ -87,3 +87,28 @@ class PromotionGateError(EngineError):
     """``mlops validate``: the candidate fails a rule of the promotion policy."""
 
     exit_status = EXIT_REQUIREMENTS
+
+
+class RequestError(DataError):
+    """A request to ``mlops serve`` that cannot be scored: the HTTP status says why.
+
+    Args:
+        status: 400 (not JSON or CSV), 413 (body over the size limit), 422 (rows that
+            do not match the model's input: a missing column, a wrong type, too many rows).
+        message: What is wrong, phrased as "expected X, got Y".
+        row: The request row at fault (from 0), if one is.
+        column: The column at fault, if one is.
+    """
+
+    def __init__(self, status: int, message: str, row: int | None = None, column: str | None = None) -> None:
+        self.status = status
+        self.message = message
+        self.row = row
+        self.column = column
+        where = " ".join(p for p in (f"row {row}" if row is not None else "",
+                                     f"column {column!r}" if column is not None else "") if p)
+        super().__init__(f"request error{' at ' + where if where else ''}: {message}")
+
+    def to_json(self) -> dict[str, object]:
+        """The body of the error response."""
+        return {"error": str(self), "status": self.status, "row": self.row, "column": self.column}

@@ -37,11 +37,15 @@ commands:
   compare    RUN RUN...: config differences, metric deltas, data fingerprints and code
   reproduce  RUN [--force]: re-execute a run, check code and data first, verify identical results
   registry   register RUN --name N | list | show N[@ALIAS|/V] | promote N/V --alias A | history N
+             | export N[@ALIAS|/V] DIR (a bundle: model, card, pinned requirements.txt, Dockerfile)
   validate   [OVERRIDE ...] --against NAME@ALIAS [--candidate RUN] [--promote]: the champion
              gate: both models on the same rows, conf/promotion/ decides (exit 4: worse)
   diff       REF [REF2]: the composed config at a git ref against the working tree
   report     RUN|SWEEP_DIR: write a self-contained report.html (plots, metrics by stakeholder,
              value, requirements, provenance) into the run directory or sweep folder
+  serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
+             /model, /metrics, /docs) that checks its inputs, follows its alias, logs predictions
+  predict    MODEL --input FILE|feature-store --output SCORES.parquet: batch scoring with serve's checks
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed (validate: the
@@ -54,7 +58,7 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
-            "validate": "validate", "diff": "validate", "init": "init"}
+            "validate": "validate", "diff": "validate", "serve": "serve", "predict": "serve", "init": "init"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,6 +15,8 @@ usage: mlops registry register RUN --name NAME
        mlops registry show NAME[@ALIAS|/VERSION]
        mlops registry promote NAME/VERSION --alias ALIAS
        mlops registry history NAME
+       mlops registry export NAME[@ALIAS|/VERSION] DIR   (a bundle to serve elsewhere: model, card,
+                                  requirements.txt pinned to the training versions, Dockerfile)
        (every form takes --registry PATH; default outputs/registry or $MLOPS_REGISTRY)
 """
 
@@ -25,19 +27,23 @@ def registry_command(args: list[str]) -> int:
 
     if not args:
         raise UsageError("usage error: registry needs an action; expected one of: register, list, show, promote, "
-                         "history (see mlops registry --help)")
+                         "history, export (see mlops registry --help)")
     if args[0] in ("-h", "--help"):
         print(REGISTRY_USAGE, end="")
         return 0
     parser = command_parser("mlops registry", REGISTRY_USAGE)
-    parser.add_argument("action", choices=["register", "list", "show", "promote", "history"])
+    parser.add_argument("action", choices=["register", "list", "show", "promote", "history", "export"])
     parser.add_argument("ref", nargs="?")
+    parser.add_argument("target", nargs="?")
     parser.add_argument("--name")
     parser.add_argument("--alias")
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(registry.DEFAULT_PATH)))
     options = parser.parse_args(args)
     store = registry.Registry(Path(options.registry))
-    needs_ref = {"register": "RUN", "show": "NAME[@ALIAS|/VERSION]", "promote": "NAME/VERSION", "history": "NAME"}
+    needs_ref = {"register": "RUN", "show": "NAME[@ALIAS|/VERSION]", "promote": "NAME/VERSION", "history": "NAME",
+                 "export": "NAME[@ALIAS|/VERSION] DIR"}
+    if options.target and options.action != "export":
+        raise UsageError(f"usage error: registry {options.action} takes one argument, got {options.target!r} too")
     if options.action in needs_ref and not options.ref:
         raise UsageError(f"usage error: registry {options.action} needs {needs_ref[options.action]}")
     if options.action == "register":
@@ -72,6 +78,16 @@ def registry_command(args: list[str]) -> int:
             print(f"  {key}: {version.get(key)}")
         for name, value in sorted((version.get("metrics") or {}).items()):
             print(f"  metrics.{name}: {value}")
+    elif options.action == "export":
+        if not options.target:
+            raise UsageError("usage error: registry export needs NAME[@ALIAS|/VERSION] DIR")
+        from engine.serve import bundle
+
+        card = bundle.export(store, options.ref, Path(options.target))
+        model = card["model"]
+        print(f"exported {model['name']}/{model['version']} (sha256 {model['sha256'][:12]}) to {options.target}: "
+              f"model.skops, input_domain.json, model_card.json/.md, requirements.txt, wheels/, Dockerfile")
+        print(f"  serve it: cd {options.target} && pip install -r requirements.txt && mlops serve --bundle .")
     elif options.action == "promote":
         if not options.alias:
             raise UsageError("usage error: registry promote needs --alias ALIAS")

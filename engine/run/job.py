@@ -47,7 +47,7 @@ from engine.errors import EngineError, QualityGateError, RequirementsGateError
 from engine.files import atomic_path, write_json, write_text
 from engine.run import provenance
 from engine.run.record import RunRecord
-from engine.stages import business, data, features, model, quality, split
+from engine.stages import business, data, domain, features, model, quality, split
 from engine.store import runcache, tracking
 from engine.store.featurestore import FeatureStore
 
@@ -407,7 +407,8 @@ def _evaluate(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: 
 
 def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Trained, result: dict[str, Any],
           record: RunRecord, store: FeatureStore | None) -> None:
-    """Save the model with its decision threshold and input schema, once the feature tables are on disk."""
+    """Save the model with its decision threshold, input schema and training domain, once the
+    feature tables are on disk."""
     metrics = result["metrics"]
     with record.stage("save"):
         _flush(store)  # the feature tables are on disk before the run can be recorded as done
@@ -417,8 +418,13 @@ def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Tra
                                     {name: source.get("schema", {}) for name, source in record.data["data"].items()},
                                     table.key, table.target)
         schema_digest = model.save_input_schema(schema, record.run_dir / "model")
+        # The training domain of the model's input, for serving and monitoring: its own
+        # file and hash, so the model file's bytes stay what they were.
+        input_domain = {"path": f"model/{domain.DOMAIN_FILE}", "sha256": domain.save(
+            domain.profile(parts.X_train, table.frame.loc[parts.X_train.index, table.key]), record.run_dir / "model")}
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
                              "input_schema": {"path": f"model/{model.INPUT_SCHEMA_FILE}", "sha256": schema_digest},
+                             "input_domain": input_domain,
                              "target": plan.model.target, "threshold": metrics["threshold"],
                              "threshold_policy": result["threshold"]["policy"]},
                       metrics={k: metrics[k] for k in (*RECORDED, *HEADLINE)})

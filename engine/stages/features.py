@@ -99,11 +99,15 @@ def _build_stored(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Time
     # declaration and the sources' fingerprints (which cover the column names).
     spec = spec.select({name: list(table.frame.columns) for name, table in tables.items()})
     full_key = _features_key(spec, tables, as_of)
+    # The definitions alone (no data, no as_of): the same for every materialization of
+    # these features, so a server finds the latest one its model can read (serving by key).
+    definition = definition_hash(spec)
     cached = store.get(full_key) if store is not None else None
     if cached is not None:
         manifest = store.manifest(full_key) or {}  # type: ignore[union-attr]
         records = [{**r, "status": "reused"} for r in manifest.get("groups", [])]
-        records.append({"table": "features", "key": full_key, "status": "reused", "rows": len(cached)})
+        records.append({"table": "features", "key": full_key, "status": "reused", "rows": len(cached),
+                        "definition_hash": definition})
         log.info("feature table features reused (key %s, %d rows): no feature was computed", full_key[:12],
                  len(cached))
         _require_values(cached, spec)
@@ -113,8 +117,9 @@ def _build_stored(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Time
     if store is not None:
         store.put_later(full_key, table.frame, {"name": "features", "kind": "features",
                                                 "groups": list(table.tables), "as_of": as_of.isoformat(),
-                                                "code": FEATURE_CODE_VERSION})
-    record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame)}
+                                                "code": FEATURE_CODE_VERSION, "definition_hash": definition})
+    record = {"table": "features", "key": full_key, "status": "built", "rows": len(table.frame),
+              "definition_hash": definition}
     log.info("feature table features built (key %s, %d rows)", full_key[:12], len(table.frame))
     return FeatureTable(table.frame, table.key, spec.used, table.target, (*table.tables, record), spec)
 
@@ -151,6 +156,12 @@ def _declared_at(spec: FeatureSpec, name: str) -> str:
         if name in group.aggregations:
             return f"features.groups.{group_name}.aggregations.{name}"
     return f"features.{name}"
+
+
+def definition_hash(spec: FeatureSpec) -> str:
+    """A hash of the feature table's definitions, as in its store key, without data or as_of."""
+    definition = {k: v for k, v in spec.declared.items() if k not in ("store", "description", "use")}
+    return featurestore.digest({"kind": "features", "definition": definition, "code": FEATURE_CODE_VERSION})
 
 
 def _features_key(spec: FeatureSpec, tables: Mapping[str, Table], as_of: pd.Timestamp) -> str:

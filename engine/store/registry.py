@@ -7,6 +7,8 @@ Layout under the registry's folder (default ``outputs/registry``)::
                                   (model.joblib: a pickle registered by an earlier version)
     <name>/<version>/input_schema.json  the columns it takes, with their types and sources
                                   (its sha256 checked against the run's record when copied)
+    <name>/<version>/input_domain.json  the training domain of its input (serving checks
+                                  requests against it), sha256 checked when copied and read
 
 A version records its run, the model's sha256, the config's hash and the metrics.
 :func:`load_model` checks the file's sha256 against that record and against what the
@@ -33,7 +35,7 @@ from typing import Any
 from engine.config import targets
 from engine.errors import EngineError, UsageError
 from engine.files import atomic_path, locked, write_json
-from engine.store import tracking
+from engine.store import environment, tracking
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,10 @@ class Registry:
                                       "version (pickles can run code when loaded); re-run it (mlops reproduce "
                                       f"{run_dir}) to save it as model.skops, then register that run")
         _refuse_untrusted(payload, source, "register")
-        schema = _input_schema(record, run_dir)
+        # Files the run recorded beside its model (runs before them have none), checked
+        # against run.json and copied beside the registered model.
+        companions = {field: (filename, _companion(record, run_dir, field, filename))
+                      for field, filename in (("input_schema", INPUT_SCHEMA_FILE), ("input_domain", DOMAIN_FILE))}
         metrics: Any = {}
         if (run_dir / "metrics.json").exists():
             try:
@@ -182,18 +187,20 @@ class Registry:
             with atomic_path(target) as tmp:
                 tmp.write_bytes(payload)
             added: dict[str, Any] = {}
-            if schema is not None:  # the columns the model takes, beside it (runs before it had none)
-                schema_bytes, schema_sha = schema
-                with atomic_path(target.parent / INPUT_SCHEMA_FILE) as tmp:
-                    tmp.write_bytes(schema_bytes)
-                added = {"input_schema": str((target.parent / INPUT_SCHEMA_FILE).relative_to(self.root)),
-                         "input_schema_sha256": schema_sha}
+            for field, (filename, companion) in companions.items():
+                if companion is not None:
+                    with atomic_path(target.parent / filename) as tmp:
+                        tmp.write_bytes(companion[0])
+                    added.update({field: str((target.parent / filename).relative_to(self.root)),
+                                  f"{field}_sha256": companion[1]})
+            # what serving reports of the model's run (runs before serving have no domain)
+            served = lineage(record) if companions["input_domain"][1] is not None else {}
             entry["versions"].append({
                 "version": version, "run_id": record["id"], "run_dir": str(run_dir.resolve()),
                 "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"], **added,
                 "model_target": model.get("target"), "threshold": model.get("threshold"),
                 "config_sha256": config_sha, "metrics": metrics,
-                "registered_at": _now(),
+                "registered_at": _now(), **served,
             })
             write_json(self._file(name), entry)
         return entry["versions"][-1]
@@ -240,31 +247,74 @@ class Registry:
         """The version's model file (a relative path inside the registry: checked by :meth:`read`)."""
         return self.root / str(version["model"])
 
+    def input_domain(self, version: Mapping[str, Any]) -> bytes | None:
+        """The bytes of the version's ``input_domain.json``, verified against its recorded sha256.
 
-#: The model's input schema beside it (engine.stages.model.INPUT_SCHEMA_FILE).
+        (:func:`engine.stages.domain.read` parses them.)
+
+        Returns:
+            None for a version registered without one (by an engine before it).
+
+        Raises:
+            ModelIntegrityError: The file is gone, changed, or not a domain file.
+        """
+        if not version.get("input_domain"):
+            return None
+        label = f"{version.get('run_id', '?')[:8]}"
+        path = self.root / str(version["input_domain"])
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(f"registry error: cannot read the input domain of run {label}: {path} "
+                                      f"({exc.strerror})") from exc
+        if hashlib.sha256(payload).hexdigest() != version.get("input_domain_sha256"):
+            raise ModelIntegrityError(f"registry error: refusing {path}: its sha256 is not the one the registry "
+                                      "recorded (the file was changed or replaced)")
+        return payload
+
+
+#: The files a run writes beside its model (engine.stages.model.INPUT_SCHEMA_FILE and
+#: engine.stages.domain.DOMAIN_FILE: the store layer names them, it does not import stages):
+#: the columns the model takes, and the training domain of its input.
 INPUT_SCHEMA_FILE = "input_schema.json"
+DOMAIN_FILE = "input_domain.json"
 
 
-def _input_schema(record: Mapping[str, Any], run_dir: Path) -> tuple[bytes, str] | None:
-    """The run's model input schema (bytes, sha256) checked against its run.json; None if the run has none.
+def _companion(record: Mapping[str, Any], run_dir: Path, field: str, filename: str) -> tuple[bytes, str] | None:
+    """A file the run recorded beside its model (``model.<field>: {path, sha256}``), checked
+    against that record: (bytes, sha256), or None when the run recorded none.
 
     Raises:
         ModelIntegrityError: The file is missing or changed since its run recorded it.
     """
-    declared = (record.get("model") or {}).get("input_schema")
+    declared = (record.get("model") or {}).get(field)
     if not isinstance(declared, dict):
         return None
     path = run_dir / str(declared.get("path", ""))
-    if Path(str(declared.get("path", ""))).name != INPUT_SCHEMA_FILE or not path.is_file():
-        raise ModelIntegrityError(f"registry error: run {str(record.get('id'))[:8]} records a model input schema "
-                                  f"at {declared.get('path')!r} but {path} is not there; refusing to register a "
-                                  "model without the columns it takes")
+    if Path(str(declared.get("path", ""))).name != filename or not path.is_file():
+        raise ModelIntegrityError(f"registry error: run {str(record.get('id'))[:8]} records its model's {field} at "
+                                  f"{declared.get('path')!r} but {path} is not there; refusing to register it")
     payload = path.read_bytes()
     digest = hashlib.sha256(payload).hexdigest()
     if digest != declared.get("sha256"):
         raise ModelIntegrityError(f"registry error: {path} does not match the sha256 in its run.json; refusing to "
-                                  "register a model whose input schema changed after its run")
+                                  f"register a model whose {field} changed after its run")
     return payload, digest
+
+
+def lineage(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a served model reports of its run: the training data's fingerprints, the
+    feature tables it was trained from, and the environment it was trained in."""
+    sources = record.get("data") if isinstance(record.get("data"), dict) else {}
+    provenance = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+    features = record.get("features") if isinstance(record.get("features"), dict) else {}
+    return {
+        "data_fingerprints": {str(n): s.get("fingerprint") for n, s in sources.items() if isinstance(s, dict)},
+        "feature_tables": [t for t in features.get("tables") or [] if isinstance(t, dict)],
+        "as_of": record.get("as_of"),
+        "environment": {"python": provenance.get("python"), "packages": provenance.get("packages") or {}},
+    }
+
 
 
 def check_name(name: str) -> str:
@@ -282,7 +332,8 @@ def check_name(name: str) -> str:
                      f"'.', '-' starting with a letter or digit, without '..' or '/', got {shown}")
 
 
-def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str | None = None) -> Any:
+def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str | None = None,
+               allow_version_mismatch: bool = False) -> Any:
     """The fitted Pipeline registered as ``ref`` (``churn@champion``, ``churn/2``, ``churn``).
 
     The file's sha256 must match the registry's record, and the run's own records
@@ -299,14 +350,19 @@ def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str 
         registry: The registry folder.
         tracking_uri: The metadata store; default ``$MLOPS_TRACKING_URI`` or
             ``sqlite:///outputs/mlops.db``, relative to the current folder.
+        allow_version_mismatch: Load it even when a package it depends on runs at
+            another major version than it was trained with (:mod:`engine.store.environment`).
 
     Raises:
         ModelIntegrityError: The file does not match its records, or cannot be trusted.
         UsageError: The name, alias or version does not exist.
+        EnvironmentMismatch: Trained with another major version of scikit-learn, numpy,
+            scipy, pandas or skops than this process runs (a minor one: a warning).
     """
     store = Registry(Path(registry))
     entry, version = store.resolve(ref)
     label = f"{entry['name']}/{version['version']}"
+    environment.compare(version.get("environment"), label, allow_version_mismatch)  # before the file is read
     path = store.model_path(version)
     try:
         payload = path.read_bytes()  # hash and load the same bytes: no swap in between
@@ -651,6 +707,11 @@ def _check_entry(entry: Any, name: str, path: Path) -> None:
         if model.is_absolute() or ".." in model.parts or model.name not in MODEL_FILES:
             refuse(f"{where}.model", f"a path inside the registry ending in {' or '.join(MODEL_FILES)}",
                    version["model"])
+        if version.get("input_domain") is not None:
+            domain = Path(str(version["input_domain"]))
+            if domain.is_absolute() or ".." in domain.parts or domain.name != DOMAIN_FILE:
+                refuse(f"{where}.input_domain", f"a path inside the registry ending in {DOMAIN_FILE}",
+                       version["input_domain"])
     for alias, number in entry["aliases"].items():
         if number not in numbers:
             refuse(f"aliases.{alias}", f"one of the versions {sorted(numbers)}", number)
