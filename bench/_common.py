@@ -15,6 +15,13 @@ from typing import Any
 import pandas as pd
 
 
+def copy_conf(source: Path, project: Path) -> None:
+    """Copy a conf/ tree into ``project``, leaving this machine's conf/local/default.yaml behind
+    (every other group's default.yaml is copied)."""
+    shutil.copytree(source, project / "conf",
+                    ignore=lambda folder, names: ["default.yaml"] if Path(folder).name == "local" else [])
+
+
 def frame_bytes(df: pd.DataFrame) -> int:
     """A frame's size in memory, strings included."""
     return int(df.memory_usage(deep=True).sum())

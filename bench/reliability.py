@@ -87,7 +87,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _common import engine_under_test
+from _common import copy_conf, engine_under_test
 
 ROOT = Path(__file__).resolve().parents[1]
 #: tests/conftest.py's SMALL_DATA: a user's project with small demo data.
@@ -133,7 +133,7 @@ class Bench:
     def project(self, name: str) -> Path:
         """A fresh project folder: conf/ with small demo data, committed in its own git repository."""
         folder = self.tmp / name
-        shutil.copytree(self.source / "conf", folder / "conf", ignore=lambda folder, names: ["default.yaml"] if Path(folder).name == "local" else [])
+        copy_conf(self.source / "conf", folder)
         (folder / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
         (folder / ".gitignore").write_text("outputs/\ndata/\n")
         for args in (("init", "-q"), ("add", "-A"),

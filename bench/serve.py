@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+from _common import copy_conf
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -87,7 +87,7 @@ def main() -> None:
 
 def prepare(project: Path, customers: int) -> list[dict[str, Any]]:
     """Run the demo, register and promote its model; return 1,000 feature rows as JSON records."""
-    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("default.yaml"))
+    copy_conf(REPO / "conf", project)
     (project / "conf" / "local" / "default.yaml").write_text(
         f"# @package _global_\ndata:\n  generate:\n    customers: {customers}\nreport: false\n")
     for args in (("run",), ("registry", "register", "latest", "--name", "churn"),

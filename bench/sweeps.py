@@ -104,7 +104,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import engine_under_test, pid_status_kib, print_model_file_costs, tree_rss_kib, verdict
+from _common import copy_conf, engine_under_test, pid_status_kib, print_model_file_costs, tree_rss_kib, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_DATA = "# @package _global_\ndata:\n  generate:\n    customers: {customers}\n"
@@ -150,7 +150,7 @@ class Bench:
     def project(self, name: str) -> Path:
         """A fresh project folder: a copy of conf/ with small demo data."""
         folder = self.tmp / name
-        shutil.copytree(self.source / "conf", folder / "conf", ignore=lambda folder, names: ["default.yaml"] if Path(folder).name == "local" else [])
+        copy_conf(self.source / "conf", folder)
         (folder / "conf" / "local" / "default.yaml").write_text(SMALL_DATA.format(customers=self.customers))
         return folder
 

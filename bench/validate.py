@@ -58,11 +58,12 @@ def gate(customers: int, repeats: int) -> None:
     this process (wall seconds: reading the data, the features from the store, scoring
     both models, the bootstrap, the latency check and the report)."""
     import os
-    import shutil
     import subprocess
     import sys
     import tempfile
     from pathlib import Path
+
+    from _common import copy_conf
 
     from engine.config import plan as plans
 
@@ -70,8 +71,7 @@ def gate(customers: int, repeats: int) -> None:
     source = Path(__file__).resolve().parents[1] / "conf"
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         root = Path(tmp)
-        shutil.copytree(source, root / "conf", ignore=lambda folder, names: ["default.yaml"] if Path(folder).name
-                        == "local" else [])
+        copy_conf(source, root)
         (root / "conf" / "local" / "default.yaml").write_text(
             f"# @package _global_\ndata:\n  generate:\n    customers: {customers}\nreport: false\n")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

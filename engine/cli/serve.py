@@ -76,14 +76,14 @@ def serve_command(args: list[str]) -> int:
     _configure_logging()
     log = logging.getLogger("engine.serve")
 
+    from threadpoolctl import threadpool_limits
+
     from engine.serve import app as service_app
     from engine.serve import model as served_model
     from engine.serve import server
     from engine.serve.follow import AliasFollower, follows
     from engine.serve.holder import Holder
     from engine.store.registry import Registry
-
-    from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=options.threads)  # for the process: scoring never oversubscribes the cores
     served = _load(options.model, options.registry, options.tracking_uri, options.allow_version_mismatch)

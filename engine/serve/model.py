@@ -152,9 +152,7 @@ def load_version(store: registries.Registry, ref: str, tracking_uri: str | None 
 
 def load_run(ref: str, tracking_uri: str | None = None, allow_version_mismatch: bool = False) -> Served:
     """Load the model of a succeeded run, checked against its ``run.json``."""
-    from engine.store import environment
-
-    from engine.store import runs, tracking
+    from engine.store import environment, runs, tracking
 
     path = Path(ref)
     if not (path / "run.json").is_file():

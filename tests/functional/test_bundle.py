@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_mlops
-from tests.functional.serving import Server
-from tests.functional.serving import feature_rows, records
+from tests.functional.serving import Server, feature_rows, records
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +41,8 @@ def test_the_bundle_holds_the_model_its_card_and_pinned_requirements(bundle: Pat
     assert set(card["metrics"]["by_stakeholder"]) == {"data_scientist", "subject_matter_expert", "business"}
     assert card["input_schema"]["key"]["name"] == "customer_id" and "tenure_days" in card["input_schema"]["columns"]
     assert card["lineage"]["run_id"] == registry["run_id"] and card["lineage"]["config_sha256"]
-    assert set(card["lineage"]["data_fingerprints"]) == {"customers", "crm", "orders"}
+    recorded = json.loads((Path(registry["run_dir"]) / "run.json").read_text())["data"]
+    assert set(card["lineage"]["data_fingerprints"]) == set(recorded) and "contacts" in recorded
     requirements = (bundle / "requirements.txt").read_text().splitlines()
     packages = card["environment"]["packages"]
     for name in ("scikit-learn", "numpy", "scipy", "pandas", "skops"):
