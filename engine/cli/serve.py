@@ -33,6 +33,10 @@ usage: mlops serve MODEL [--host 127.0.0.1] [--port 8000] [options]
   --no-follow          serve the version NAME@ALIAS points at now, and keep it
   --poll-seconds S     how often the registry is checked for a moved alias (default 1)
   --threads N          BLAS/OpenMP threads while scoring (default 1)
+  --quality MODE       the training config's quality rules that judge one row (kept with
+                       the model): enforce (a row breaking an error rule gets 422), flag
+                       (scored, the rules it breaks listed), off; default the project's
+                       serve.quality, else flag
   --access-log         log a line per request
   --allow-version-mismatch  load a model trained with another major version of
                        scikit-learn, numpy, scipy, pandas or skops (default: refused)
@@ -62,6 +66,7 @@ def serve_command(args: list[str]) -> int:
     parser.add_argument("--no-follow", action="store_true")
     parser.add_argument("--poll-seconds", type=_seconds, default=1.0)
     parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--quality", type=_quality, default=None)
     parser.add_argument("--allow-version-mismatch", action="store_true")
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
@@ -91,7 +96,7 @@ def serve_command(args: list[str]) -> int:
     sock = server.bind(options.host, options.port)  # after loading: a refused model never holds the port
     holder = Holder(served)
     service = service_app.Service(holder, service_app.Limits(options.max_body_bytes, options.max_rows),
-                                  ref=options.model)
+                                  ref=options.model, quality=_quality_mode(options.quality))
     store = _feature_store(options.feature_store, served.feature_store)
     if store is not None and served.key:
         from engine.serve.online import OnlineFeatures
@@ -199,6 +204,32 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _quality(text: str) -> str:
+    from engine.serve.inputs import QUALITY_MODES
+
+    if text not in QUALITY_MODES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(QUALITY_MODES)}, got {text!r}")
+    return text
+
+
+def _quality_mode(option: str | None) -> str:
+    """``--quality``, else the project's ``serve.quality``, else flag.
+
+    Raises:
+        UsageError: The project's ``serve.quality`` is not a mode.
+    """
+    from engine.cli.common import project_setting
+    from engine.serve.inputs import QUALITY_MODES
+
+    if option is not None:
+        return option
+    configured = str(project_setting("serve.quality", "flag"))
+    if configured not in QUALITY_MODES:
+        raise UsageError(f"config error at serve.quality (conf/config.yaml): expected one of "
+                         f"{', '.join(QUALITY_MODES)}, got {configured!r}")
+    return configured
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -223,13 +254,14 @@ usage: mlops predict MODEL --input FILE|feature-store --output SCORES.parquet [o
                        a row may give only the entity key (looked up in the feature store);
                        feature-store: every entity of the latest materialization
   --output PATH        the scores, as Parquet: row, key, status (200, or 404 for an unknown
-                       key), score, decision, in_domain, domain_flags, as_of
+                       key), score, decision, in_domain, domain_flags, rule_flags, as_of
   --feature-store PATH as mlops serve (default the project's features.store.path; none: off)
   --log-dir PATH       the prediction log's folder (default outputs/predictions)
   --no-log             do not log the predictions
   --chunk-rows N       rows checked and scored at a time (default 50000)
   --progress           a progress line whatever the input's size (default: from 100,000 rows)
   --threads N          BLAS/OpenMP threads while scoring (default 1)
+  --quality MODE       as mlops serve (enforce: the first row breaking an error rule stops it, exit 2)
   --allow-version-mismatch  as mlops serve
   --registry PATH      default outputs/registry or $MLOPS_REGISTRY
   --tracking-uri URI   the metadata store the model's run is recorded in
@@ -251,6 +283,7 @@ def predict_command(args: list[str]) -> int:
     parser.add_argument("--chunk-rows", type=_positive, default=50_000)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--threads", type=_positive, default=1)
+    parser.add_argument("--quality", type=_quality, default=None)
     parser.add_argument("--allow-version-mismatch", action="store_true")
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
     options = parser.parse_args(args)
@@ -285,7 +318,7 @@ def predict_command(args: list[str]) -> int:
     progress = batch.progress_printer() if options.progress or n >= 100_000 else None
     try:
         summary = batch.score(served, rows, Path(options.output), online, prediction_log, options.chunk_rows,
-                              progress)
+                              progress, _quality_mode(options.quality))
     finally:
         if prediction_log is not None:
             prediction_log.close()

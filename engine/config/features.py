@@ -351,6 +351,21 @@ class FeatureSpec:
         used = _used(self.declared, names, groups={**groups, **selected})
         return dataclasses.replace(self, attributes=attributes, selectors={}, features=tuple(names), used=used)
 
+    def passthrough(self) -> dict[str, tuple[str, str]]:
+        """The features that are a source column as it is: name -> (source, column).
+
+        Attributes are; so is a derived feature whose expression is a bare name of the
+        spine's columns (``age: age``). A quality rule on such a column judges the feature's
+        values too, so serving can apply it to a request's row.
+        """
+        out = {name: (attribute.source, attribute.column) for name, attribute in self.attributes.items()}
+        known = {*self.attributes, *(n for group in self.groups.values() for n in group.aggregations), *self.derived}
+        for name in self.derived_order:
+            node = self.expressions[f"{DERIVED}{name}"]
+            if isinstance(node, expr.Name) and node.name not in known and node.name not in CUT_OFFS:
+                out[name] = (self.entity_source, node.name)
+        return out
+
     def lineage(self, timestamps: Mapping[str, str | None] | None = None) -> dict[str, frozenset[str]]:
         """The source columns each column of the feature table is computed from, as ``source.column``.
 

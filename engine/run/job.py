@@ -414,14 +414,18 @@ def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Tra
         _flush(store)  # the feature tables are on disk before the run can be recorded as done
         decided = model.with_threshold(trained.pipeline, metrics["threshold"], parts.X_test, parts.y_test)
         digest = model.save(decided, record.run_dir / "model")
-        schema = model.input_schema(parts.X_train, plan.features.lineage(plan.data.timestamps()),
+        spec = table.spec or plan.features  # its selectors expanded: every selected column is known
+        schema = model.input_schema(parts.X_train, spec.lineage(plan.data.timestamps()),
                                     {name: source.get("schema", {}) for name, source in record.data["data"].items()},
                                     table.key, table.target)
         schema_digest = model.save_input_schema(schema, record.run_dir / "model")
         # The training domain of the model's input, for serving and monitoring: its own
         # file and hash, so the model file's bytes stay what they were.
+        # The quality rules that judge one input row alone go with it: serving applies them.
+        rules = domain.row_rules(plan.quality, spec.passthrough(), list(parts.X_train.columns))
         input_domain = {"path": f"model/{domain.DOMAIN_FILE}", "sha256": domain.save(
-            domain.profile(parts.X_train, table.frame.loc[parts.X_train.index, table.key]), record.run_dir / "model")}
+            domain.profile(parts.X_train, table.frame.loc[parts.X_train.index, table.key], rules),
+            record.run_dir / "model")}
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
                              "input_schema": {"path": f"model/{model.INPUT_SCHEMA_FILE}", "sha256": schema_digest},
                              "input_domain": input_domain,

@@ -1,7 +1,8 @@
 """The HTTP service of ``mlops serve``: FastAPI routes over one :class:`~engine.serve.holder.Holder`.
 
     POST /predict   raw feature rows (JSON records or columns, or CSV) or entity keys in,
-                    per row: key, score, decision at the model's threshold, domain flags
+                    per row: key, score, decision at the model's threshold, domain flags,
+                    and the training config's quality rules the row breaks (--quality)
     GET  /health    the process is alive
     GET  /ready     a verified model is loaded (503 while shutting down)
     GET  /model     name, version, alias, run, sha256, threshold, input schema, lineage
@@ -75,6 +76,8 @@ class Metrics:
         self.outside = Counter("mlops_rows_outside_domain", "Scored rows outside the training domain", registry=r)
         self.flags = Counter("mlops_domain_flags", "Domain flags raised, by column and flag", ["column", "flag"],
                              registry=r)
+        self.rule_violations = Counter("mlops_rule_violations", "Quality rules broken by scored rows, by rule "
+                                       "and severity", ["rule", "severity"], registry=r)
         self.unknown_keys = Counter("mlops_unknown_keys", "Rows given by a key the feature store does not hold",
                                     registry=r)
         self.batch_rows = Histogram("mlops_batch_rows", "Rows per predict_proba call (micro-batching)", registry=r,
@@ -105,11 +108,13 @@ class Service:
         online: The feature lookup for rows given by key
             (:class:`engine.serve.online.OnlineFeatures`), or None.
         ref: The MODEL the server was started with (``churn@champion``).
+        quality: One of :data:`engine.serve.inputs.QUALITY_MODES`.
     """
 
     def __init__(self, holder: Holder, limits: Limits, predictions: Any = None, online: Any = None,
-                 ref: str = "") -> None:
+                 ref: str = "", quality: str = "flag") -> None:
         self.holder = holder
+        self.quality = quality
         self.limits = limits
         self.predictions = predictions
         self.online = online
@@ -149,6 +154,7 @@ class Service:
             raise RequestError(404, f"no row could be scored: the feature store's latest materialization holds none "
                                     f"of the keys given ({_keys_shown([rows.keys[i] for i in unknown])})",
                                row=unknown[0], column=served.key)
+        violations = self._violations(served, frame)
         try:
             scores = await self.scorer.score(served, frame)
         except (ValueError, TypeError, ArithmeticError) as exc:
@@ -169,6 +175,11 @@ class Service:
              "in_domain": not row_flags, "flags": row_flags}
             for position, score, decision, row_flags in zip(positions, _finite_list(scores), decisions.tolist(),
                                                             flags, strict=True)]
+        if violations is not None:
+            for answer, broken in zip(answers, violations, strict=False):  # 404 rows come after
+                answer["rules"] = broken
+                for violation in broken:
+                    self.metrics.rule_violations.labels(violation["rule"], violation["severity"]).inc()
         outside = 0
         for row_flags in flags:
             if row_flags:
@@ -190,9 +201,20 @@ class Service:
         latency_ms = (time.perf_counter() - received) * 1000
         if self.predictions is not None:
             self.predictions.append(served, request_id, frame, [rows.keys[p] for p in frame.index], scores,
-                                    decisions, flags, [p in by_key for p in frame.index], as_of, latency_ms)
+                                    decisions, flags, [p in by_key for p in frame.index], as_of, latency_ms,
+                                    violations)
         return {"request_id": request_id, "model": served.identity(), "threshold": served.threshold,
                 "predictions": answers}
+
+    def _violations(self, served: Served, frame: pd.DataFrame) -> list[list[dict[str, Any]]] | None:
+        """The row rules each row breaks (None: none checked); under ``enforce``, the first
+        row that breaks an error-severity rule is refused."""
+        if self.quality == "off" or not served.rules:
+            return None
+        violations = domains.rule_violations(frame, served.rules)
+        if self.quality == "enforce":
+            inputs.enforce_rules(violations, frame.index.tolist())
+        return violations
 
     def _check(self, body: bytes, content_type: str | None, served: Served) -> inputs.Rows:
         return inputs.check(inputs.parse(body, content_type), served.domain, self.limits.max_rows,
@@ -202,7 +224,11 @@ class Service:
         """The body of ``GET /model``."""
         served = self.holder.current
         body = {**served.describe(), "serving": self.ref, "engine": __version__,
-                "limits": {"max_body_bytes": self.limits.max_body_bytes, "max_rows": self.limits.max_rows}}
+                "limits": {"max_body_bytes": self.limits.max_body_bytes, "max_rows": self.limits.max_rows},
+                "quality": {"mode": self.quality, "rules": [
+                    {"name": r.rule.name, "check": r.rule.check, "severity": r.rule.severity,
+                     "columns": sorted(r.inputs.values()), "expected": domains.expected(r.rule)}
+                    for r in served.rules]}}
         if self.online is not None:
             body["feature_store"] = self.online.describe(served)
         if self.predictions is not None:

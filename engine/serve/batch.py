@@ -32,7 +32,8 @@ from engine.stages import domain as domains
 
 #: ``--input`` that names the feature store rather than a file.
 FEATURE_STORE = "feature-store"
-OUTPUT_SCHEMA_NAMES = ("row", "key", "status", "score", "decision", "in_domain", "domain_flags", "as_of")
+OUTPUT_SCHEMA_NAMES = ("row", "key", "status", "score", "decision", "in_domain", "domain_flags", "rule_flags",
+                       "as_of")
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,15 @@ def read_rows(path: str, served: Served, online: Any) -> list[Any] | dict[str, l
 
 def score(served: Served, rows: list[Any] | dict[str, list[Any]], output: Path, online: Any = None,
           log: Any = None, chunk_rows: int = 50_000,
-          progress: Callable[[int, int], None] | None = None) -> Summary:
+          progress: Callable[[int, int], None] | None = None, quality: str = "flag") -> Summary:
     """Check and score every row, write ``output`` (Parquet), append to the log; return a summary.
 
+    Args:
+        quality: What to do with the row rules a row breaks, as ``mlops serve --quality``.
+
     Raises:
-        RequestError: The first row that does not fit the model (its row and column named).
+        RequestError: The first row that does not fit the model (its row and column named),
+            or, under ``quality="enforce"``, that breaks an error-severity rule.
     """
     started = time.perf_counter()
     n = len(next(iter(rows.values()), [])) if isinstance(rows, dict) else len(rows)
@@ -110,6 +115,12 @@ def score(served: Served, rows: list[Any] | dict[str, list[Any]], output: Path, 
         if checked.by_key:
             looked_up, as_of, unknown = online.lookup(served, checked.by_key, [checked.keys[i] for i in checked.by_key])
             frame = pd.concat([frame, looked_up]).sort_index() if len(frame) else looked_up
+        violations = domains.rule_violations(frame, served.rules) if quality != "off" and served.rules else None
+        if violations is not None and quality == "enforce":
+            try:
+                inputs.enforce_rules(violations, frame.index.tolist())
+            except RequestError as exc:
+                raise _at_file_row(exc, start) from exc
         values = served.scores(frame) if len(frame) else np.empty(0)
         decisions = values >= served.threshold
         flags = domains.flags(frame, served.domain) if len(frame) else []
@@ -123,12 +134,14 @@ def score(served: Served, rows: list[Any] | dict[str, list[Any]], output: Path, 
             "decision": [int(d) for d in decisions] + [None] * len(unknown),
             "in_domain": [not f for f in flags] + [None] * len(unknown),
             "domain_flags": [[f"{x['column']}:{x['flag']}" for x in f] for f in flags] + [None] * len(unknown),
+            "rule_flags": [[f"{v['rule']}:{v['column']}" for v in row] for row in violations or [[]] * len(positions)]
+            + [None] * len(unknown),
             "as_of": [as_of if p in by_key else None for p in positions] + [as_of] * len(unknown),
         }
         parts.append(pa.Table.from_pydict(part, schema=_schema()).sort_by("row"))
         if log is not None and len(frame):
             log.append(served, uuid.uuid4().hex, frame, [checked.keys[p] for p in positions], values, decisions,
-                       flags, [p in by_key for p in positions], as_of, 0.0)
+                       flags, [p in by_key for p in positions], as_of, 0.0, violations)
         scored += len(frame)
         positive += int(decisions.sum())
         outside += sum(1 for f in flags if f)
@@ -166,7 +179,7 @@ def progress_printer(stream: Any = None, every_s: float = 1.0) -> Callable[[int,
 def _schema() -> pa.Schema:
     return pa.schema([("row", pa.int64()), ("key", pa.string()), ("status", pa.int16()), ("score", pa.float64()),
                       ("decision", pa.int8()), ("in_domain", pa.bool_()), ("domain_flags", pa.list_(pa.string())),
-                      ("as_of", pa.string())])
+                      ("rule_flags", pa.list_(pa.string())), ("as_of", pa.string())])
 
 
 def _key(value: Any) -> str | None:

@@ -33,7 +33,7 @@ from typing import Any
 from engine import __version__
 from engine.errors import EngineError, UsageError
 from engine.files import atomic_path, write_json, write_text
-from engine.serve.model import Served, _domain, _threshold
+from engine.serve.model import Served, _domain, _rules, _threshold
 from engine.stages import domain as domains
 from engine.store import environment
 from engine.store.registry import ModelIntegrityError, Registry, read_model
@@ -110,7 +110,8 @@ def load_bundle(folder: Path, allow_version_mismatch: bool = False) -> Served:
         raise ModelIntegrityError(f"registry error: refusing {domain_path}: it does not match the sha256 in {CARD}")
     estimator = read_model(payload, folder / MODEL)
     lineage = card.get("lineage") or {}
-    return Served(model=estimator, domain=_domain(domain_bytes, domain_path), name=str(model.get("name")),
+    domain = _domain(domain_bytes, domain_path)
+    return Served(model=estimator, domain=domain, rules=_rules(domain, domain_path), name=str(model.get("name")),
                   version=model.get("version"), alias=None, run_id=str(lineage.get("run_id")),
                   sha256=str(model["sha256"]), threshold=_threshold(estimator, model.get("threshold")),
                   config_sha256=lineage.get("config_sha256"),

@@ -33,6 +33,10 @@ from engine.errors import RequestError
 #: What each domain type accepts in JSON, described for errors and the OpenAPI schema.
 EXPECTED = {"number": "a number or null", "integer": "an integer or null", "boolean": "true, false or null",
             "string": "a string or null"}
+#: What ``--quality`` (``serve.quality``) does with the row rules a request breaks:
+#: enforce refuses a row that breaks an error-severity rule (422) and reports warn ones;
+#: flag scores every row and reports what it breaks; off checks none.
+QUALITY_MODES = ("enforce", "flag", "off")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -333,3 +337,17 @@ def _shape(value: Any) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def enforce_rules(violations: list[list[dict[str, Any]]], positions: list[int]) -> None:
+    """Refuse the first row that breaks a rule of severity ``error``.
+
+    Raises:
+        RequestError: 422 at that row and the rule's column.
+    """
+    for position, broken in zip(positions, violations, strict=True):
+        for violation in broken:
+            if violation["severity"] == "error":
+                raise RequestError(422, f"quality rule {violation['rule']!r} ({violation['check']}) expects "
+                                        f"{violation['expected']}, got {violation['value']!r}",
+                                   row=position, column=violation["column"])

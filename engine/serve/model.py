@@ -45,6 +45,8 @@ class Served:
     environment: dict[str, Any] = field(default_factory=dict)
     feature_store: str | None = None
     as_of: str | None = None
+    #: The training config's quality rules that judge one input row (input_domain.json).
+    rules: tuple[domains.RowRule, ...] = ()
     loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -140,7 +142,8 @@ def load_version(store: registries.Registry, ref: str, tracking_uri: str | None 
         raise UsageError(f"usage error: {exact} was registered without its input domain (input_domain.json, "
                          "written by runs of this engine version); re-run its run and register it again to serve it")
     domain = _domain(payload, store.root / str(version["input_domain"]))
-    return Served(model=model, domain=domain, name=entry["name"], version=int(version["version"]), alias=alias,
+    return Served(model=model, domain=domain, rules=_rules(domain, store.root / str(version["input_domain"])),
+                  name=entry["name"], version=int(version["version"]), alias=alias,
                   run_id=str(version["run_id"]), sha256=str(version["model_sha256"]),
                   threshold=_threshold(model, version.get("threshold")),
                   config_sha256=version.get("config_sha256"),
@@ -185,7 +188,8 @@ def load_run(ref: str, tracking_uri: str | None = None, allow_version_mismatch: 
         raise registries.ModelIntegrityError(f"registry error: refusing {domain_path}: it does not match the sha256 "
                                              "in its run.json (the file was changed or replaced)")
     config = path / "config.resolved.yaml"
-    return Served(model=model, domain=_domain(domain_bytes, domain_path), name=str(record.get("name", "run")),
+    domain = _domain(domain_bytes, domain_path)
+    return Served(model=model, domain=domain, rules=_rules(domain, domain_path), name=str(record.get("name", "run")),
                   version=None, alias=None, run_id=str(record["id"]), sha256=str(model_record["sha256"]),
                   threshold=_threshold(model, model_record.get("threshold")),
                   config_sha256=hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
@@ -229,6 +233,13 @@ def _domain(payload: bytes, where: Path) -> dict[str, Any]:
         return domains.read(payload, str(where))
     except ValueError as exc:
         raise registries.ModelIntegrityError(f"registry error: refusing the input domain: {exc}") from exc
+
+
+def _rules(domain: dict[str, Any], where: Path) -> tuple[domains.RowRule, ...]:
+    try:
+        return tuple(domains.read_rules(domain, str(where)))
+    except ValueError as exc:
+        raise registries.ModelIntegrityError(f"registry error: refusing the input domain's rules: {exc}") from exc
 
 
 def _threshold(model: Any, recorded: Any) -> float:

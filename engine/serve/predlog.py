@@ -59,6 +59,7 @@ SCHEMA = pa.schema([
     ("threshold", pa.float64()),
     ("in_domain", pa.bool_()),
     ("domain_flags", pa.list_(pa.string())),
+    ("rule_flags", pa.list_(pa.string())),  # "<rule>:<column>": the quality rules the row breaks
     ("latency_ms", pa.float64()),
 ])
 
@@ -79,6 +80,7 @@ class _Entry:
     by_key: list[bool]
     as_of: str | None
     latency_ms: float
+    violations: list[list[dict[str, Any]]] | None = None
 
 
 class PredictionLog:
@@ -121,7 +123,8 @@ class PredictionLog:
 
     def append(self, served: Any, request_id: str, frame: pd.DataFrame, keys: Sequence[Any], scores: np.ndarray,
                decisions: np.ndarray, flags: list[list[dict[str, Any]]], by_key: Sequence[bool],
-               as_of: str | None, latency_ms: float) -> bool:
+               as_of: str | None, latency_ms: float,
+               violations: list[list[dict[str, Any]]] | None = None) -> bool:
         """Queue one request's scored rows; never waits. Return False when they were dropped."""
         n = len(frame)
         with self._lock:
@@ -140,7 +143,8 @@ class PredictionLog:
                             self._queued, self.max_queued_rows, self.dropped_rows)
             return False
         self._queue.put(_Entry(datetime.now(timezone.utc), request_id, served.identity(), served.threshold, frame,
-                               list(keys), scores, decisions, flags, list(by_key), as_of, latency_ms))
+                               list(keys), scores, decisions, flags, list(by_key), as_of, latency_ms,
+                               violations))
         return True
 
     def close(self, timeout: float = 60.0) -> None:
@@ -230,6 +234,8 @@ def to_table(entries: list[_Entry]) -> pa.Table:
         columns["threshold"] += [entry.threshold] * n
         columns["in_domain"] += [not f for f in entry.flags]
         columns["domain_flags"] += [[f"{f['column']}:{f['flag']}" for f in row] for row in entry.flags]
+        columns["rule_flags"] += ([[f"{v['rule']}:{v['column']}" for v in row] for row in entry.violations]
+                                  if entry.violations is not None else [[] for _ in range(n)])
         columns["latency_ms"] += [round(entry.latency_ms, 3)] * n
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 

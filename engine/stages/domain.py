@@ -8,6 +8,11 @@ and the share of missing values, measured on the training rows.
 :func:`flags` compares new rows with it, vectorised: a value outside the training
 range, a category never seen, a value missing where training had none. Flagged rows
 are still scored; the flags say how far to trust the score.
+
+It also keeps the training config's quality rules that judge one input row alone
+(:func:`row_rules`): a rule of a row-level check on a source column that a model input
+is as it is (``plan: customers.plan``). Serving applies them to each request's rows
+(:func:`rule_violations`): the same declarations that gate training check a request.
 """
 
 from __future__ import annotations
@@ -15,14 +20,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from engine.config import expr
+from engine.config import quality as quality_rules
+from engine.errors import ConfigError, DataError
 from engine.files import atomic_path
+from engine.stages import quality
 
 DOMAIN_FILE = "input_domain.json"
 #: The format of the file; a reader refuses a newer one instead of misreading it.
@@ -54,18 +64,20 @@ def type_of(series: pd.Series) -> str:
     return "string"
 
 
-def profile(X: pd.DataFrame, key: pd.Series | None = None) -> dict[str, Any]:
+def profile(X: pd.DataFrame, key: pd.Series | None = None,
+            rules: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The domain of the training inputs ``X`` (the Pipeline's columns, in its order).
 
     Args:
         X: The training features.
         key: The entity key of the training rows (its name and type are recorded, so a
             server can take rows given by key).
+        rules: The quality rules that judge one row (:func:`row_rules`).
 
     Returns:
         ``columns``: name -> ``type``, ``missing_share``, and ``min``/``max`` (numbers) or
         ``categories`` (strings and booleans; null beyond :data:`MAX_CATEGORIES`);
-        ``rows``, ``key``, ``format``.
+        ``rows``, ``key``, ``format``; ``rules`` when there are any.
     """
     columns: dict[str, Any] = {}
     for name in X.columns:
@@ -87,7 +99,143 @@ def profile(X: pd.DataFrame, key: pd.Series | None = None) -> dict[str, Any]:
     key_entry = None
     if key is not None:
         key_entry = {"name": str(key.name), "type": type_of(key)}
-    return {"format": FORMAT, "rows": len(X), "key": key_entry, "columns": columns}
+    out = {"format": FORMAT, "rows": len(X), "key": key_entry, "columns": columns}
+    if rules:  # absent, not empty, without any: files of models without rules stay as they were
+        out["rules"] = [dict(rule) for rule in rules]
+    return out
+
+
+def row_rules(spec: quality_rules.QualitySpec, passthrough: Mapping[str, tuple[str, str]],
+              inputs: Sequence[str]) -> list[dict[str, Any]]:
+    """The quality rules a single input row can be judged by, as ``input_domain.json`` keeps them.
+
+    A rule qualifies when its check judges each row alone (:data:`engine.stages.quality.ROW_CHECKS`:
+    not_null, between, in_set, not_in_set, regex, length, compare) and every column it reads,
+    its filter's included, is a model input that is that source column as it is.
+
+    Args:
+        spec: The training config's quality rules.
+        passthrough: Feature -> (source, column), for features that are a source column as
+            it is (:meth:`engine.config.features.FeatureSpec.passthrough`).
+        inputs: The model's input columns.
+
+    Returns:
+        One entry per rule: ``rule`` (its declaration, the YAML keys) and ``inputs``
+        (source column -> the input column that carries it).
+    """
+    out: list[dict[str, Any]] = []
+    for rule in spec.rules.values():
+        source = getattr(rule, "source", None)
+        if rule.check not in quality.ROW_CHECKS or source is None:
+            continue
+        carriers = {column: feature for feature, (src, column) in reversed(list(passthrough.items()))
+                    if src == source and feature in inputs}
+        reads = {column for _, _, column in rule.reads() if column is not None}
+        if rule.filter_node is not None:
+            reads |= expr.names(rule.filter_node) - {"as_of"}
+        if not reads or not reads <= set(carriers):
+            continue
+        declaration = {f.name: getattr(rule, f.name) for f in fields(rule) if f.name != "name"}
+        out.append({"name": rule.name, "rule": {"check": rule.check, **declaration},
+                    "inputs": {column: carriers[column] for column in sorted(reads)}})
+    return out
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A quality rule as serving applies it: the rule, and source column -> input column."""
+
+    rule: quality_rules.Rule
+    inputs: Mapping[str, str]
+
+
+def read_rules(domain: Mapping[str, Any], where: str) -> list[RowRule]:
+    """The row rules of a read domain, parsed as the training config's rules are.
+
+    Raises:
+        ValueError: An entry is not a rule this engine reads, or names an input the
+            domain does not have (the message names ``where``).
+    """
+    out = []
+    for i, entry in enumerate(domain.get("rules") or []):
+        try:
+            name, declaration, inputs = entry["name"], dict(entry["rule"]), dict(entry["inputs"])
+            (rule,) = quality_rules.parse_rules({"rules": {name: declaration}}).values()
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ValueError(f"{where} at rules.{i}: expected a quality rule with its inputs ({exc})") from exc
+        unknown = sorted(set(inputs.values()) - set(domain["columns"]))
+        if rule.check not in quality.ROW_CHECKS or unknown:
+            raise ValueError(f"{where} at rules.{i}: rule {name!r} ({rule.check}) does not judge single rows of "
+                             f"this model's inputs{f' (unknown input {unknown[0]!r})' if unknown else ''}")
+        out.append(RowRule(rule, inputs))
+    return out
+
+
+def rule_violations(frame: pd.DataFrame, rules: Sequence[RowRule],
+                    as_of: pd.Timestamp | None = None) -> list[list[dict[str, Any]]]:
+    """Per row of ``frame`` (the model's inputs), the row rules it breaks (empty: none).
+
+    Each is ``{"column", "flag": "rule", "rule", "check", "severity", "value", "expected"}``,
+    ``column`` the input column the rule reads first.
+
+    Args:
+        as_of: What ``as_of`` means in a rule's expressions; default now (UTC, naive).
+    """
+    out: list[list[dict[str, Any]]] = [[] for _ in range(len(frame))]
+    if not rules or not len(frame):
+        return out
+    when = as_of if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    for row_rule in rules:
+        rule = row_rule.rule
+        renamed = pd.DataFrame({column: frame[feature].to_numpy() for column, feature in row_rule.inputs.items()})
+        try:
+            bad = quality.failing_rows(rule, renamed, when)
+        except (ConfigError, DataError, TypeError, ValueError):
+            # values the rule cannot compare (text where it expects numbers): the input
+            # checks typed every column, so this is the rule's own kind of failure
+            bad = np.ones(len(frame), dtype=bool)
+        if not bad.any():
+            continue
+        column, feature = next(iter(_read_order(rule, row_rule.inputs)))
+        values = renamed[column].tolist()
+        for i in np.flatnonzero(bad):
+            out[i].append({"column": feature, "flag": "rule", "rule": rule.name, "check": rule.check,
+                           "severity": rule.severity, "value": _plain_value(values[i]), "expected": expected(rule)})
+    return out
+
+
+def expected(rule: quality_rules.Rule) -> str:
+    """What a row rule asks of a value, for a flag or an error line."""
+    if isinstance(rule, quality_rules.NotNull):
+        return "a value (not missing)"
+    if isinstance(rule, quality_rules.Between):
+        low, high = ("(", ")") if rule.strict else ("[", "]")
+        return f"a value in {low}{'-inf' if rule.min is None else rule.min}, {'inf' if rule.max is None else rule.max}{high}"
+    if isinstance(rule, quality_rules.InSet):
+        return f"one of {list(rule.values)}"
+    if isinstance(rule, quality_rules.NotInSet):
+        return f"none of {list(rule.values)}"
+    if isinstance(rule, quality_rules.Regex):
+        return f"text matching {rule.pattern!r}"
+    if isinstance(rule, quality_rules.Length):
+        return f"text of length {rule.min if rule.min is not None else 0} to {rule.max if rule.max is not None else 'any'}"
+    if isinstance(rule, quality_rules.Compare):
+        return f"{rule.left} {rule.op} {rule.right}"
+    return rule.check
+
+
+def _read_order(rule: quality_rules.Rule, inputs: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(source column, input column) in the order the rule reads them: its column first."""
+    ordered = [column for _, _, column in rule.reads() if column in inputs]
+    return [(c, inputs[c]) for c in dict.fromkeys([*ordered, *inputs])]
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return value if isinstance(value, bool | int | float | str) else str(value)
 
 
 def save(domain: Mapping[str, Any], directory: Path) -> str:
@@ -156,6 +304,8 @@ def read(payload: bytes, where: str) -> dict[str, Any]:
     for name, spec in domain["columns"].items():
         if not isinstance(spec, dict) or spec.get("type") not in ("boolean", "integer", "number", "string"):
             raise ValueError(f"{where} at columns.{name}: expected a type of boolean, integer, number or string")
+    if not isinstance(domain.get("rules", []), list):
+        raise ValueError(f"{where} at rules: expected a list of quality rules, got {type(domain['rules']).__name__}")
     return domain
 
 

@@ -126,6 +126,42 @@ def check(name: str) -> Callable[[Callable[..., RuleResult]], Callable[..., Rule
     return add
 
 
+#: The checks that judge each row on its own (a row's verdict needs no other row): check
+#: name -> (rule, frame, ctx) -> (bad, considered), boolean arrays over the frame's rows.
+#: The quality stage counts them over a table; serving applies them to single requests.
+ROW_CHECKS: dict[str, Callable[[Any, pd.DataFrame, Context], tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def row_check(name: str) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]],
+                                     Callable[..., tuple[np.ndarray, np.ndarray]]]:
+    """Register a rule type's verdict on each row (see :data:`ROW_CHECKS`)."""
+
+    def add(func: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+        ROW_CHECKS[name] = func
+        return func
+
+    return add
+
+
+def failing_rows(rule: rules.Rule, frame: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Which rows of ``frame`` break ``rule``, a rule of :data:`ROW_CHECKS`, each judged alone.
+
+    ``frame`` holds the columns of the rule's source that the rule reads; the rule's
+    ``filter`` applies first (rows it leaves out pass), ``mostly`` does not (it is a
+    share over a table, and one row has no share).
+
+    Raises:
+        ConfigError: An expression of the rule cannot be evaluated on these values.
+        DataError: The values cannot be compared as the rule asks.
+    """
+    ctx = Context(tables={}, as_of=as_of)
+    bad, _ = ROW_CHECKS[rule.check](rule, frame, ctx)
+    if rule.filter_node is not None:
+        keep = _evaluate(rule.filter_node, frame, ctx, f"quality.rules.{rule.name}.filter")
+        bad = bad & (np.asarray(keep.fillna(False), dtype=bool) if isinstance(keep, pd.Series) else bool(keep))
+    return np.asarray(bad, dtype=bool)
+
+
 def run(spec: rules.QualitySpec, ctx: Context) -> QualityReport:
     """Check every rule of ``quality.rules`` against the loaded sources.
 
@@ -329,9 +365,15 @@ def _comparable(column: pd.Series, bound: Any, rule: rules.Rule, key: str) -> tu
 # ------------------------------------------------------------------ completeness
 
 
+@row_check("not_null")
+def _not_null_rows(rule: rules.NotNull, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    return _missing(frame[rule.column]), np.ones(len(frame), dtype=bool)
+
+
 @check("not_null")
 def _not_null(rule: rules.NotNull, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    return _row_result(rule, frame, ctx, _missing(frame[rule.column]), len(frame), ALL_ROWS)
+    bad, _ = _not_null_rows(rule, frame, ctx)
+    return _row_result(rule, frame, ctx, bad, len(frame), ALL_ROWS)
 
 
 @check("missing_share")
@@ -357,8 +399,8 @@ def _columns_exist(rule: rules.ColumnsExist, frame: pd.DataFrame, ctx: Context) 
 # ------------------------------------------------------------------ accuracy / validity
 
 
-@check("between")
-def _between(rule: rules.Between, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+@row_check("between")
+def _between_rows(rule: rules.Between, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     column = frame[rule.column]
     present = ~_missing(column)
     ok = np.ones(len(frame), dtype=bool)
@@ -368,31 +410,52 @@ def _between(rule: rules.Between, frame: pd.DataFrame, ctx: Context) -> RuleResu
             values, limit = _comparable(column, bound, rule, key)
             ok &= np.asarray(op(values, limit).fillna(False), dtype=bool) if isinstance(
                 values, pd.Series) else op(values, limit)
-    return _row_result(rule, frame, ctx, present & ~ok, int(present.sum()), NON_NULL)
+    return present & ~ok, present
+
+
+@check("between")
+def _between(rule: rules.Between, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+    bad, present = _between_rows(rule, frame, ctx)
+    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
+
+
+@row_check("in_set")
+def _in_set_rows(rule: rules.InSet, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    column = frame[rule.column]
+    present = ~_missing(column)
+    return present & ~column.isin(rule.values).to_numpy(), present
 
 
 @check("in_set")
 def _in_set(rule: rules.InSet, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+    bad, present = _in_set_rows(rule, frame, ctx)
+    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
+
+
+@row_check("not_in_set")
+def _not_in_set_rows(rule: rules.NotInSet, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     column = frame[rule.column]
     present = ~_missing(column)
-    bad = present & ~column.isin(rule.values).to_numpy()
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
+    return present & column.isin(rule.values).to_numpy(), present
 
 
 @check("not_in_set")
 def _not_in_set(rule: rules.NotInSet, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+    bad, present = _not_in_set_rows(rule, frame, ctx)
+    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
+
+
+@row_check("regex")
+def _regex_rows(rule: rules.Regex, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     column = frame[rule.column]
     present = ~_missing(column)
-    bad = present & column.isin(rule.values).to_numpy()
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
+    matched = column.astype(object).where(present, "").astype(str).str.fullmatch(rule.pattern)
+    return present & ~matched.fillna(False).to_numpy(dtype=bool), present
 
 
 @check("regex")
 def _regex(rule: rules.Regex, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    column = frame[rule.column]
-    present = ~_missing(column)
-    matched = column.astype(object).where(present, "").astype(str).str.fullmatch(rule.pattern)
-    bad = present & ~matched.fillna(False).to_numpy(dtype=bool)
+    bad, present = _regex_rows(rule, frame, ctx)
     return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
 
 
@@ -425,8 +488,8 @@ def _dtype(rule: rules.Dtype, frame: pd.DataFrame, ctx: Context) -> RuleResult:
     return result
 
 
-@check("length")
-def _length(rule: rules.Length, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+@row_check("length")
+def _length_rows(rule: rules.Length, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     column = frame[rule.column]
     present = ~_missing(column)
     lengths = column.astype(object).where(present, "").astype(str).str.len().to_numpy()
@@ -435,7 +498,13 @@ def _length(rule: rules.Length, frame: pd.DataFrame, ctx: Context) -> RuleResult
         ok &= lengths >= rule.min
     if rule.max is not None:
         ok &= lengths <= rule.max
-    return _row_result(rule, frame, ctx, present & ~ok, int(present.sum()), NON_NULL)
+    return present & ~ok, present
+
+
+@check("length")
+def _length(rule: rules.Length, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+    bad, present = _length_rows(rule, frame, ctx)
+    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
 
 
 @check("stat")
@@ -493,26 +562,36 @@ _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
         "!=": operator.ne}
 
 
-@check("compare")
-def _compare(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    sides = []
-    for key, node in zip(("left", "right"), rule.sides, strict=True):
-        value = _evaluate(node, frame, ctx, f"quality.rules.{rule.name}.{key}")
-        sides.append(value if isinstance(value, pd.Series) else pd.Series(value, index=frame.index))
-    left, right = sides
+@row_check("compare")
+def _compare_rows(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    left, right = _compare_sides(rule, frame, ctx)
     present = ~(_missing(left) | _missing(right))
     try:
         holds = np.asarray(_OPS[rule.op](left, right).fillna(False), dtype=bool)
     except TypeError as exc:
         raise DataError(f"data error: quality.rules.{rule.name}: cannot compare {rule.left!r} {rule.op} "
                         f"{rule.right!r} ({exc})") from exc
+    return present & ~holds, present
+
+
+def _compare_sides(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> tuple[pd.Series, pd.Series]:
+    sides = []
+    for key, node in zip(("left", "right"), rule.sides, strict=True):
+        value = _evaluate(node, frame, ctx, f"quality.rules.{rule.name}.{key}")
+        sides.append(value if isinstance(value, pd.Series) else pd.Series(value, index=frame.index))
+    return sides[0], sides[1]
+
+
+@check("compare")
+def _compare(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+    bad, present = _compare_rows(rule, frame, ctx)
     if all(isinstance(node, expr.Name) for node in rule.sides):  # two columns: their values, as always
-        return _row_result(rule, frame, ctx, present & ~holds, int(present.sum()), "rows where both are non-null",
+        return _row_result(rule, frame, ctx, bad, int(present.sum()), "rows where both are non-null",
                            columns=[rule.left, rule.right])
     # an expression: each failing row shows the two sides' values
+    left, right = _compare_sides(rule, frame, ctx)
     both = pd.concat([left.rename("left"), right.rename("right")], axis=1)
-    return _row_result(rule, frame, ctx, present & ~holds, int(present.sum()), "rows where both are non-null",
-                       values=both)
+    return _row_result(rule, frame, ctx, bad, int(present.sum()), "rows where both are non-null", values=both)
 
 
 @check("agree")

@@ -37,8 +37,22 @@ def test_a_csv_is_scored_like_the_model_in_process_and_logged(project: Path) -> 
     assert scores["score"].tolist() == pytest.approx(in_process_scores(project, rows), abs=1e-12)
     assert scores["in_domain"].tolist() == [i != 3 for i in range(40)]
     assert list(scores["domain_flags"].iloc[3]) == ["plan:unseen_category"]
+    assert [list(f) for f in scores["rule_flags"]] == [["known_plan:plan"] if i == 3 else [] for i in range(40)]
     logged = pd.read_parquet(project / "outputs" / "predictions" / "churn")
     assert len(logged) == 40 and sorted(logged["score"]) == pytest.approx(sorted(scores["score"]), abs=0)
+
+
+def test_quality_enforce_stops_at_the_first_row_breaking_an_error_rule(project: Path) -> None:
+    rows = feature_rows(project, 20)
+    rows.loc[rows.index[12], "plan"] = "weekly"
+    rows.to_csv(project / "new.csv", index=False)
+    done = run_mlops(project, "predict", "churn@champion", "--input", "new.csv", "--output", "scores.parquet",
+                     "--quality", "enforce")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "mlops: data error in --input at row 12 column 'plan': quality rule 'known_plan' (in_set) expects one of "
+        "['monthly', 'annual', 'family'], got 'weekly'"]
+    assert not (project / "scores.parquet").exists()
 
 
 def test_keys_alone_are_scored_from_the_feature_store(project: Path) -> None:

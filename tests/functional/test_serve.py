@@ -64,6 +64,43 @@ def test_rows_outside_the_training_domain_are_scored_and_flagged(server: Server,
     assert {(f["column"], f["flag"]) for f in third["flags"]} == {("tenure_days", "above_range"),
                                                                   ("n_orders", "missing")}
     assert all(isinstance(p["score"], float) for p in (first, second, third))
+    # serve.quality: flag (conf/config.yaml): the training config's known_plan rule judges
+    # the plan column, which the model takes as it is; the row is scored and the rule named
+    assert first["rules"] == [] and third["rules"] == []
+    assert second["rules"] == [{"column": "plan", "flag": "rule", "rule": "known_plan", "check": "in_set",
+                                "severity": "error", "value": "weekly",
+                                "expected": "one of ['monthly', 'annual', 'family']"}]
+
+
+def test_the_quality_rules_kept_with_the_model_are_listed_and_counted(server: Server, trained: Path) -> None:
+    described = httpx.get(f"{server.url}/model", timeout=30).json()["quality"]
+    assert described["mode"] == "flag"
+    # of the demo's rules only known_plan reads a column the model takes as it is
+    assert [(r["name"], r["columns"]) for r in described["rules"]] == [("known_plan", ["plan"])]
+    counted = ("mlops_rule_violations_total", (("rule", "known_plan"), ("severity", "error")))
+    before = _samples(httpx.get(f"{server.url}/metrics", timeout=30).text).get(counted, 0)
+    row = {**records(feature_rows(trained, 1))[0], "plan": "weekly"}
+    assert httpx.post(f"{server.url}/predict", json=[row, row], timeout=30).status_code == 200
+    assert _samples(httpx.get(f"{server.url}/metrics", timeout=30).text)[counted] == before + 2
+
+
+@pytest.mark.parametrize(("mode", "status"), [("enforce", 422), ("off", 200)])
+def test_quality_enforce_refuses_a_row_breaking_an_error_rule_and_off_checks_none(trained: Path, mode: str,
+                                                                                  status: int) -> None:
+    rows = records(feature_rows(trained, 3))
+    rows[2]["plan"] = "weekly"
+    with Server(trained, "churn@champion", "--quality", mode, "--no-log") as running:
+        response = httpx.post(f"{running.url}/predict", json=rows, timeout=30)
+        good = httpx.post(f"{running.url}/predict", json=rows[:2], timeout=30)
+    assert response.status_code == status, response.text
+    assert good.status_code == 200 and [p.get("rules") for p in good.json()["predictions"]] == \
+        ([[], []] if mode == "enforce" else [None, None])
+    if mode == "enforce":
+        assert response.json() == {
+            "error": "request error at row 2 column 'plan': quality rule 'known_plan' (in_set) expects one of "
+                     "['monthly', 'annual', 'family'], got 'weekly'", "status": 422, "row": 2, "column": "plan"}
+    else:
+        assert all("rules" not in p for p in response.json()["predictions"])
 
 
 @pytest.mark.parametrize(("make", "status", "column", "row", "words"), [
@@ -257,6 +294,7 @@ def test_every_scored_row_is_in_the_prediction_log_after_sigterm(trained: Path, 
     assert logged["model_version"].unique().tolist() == [1] and logged["model_name"].unique().tolist() == ["churn"]
     assert logged["in_domain"].tolist() == [True, True, True, False, True, True, True]
     assert list(logged["domain_flags"].iloc[3]) == ["plan:unseen_category"]
+    assert [list(f) for f in logged["rule_flags"]] == [[], [], [], ["known_plan:plan"], [], [], []]
     assert json.loads(logged["inputs"].iloc[3])["plan"] == "weekly"
     assert (logged["latency_ms"] > 0).all() and (logged["source"] == "request").all()
 

@@ -120,3 +120,12 @@ def test_each_part_is_built_from_its_group_alone() -> None:
     assert ModelSpec.from_config({"_target_": "sklearn.linear_model.LogisticRegression"}).name == "LogisticRegression"
     assert BusinessSpec.from_config(cfg["business"]).requirements
     assert list(rules.QualitySpec.from_config(cfg["quality"]).rules) == list(cfg["quality"]["rules"])
+
+
+def test_passthrough_features_are_attributes_and_bare_spine_columns() -> None:
+    cfg = compose_config()["features"]
+    derived = {**cfg["derived"], "age_as_is": "age", "tenure_again": "tenure_days", "cut": "as_of"}
+    spec = FeatureSpec.from_config({**cfg, "derived": derived})
+    # an attribute, a spine column named as it is; not a feature renamed, nor the cut-off
+    assert spec.passthrough() == {"plan": ("customers", "plan"), "segment": ("crm", "segment"),
+                                  "age_as_is": ("customers", "age")}

@@ -72,3 +72,81 @@ def test_flags_name_the_column_and_the_way_out_of_the_domain(training: pd.DataFr
                           {"column": "n_orders", "flag": "below_range", "value": 0, "min": 1}]
     assert {(f["column"], f["flag"]) for f in flagged[2]} == {("plan", "missing"), ("n_orders", "above_range"),
                                                              ("vip", "missing")}
+
+
+# ------------------------------------------------------------------ the row rules kept with the model
+
+RULES = {"rules": {
+    "known_plan": {"check": "in_set", "dimension": "accuracy", "source": "customers", "column": "plan",
+                   "values": ["annual", "monthly"]},
+    "plausible_age": {"check": "between", "dimension": "accuracy", "source": "customers", "column": "age",
+                      "min": 18, "max": 100, "severity": "warn", "mostly": 0.99},
+    "adult_plan": {"check": "in_set", "dimension": "accuracy", "source": "customers", "column": "plan",
+                   "values": ["annual"], "filter": "age >= 65"},
+    "cheap_orders": {"check": "between", "dimension": "accuracy", "source": "orders", "column": "amount",
+                     "max": 100},  # n_orders aggregates it: not the column as it is
+    "unique_ids": {"check": "unique", "dimension": "consistency", "source": "customers",
+                   "columns": ["customer_id"]},  # judges a table, not a row
+    "email_seen": {"check": "not_null", "dimension": "completeness", "source": "customers",
+                   "column": "email"},  # not a model input
+    "spend_vs_age": {"check": "compare", "dimension": "consistency", "source": "customers", "left": "spend",
+                     "op": "<=", "right": "age * 10"},
+}}
+
+
+@pytest.fixture
+def kept() -> list[dict]:
+    from engine.config.quality import QualitySpec
+
+    passthrough = {"plan": ("customers", "plan"), "customer_age": ("customers", "age"),
+                   "spend": ("customers", "spend"), "email": ("crm", "email")}
+    return domain.row_rules(QualitySpec.from_config(RULES), passthrough,
+                            ["plan", "customer_age", "spend", "n_orders", "email"])
+
+
+def test_only_rules_judging_one_row_on_inputs_taken_as_they_are_are_kept(kept: list[dict]) -> None:
+    assert [(r["name"], r["inputs"]) for r in kept] == [
+        ("known_plan", {"plan": "plan"}),
+        ("plausible_age", {"age": "customer_age"}),
+        ("adult_plan", {"age": "customer_age", "plan": "plan"}),
+        ("spend_vs_age", {"age": "customer_age", "spend": "spend"})]
+    assert kept[1]["rule"] == {"check": "between", "dimension": "accuracy", "severity": "warn", "mostly": 0.99,
+                               "filter": None, "description": "", "source": "customers", "column": "age",
+                               "min": 18, "max": 100, "strict": False}
+
+
+def test_kept_rules_survive_the_file_and_judge_each_row_alone(kept: list[dict], training: pd.DataFrame,
+                                                             tmp_path: Path) -> None:
+    inputs = pd.DataFrame({"plan": ["annual", "weekly", "monthly", None], "customer_age": [30, 15, 70, 40],
+                           "spend": [100.0, 10.0, 600.0, np.nan], "n_orders": [1, 2, 3, 4], "email": list("abcd")})
+    domain.save(domain.profile(inputs, rules=kept), tmp_path)
+    payload = (tmp_path / domain.DOMAIN_FILE).read_bytes()
+    rules = domain.read_rules(domain.read(payload, "x"), "x")
+    found = domain.rule_violations(inputs, rules)
+    assert [[(v["rule"], v["column"], v["value"]) for v in row] for row in found] == [
+        [],
+        [("known_plan", "plan", "weekly"), ("plausible_age", "customer_age", 15)],
+        [("adult_plan", "plan", "monthly")],  # the filter: only rows aged 65 and over are judged
+        [],  # a missing plan is not judged by in_set (not_null's job); a missing side skips compare
+    ]
+    assert found[1][1]["severity"] == "warn" and found[1][1]["expected"] == "a value in [18, 100]"
+    assert domain.rule_violations(inputs.iloc[[2]].assign(spend=[800.0]), rules)[0][-1]["rule"] == "spend_vs_age"
+
+
+def test_a_model_without_rules_keeps_its_file_as_before(training: pd.DataFrame) -> None:
+    assert "rules" not in domain.profile(training)
+    assert domain.rule_violations(training, []) == [[] for _ in range(len(training))]
+
+
+@pytest.mark.parametrize(("entry", "words"), [
+    ({"name": "r", "rule": {"check": "unique", "dimension": "accuracy", "source": "s", "columns": ["a"]},
+      "inputs": {"a": "plan"}}, "does not judge single rows"),
+    ({"name": "r", "rule": {"check": "in_set", "dimension": "accuracy", "source": "s", "column": "a",
+                            "values": [1]}, "inputs": {"a": "nope"}}, "unknown input 'nope'"),
+    ({"name": "r", "rule": {"check": "in_set", "dimension": "accuracy", "source": "s", "column": "a",
+                            "values": [1], "surprise": 1}, "inputs": {"a": "plan"}}, "expected a quality rule"),
+    ({"rule": {}}, "expected a quality rule"),
+])
+def test_a_rule_entry_this_engine_cannot_apply_is_refused(training: pd.DataFrame, entry: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        domain.read_rules({**domain.profile(training), "rules": [entry]}, "input_domain.json")
