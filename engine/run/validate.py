@@ -59,7 +59,13 @@ class Rows:
 
 
 def evaluation_rows(run_dir: Path, root: Path, as_of: str | None) -> Rows:
-    """Rebuild the candidate's feature table and take its hold-out, or every row at ``as_of``.
+    """The candidate's hold-out, from the feature table it was trained on, or every row at ``as_of``.
+
+    The hold-out comes from the table the run recorded (run.json ``features.tables``) when
+    its feature store still holds it, checked against its manifest: the very rows the
+    candidate was evaluated on, without reading the sources again. Otherwise (a store
+    that was cleaned, a run without one), and for ``as_of``, the table is built from the
+    data as the run's config says.
 
     Raises:
         UsageError: The run has no recorded config.
@@ -70,20 +76,44 @@ def evaluation_rows(run_dir: Path, root: Path, as_of: str | None) -> Rows:
     except OSError as exc:
         raise UsageError(f"usage error: {run_dir} has no config.resolved.yaml; expected a training run") from exc
     plan = plans.compile(resolved)
-    tables = data.load(plan.data, root)
-    cut_off = pd.Timestamp(as_of) if as_of else plan.settings.as_of
-    store = FeatureStore(root / plan.features.store) if plan.features.store else None
-    table = features.build(plan.features, tables, cut_off, store)
+    recorded = None if as_of else _recorded_table(run_dir, plan)
+    if recorded is not None:
+        frame, target = recorded
+    else:
+        tables = data.load(plan.data, root)
+        cut_off = pd.Timestamp(as_of) if as_of else plan.settings.as_of
+        store = FeatureStore(root / plan.features.store) if plan.features.store else None
+        table = features.build(plan.features, tables, cut_off, store)
+        frame, target = table.frame, table.target
     if as_of:
-        frame = table.frame
         where = f"every row of the population at as_of {as_of}"
     else:
-        frame = table.frame.loc[split.holdout(table.y, plan.split).test]
+        frame = frame.loc[split.holdout(frame[target], plan.split).test]
         where = f"the candidate's hold-out (test_size {plan.split.test_size}, seed {plan.split.seed})"
-    y = frame[table.target].to_numpy().astype(int)
+    y = frame[target].to_numpy().astype(int)
     if len(np.unique(y)) < 2:
         raise DataError(f"data error: the evaluation rows ({where}) hold one class only; expected both 0 and 1")
     return Rows(frame, y, f"{len(frame)} rows, {int(y.sum())} positive: {where}")
+
+
+def _recorded_table(run_dir: Path, plan: plans.Plan) -> tuple[pd.DataFrame, str] | None:
+    """The feature table the run trained on, from the store it recorded, with its target's
+    name; None when the run recorded none or the store no longer holds it intact."""
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    recorded = record.get("features") if isinstance(record, dict) else None
+    if not isinstance(recorded, dict) or not recorded.get("store"):
+        return None
+    keys = [t.get("key") for t in recorded.get("tables") or [] if isinstance(t, dict) and t.get("table") == "features"]
+    if len(keys) != 1 or not isinstance(keys[0], str):
+        return None
+    frame = FeatureStore(Path(recorded["store"])).get(keys[0])  # size and checksum checked, else None
+    target = plan.features.target
+    if frame is None or target not in frame.columns:
+        return None
+    return frame, target
 
 
 def input_columns(fitted: Any) -> list[str]:
@@ -273,15 +303,20 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
             yet passes and says so).
         DataError: The champion cannot read the evaluation rows.
     """
+    timings: dict[str, float] = {}  # seconds by part, in validation.json: what the gate costs
+    started = time.perf_counter()
     fitted, record = candidate_model(candidate_dir)
     champion = _champion(against, registry_root)
+    timings["load_models"] = _lap(started)
     verdict: dict[str, Any] = {
         "candidate": {"run_id": record["id"], "run_dir": str(candidate_dir), "model_sha256": record["model"]["sha256"],
                       "threshold": record["model"]["threshold"]},
         "against": against, "policy": dict(spec.declared), "rules": [], "metrics": {},
     }
     failures: list[str] = []
+    started = time.perf_counter()
     rows = evaluation_rows(candidate_dir, root, spec.evaluation_as_of) if champion or spec.latency_p99_ms else None
+    timings["evaluation_rows"] = _lap(started)
     if champion is None:
         verdict["champion"] = None
         verdict["note"] = f"no champion at {against} yet: the candidate passes the gate by default"
@@ -291,7 +326,10 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
                                "model_sha256": version["model_sha256"], "threshold": version["threshold"]}
         assert rows is not None
         verdict["evaluation"] = rows.description
+        started = time.perf_counter()
         scores = {"candidate": score(fitted, rows, "candidate"), "champion": score(champion_model, rows, "champion")}
+        timings["scoring"] = _lap(started)
+        started = time.perf_counter()
         thresholds = {"candidate": float(record["model"]["threshold"]), "champion": float(version["threshold"])}
         points = {who: point_metrics(economics, rows.y, scores[who], thresholds[who]) for who in scores}
         intervals = paired_bootstrap(economics, rows.y, scores, thresholds, spec)
@@ -305,6 +343,7 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
             verdict["rules"].append(outcome)
             if not outcome["passed"]:
                 failures.append(outcome["line"])
+        timings["metrics"] = _lap(started)  # point metrics, the paired bootstrap, the rules
         verdict["config_diff"] = _config_diff(Path(version["run_dir"]), candidate_dir)
         verdict["fingerprints"] = {"champion": _fingerprints(Path(version["run_dir"])),
                                    "candidate": _fingerprints(candidate_dir)}
@@ -313,16 +352,25 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
         verdict["requirements"] = {"failed": failed}
         failures += [f"requirement {name} did not pass (requirements.json)" for name in failed]
     if spec.latency_p99_ms is not None and rows is not None:
+        started = time.perf_counter()
         p99, timed = single_row_p99_ms(fitted, rows, spec.latency_rows, spec.latency_max_seconds)
+        timings["latency"] = _lap(started)
         verdict["latency"] = {"p99_ms": round(p99, 3), "budget_ms": spec.latency_p99_ms, "rows": timed}
         if p99 > spec.latency_p99_ms:
             failures.append(f"latency: p99 single-row {p99:.2f} ms > budget {spec.latency_p99_ms:g} ms "
                             f"(over by {p99 - spec.latency_p99_ms:.2f} ms)")
     verdict["failures"] = failures
     verdict["passed"] = not failures
-    write_json(candidate_dir / VALIDATION_JSON, verdict)
+    verdict["seconds"] = timings
+    started = time.perf_counter()
     write_text(candidate_dir / VALIDATION_MD, markdown(verdict))
+    timings["report"] = _lap(started)
+    write_json(candidate_dir / VALIDATION_JSON, verdict)
     return verdict
+
+
+def _lap(started: float) -> float:
+    return round(time.perf_counter() - started, 4)
 
 
 def _champion(against: str, registry_root: Path) -> tuple[dict[str, Any], dict[str, Any], Any] | None:

@@ -78,6 +78,15 @@ def test_the_ci_example_passes_a_better_change_and_fails_a_worse_one(repo: Path)
     verdict = read_json(candidate / "validation.json")
     assert verdict["passed"] and verdict["metrics"]["roc_auc"]["improvement"] > 0
     assert (candidate / "validation.md").read_text() in text
+    assert {"load_models", "evaluation_rows", "scoring", "metrics", "report"} <= set(verdict["seconds"])
+    # the hold-out comes from the feature table the candidate recorded; with the store
+    # emptied, it is rebuilt from the data, and it is the same rows
+    for table in (repo / "outputs" / "feature_store" / "tables").glob("*.parquet"):
+        table.unlink()
+    again = run_mlops(repo, "validate", "--candidate", str(candidate), "--against", "churn@champion")
+    assert again.returncode == 0, again.stderr
+    rebuilt = read_json(candidate / "validation.json")
+    assert (rebuilt["evaluation"], rebuilt["metrics"]) == (verdict["evaluation"], verdict["metrics"])
     # merged: the post-merge job promotes it
     merged = run_mlops(repo, "validate", "--candidate", str(candidate), "--against", "churn@champion", "--promote")
     assert merged.returncode == 0, merged.stderr
