@@ -10,6 +10,9 @@ import pytest
 from engine.store.registry import read_model
 from tests.conftest import read_json, run_dirs, run_mlops
 
+# Trained runs under several business configs: slow, run by `pytest -m slow` and CI.
+pytestmark = pytest.mark.slow
+
 MISSION_LINE = "simple estimate (design): 1,000 churners x 80% caught x 50% kept x $8 = $3,200 a month"
 
 

@@ -9,6 +9,9 @@ import pytest
 
 from tests.conftest import read_json, run_dirs, run_mlops
 
+# Several trained runs against one feature store: slow, run by `pytest -m slow` and CI.
+pytestmark = pytest.mark.slow
+
 
 def tables(run: Path) -> dict[str, str]:
     return {t.get("group", t.get("table")): t["status"] for t in read_json(run / "run.json")["features"]["tables"]}

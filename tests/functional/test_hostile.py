@@ -27,6 +27,10 @@ import pytest
 
 from tests.conftest import CONF, SMALL_DATA, run_mlops, without_local
 
+# Each case runs the real command on a project of its own (~100 cases, minutes of CPU):
+# slow, run by `pytest -m slow` and CI.
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class Case:

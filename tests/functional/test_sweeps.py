@@ -11,6 +11,9 @@ import pytest
 
 from tests.conftest import run_dirs, run_mlops, sweep_jobs
 
+# Sweeps of several trained jobs through the real command: slow, run by `pytest -m slow` and CI.
+pytestmark = pytest.mark.slow
+
 
 def test_a_sweep_reports_progress_and_leaves_a_leaderboard_with_its_failed_jobs(project: Path) -> None:
     done = run_mlops(project, "run", "-m", "model=logistic,random_forest", "split.test_size=0.25,1.5", "report=true")

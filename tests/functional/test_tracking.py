@@ -8,7 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MLOPS, read_json, run_dirs, run_mlops
+
+# Sweeps and killed runs through the real command: slow, run by `pytest -m slow` and CI.
+pytestmark = pytest.mark.slow
 
 
 def test_a_sweep_is_listed_sorted_filtered_and_shown(project: Path) -> None:
