@@ -85,3 +85,19 @@ def test_a_failed_write_is_counted_and_the_writer_goes_on(tmp_path: Path) -> Non
     append(log, 2)
     log.close()
     assert log.failed_rows == 2 and log.written_rows == 0 and log.queued_rows == 0
+
+
+def test_duckdb_reads_the_partitioned_log_with_its_date_column(tmp_path: Path) -> None:
+    import duckdb
+
+    log = PredictionLog(tmp_path / "churn", flush_s=60)
+    assert append(log, 4, "one") and append(log, 3, "two", FakeServed(version=4))
+    log.close()
+    (day,) = [p.name.removeprefix("date=") for p in (tmp_path / "churn").iterdir()]
+    pattern = str(tmp_path / "churn" / "*" / "*.parquet")
+    rows = duckdb.sql(f"SELECT model_version, count(*), sum(decision), min(date) FROM read_parquet('{pattern}', "
+                      "hive_partitioning = true) GROUP BY 1 ORDER BY 1").fetchall()
+    assert [(v, n, d) for v, n, d, _ in rows] == [(3, 4, 2), (4, 3, 2)]  # decisions: scores >= 0.4
+    assert {str(date) for *_, date in rows} == {day}
+    flags = duckdb.sql(f"SELECT domain_flags FROM read_parquet('{pattern}') WHERE len(domain_flags) > 0").fetchall()
+    assert flags == [(["plan:unseen_category"],), (["plan:unseen_category"],)]
