@@ -70,7 +70,11 @@ def test_by_key_without_a_feature_store_names_what_is_expected() -> None:
     ({**ROW, "plan": 1}, "plan", "expected a string or null, got number 1"),
     ({k: v for k, v in ROW.items() if k != "amount"}, "amount", "missing"),
     ({"customer_id": [1]}, "customer_id", "expected an integer key (64-bit)"),
-], ids=["fraction", "text-number", "infinite", "text-bool", "number-category", "missing", "list-key"])
+    ({**ROW, "amount": True}, "amount", "expected a number or null, got"),  # Arrow would read it as 1.0
+    ({**ROW, "vip": 1}, "vip", "expected true, false or null"),
+    ({**ROW, "plan": ["annual"]}, "plan", "expected a string or null"),
+], ids=["fraction", "text-number", "infinite", "text-bool", "number-category", "missing", "list-key", "bool-number",
+        "number-bool", "list-category"])
 def test_a_value_of_the_wrong_type_is_422_at_its_row_and_column(row: dict[str, Any], column: str,
                                                                 words: str) -> None:
     with pytest.raises(RequestError) as caught:
@@ -120,3 +124,19 @@ def test_checked_rows_are_what_the_pipeline_takes_without_another_conversion() -
     assert ready["plan"].iloc[1] != ready["plan"].iloc[1]  # NaN, SimpleImputer's missing marker
     store_like = rows.features.astype({"plan": "str"})
     pd.testing.assert_frame_equal(model_input(store_like), as_model_input(store_like))
+
+
+@pytest.mark.parametrize("n", [1, 3, 1500])
+def test_large_json_columns_are_typed_as_the_value_by_value_checks_type_them(n: int) -> None:
+    """Columns whose values are all of their type take Arrow's path; a mix takes the
+    value-by-value one; the typed rows are the same either way."""
+    rows = [{**ROW, "n_orders": i % 7, "amount": None if i % 3 == 0 else i / 4, "plan": None if i % 5 == 0
+             else "annual", "vip": None if i % 4 == 0 else bool(i % 2)} for i in range(n)]
+    fast = checked(rows, max_rows=n).features
+    typed = {name: inputs._typed_by_value(
+        [r[name] for r in rows], DOMAIN["columns"][name]["type"], name, list(range(n))) for name in DOMAIN["columns"]}
+    for name, expected in typed.items():
+        got = fast[name].to_numpy(dtype=object if expected.dtype == object else float)
+        assert [None if isinstance(v, float) and np.isnan(v) else v for v in got.tolist()] == \
+            [None if isinstance(v, float) and np.isnan(v) else v for v in expected.tolist()], name
+    assert fast["n_orders"].dtype == np.float64 and np.isnan(fast["amount"].iloc[0])
