@@ -33,7 +33,7 @@ from engine.config.business import Economics
 from engine.config.promotion import LOWER_IS_BETTER, METRICS, PromotionSpec
 from engine.errors import DataError, UsageError
 from engine.files import write_json, write_text
-from engine.stages import business, data, features, model, split
+from engine.stages import business, data, domain, features, model, split
 from engine.store import registry
 from engine.store.featurestore import FeatureStore
 from engine.store.tracking import flatten
@@ -137,6 +137,34 @@ def score(fitted: Any, rows: Rows, label: str) -> np.ndarray:
                         f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} (its features differ from "
                         "the candidate's config; evaluate on a config that builds them)")
     return model.predict_proba(fitted, rows.frame[columns], threads=1)
+
+
+#: Request types of a column (engine.stages.domain.type_of) that a model takes alike.
+_SAME_KIND = {"integer": "number", "number": "number", "boolean": "boolean", "string": "string"}
+
+
+def _check_types(domain_bytes: bytes | None, rows: Rows, label: str) -> None:
+    """Refuse evaluation rows whose columns are of another kind than the model was trained on.
+
+    A champion registered with its training domain (``input_domain.json``) names each
+    input's type; a number where it saw text (or text where it saw numbers) would be
+    scored wrongly or not at all. Integers and floats are one kind. A champion registered
+    without a domain is checked by column names only (:func:`score`).
+
+    Raises:
+        DataError: The first column of another kind, with both types.
+    """
+    if domain_bytes is None:
+        return
+    trained = domain.read(domain_bytes, "the champion's input_domain.json")["columns"]
+    for name, spec in trained.items():
+        if name not in rows.frame.columns:
+            continue  # score() names every missing column at once
+        now = domain.type_of(rows.frame[name])
+        if _SAME_KIND.get(now) != _SAME_KIND.get(spec["type"]):
+            raise DataError(f"data error: the {label}'s input column {name!r} was {spec['type']} in its training "
+                            f"data and is {now} in the evaluation data (its features differ from the candidate's "
+                            "config; evaluate on a config that builds them as it was trained)")
 
 
 def candidate_model(run_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -327,6 +355,7 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
         assert rows is not None
         verdict["evaluation"] = rows.description
         started = time.perf_counter()
+        _check_types(registry.Registry(registry_root).input_domain(version), rows, f"champion {against}")
         scores = {"candidate": score(fitted, rows, "candidate"), "champion": score(champion_model, rows, "champion")}
         timings["scoring"] = _lap(started)
         started = time.perf_counter()

@@ -68,3 +68,24 @@ def test_a_rule_passes_or_fails_by_its_margin() -> None:
     assert not failed["passed"] and failed["line"] == "roc_auc: change -0.03 < -0.02 (short by 0.01)"
     relative = validate._apply(MetricRule("roc_auc", min_relative_change=-0.01), values, "estimate")
     assert not relative["passed"] and "relative change" in relative["line"]
+
+
+def test_evaluation_rows_of_another_kind_than_the_champion_was_trained_on_are_refused() -> None:
+    import json as _json
+
+    import pandas as pd
+
+    from engine.errors import DataError
+    from engine.stages import domain
+
+    trained = pd.DataFrame({"plan": ["annual", "monthly"], "n_orders": [1, 2], "vip": [True, False]})
+    payload = _json.dumps(domain.profile(trained)).encode()
+    same = pd.DataFrame({"plan": ["family"], "n_orders": [2.5], "vip": [False], "extra": ["x"]})
+    validate._check_types(payload, validate.Rows(same, np.array([1]), ""), "champion churn@champion")  # no error
+    validate._check_types(None, validate.Rows(same.assign(plan=[3]), np.array([1]), ""), "champion")  # no domain
+    for column, value, words in (("plan", 3, "'plan' was string in its training data and is integer"),
+                                 ("n_orders", "2", "'n_orders' was integer in its training data and is string"),
+                                 ("vip", 1.0, "'vip' was boolean in its training data and is number")):
+        with pytest.raises(DataError, match=words):
+            validate._check_types(payload, validate.Rows(same.assign(**{column: [value]}), np.array([1]), ""),
+                                  "champion churn@champion")
