@@ -90,6 +90,15 @@ class DemoSpec:
             (timeliness defect).
         unsynced_until: The end of that last day: the moment the data was needed
             (the run's ``as_of``); null means the snapshot.
+        drift_after: The declared drift (null: none): from this date on, prices rise
+            (order amounts x ``drift_price_factor``), customers order less (each order
+            kept with probability ``drift_order_rate``), and a new contract type
+            appears: ``drift_new_plan``, taken by ``drift_new_plan_share`` of the monthly
+            customers still active then and of the customers who sign up after it.
+        drift_price_factor: The price rise.
+        drift_order_rate: The share of orders still placed after the drift.
+        drift_new_plan: The new contract type.
+        drift_new_plan_share: How many customers take it.
     """
 
     customers: int = 20_000
@@ -105,10 +114,19 @@ class DemoSpec:
     crm_disagree_rate: float = 0.03
     unsynced_last_day_rate: float = 1.0
     unsynced_until: str | None = None
+    drift_after: str | None = None
+    drift_price_factor: float = 1.3
+    drift_order_rate: float = 0.5
+    drift_new_plan: str = "weekly"
+    drift_new_plan_share: float = 0.4
 
     def digest(self) -> str:
-        """A hash of the spec: files made from another spec are made again."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        """A hash of the spec: files made from another spec are made again. Without a
+        drift, the drift's settings are left out: files made before it existed stay valid."""
+        fields = asdict(self)
+        if self.drift_after is None:
+            fields = {k: v for k, v in fields.items() if not k.startswith("drift_")}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
@@ -217,7 +235,30 @@ def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
         }
     )
     contacts.insert(1, "customer_id", customer_id[contacts.pop("owner").to_numpy()])
-    return {"customers": customers, "crm": crm, "contacts": contacts, "orders": orders}
+    tables = {"customers": customers, "crm": crm, "contacts": contacts, "orders": orders}
+    if spec.drift_after is not None:
+        _drift(spec, tables)
+    return tables
+
+
+def _drift(spec: DemoSpec, tables: dict[str, pd.DataFrame]) -> None:
+    """Apply the declared drift after ``spec.drift_after``, in place.
+
+    With its own random generator, after everything else is drawn: the data before the
+    drift is the data without it, value for value.
+    """
+    rng = np.random.default_rng([spec.seed, 17])
+    after = pd.Timestamp(spec.drift_after)
+    orders, customers = tables["orders"], tables["customers"]
+    late = (orders["ordered_at"] >= after).to_numpy()
+    kept = ~late | (rng.uniform(size=len(orders)) < spec.drift_order_rate)
+    orders.loc[late, "amount"] = np.round(orders.loc[late, "amount"] * spec.drift_price_factor, 2)
+    tables["orders"] = orders.loc[kept].reset_index(drop=True)
+    still_active = (customers["signup_date"] < after) & (customers["cancelled_at"].isna()
+                                                         | (customers["cancelled_at"] > after))
+    eligible = (still_active & (customers["plan"] == "monthly")) | (customers["signup_date"] >= after)
+    switch = eligible.to_numpy() & (rng.uniform(size=len(customers)) < spec.drift_new_plan_share)
+    customers.loc[switch, "plan"] = spec.drift_new_plan
 
 
 def _contacts(rng: np.random.Generator, spec: DemoSpec, engagement: np.ndarray, signup: np.ndarray,
