@@ -22,7 +22,8 @@ with one line per invalid config on stderr.
 
 
 #: The config groups ``mlops check --all`` walks: every option is composed in turn.
-CHECKED_GROUPS = ("data", "quality", "features", "model", "split", "business", "promotion", "monitor", "experiment")
+CHECKED_GROUPS = ("data", "quality", "features", "model", "split", "business", "promotion", "monitor",
+                  "experiment")
 
 
 def check_command(args: list[str]) -> int:

@@ -1,0 +1,81 @@
+"""``mlops monitor`` end to end: the real command in a subprocess on a small trained project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF, SMALL_DATA, read_json, run_mlops, without_local
+
+DRIFT = ("data.generate.snapshot=2026-12-31", "data.generate.drift_after=2026-11-01")
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project of its own (monitoring the drift rewrites its demo files) with churn@champion."""
+    root = tmp_path_factory.mktemp("monitor") / "project"
+    shutil.copytree(CONF, root / "conf", ignore=without_local)
+    (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
+    for args in (("run",), ("registry", "register", "latest", "--name", "churn"),
+                 ("registry", "promote", "churn/1", "--alias", "champion")):
+        done = run_mlops(root, *args)
+        assert done.returncode == 0, done.stderr
+    return root
+
+
+def test_help_exits_0_and_bad_arguments_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = run_mlops(tmp_path, "monitor", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: mlops monitor MODEL")
+    assert "6" in run_mlops(tmp_path, "--help").stdout.split("exit statuses:")[1]
+    for args in (("monitor",), ("monitor", "churn@champion", "--since", "7d", "--current", "features"),
+                 ("monitor", "churn@champion", "--as-of", "2026-12-01")):
+        done = run_mlops(tmp_path, *args)
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("mlops: usage error")
+
+
+@pytest.mark.slow
+def test_undrifted_data_passes_and_the_declared_drift_exits_6_naming_the_columns(champion: Path) -> None:
+    record = read_json(next((champion / "outputs" / "runs").glob("*/*/run.json")))
+    assert record["model"]["reference_profile"]["path"] == "model/reference_profile.json"
+    version = json.loads((champion / "outputs" / "registry" / "churn.json").read_text())["versions"][0]
+    assert version["reference_profile"] == "churn/1/reference_profile.json"
+
+    quiet = run_mlops(champion, "monitor", "churn@champion", "--current", "features", "--as-of", "2026-10-15")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "monitor: passed" in quiet.stdout
+
+    drifted = run_mlops(champion, "monitor", "churn@champion", "--current", "features", "--as-of", "2026-12-01",
+                        *DRIFT)
+    assert drifted.returncode == 6, drifted.stderr
+    (line,) = drifted.stderr.strip().splitlines()
+    assert line.startswith("mlops: monitoring failed: 2 rule(s) of severity error failed: plan_mix")
+    assert "plan" in line and "orders_30d" in line and "Traceback" not in drifted.stderr
+
+    folders = sorted((champion / "outputs" / "monitor").glob("*/*"))
+    assert len(folders) == 2
+    body = read_json(folders[-1] / "monitor.json")
+    assert body["passed"] is False and body["failed_errors"] == ["plan_mix", "order_activity"]
+    assert {"plan", "orders_30d", "days_since_last_order"} <= set(body["drifted_columns"])
+    assert len(body["trend"]) == 1  # the earlier, quiet run
+    assert "<h2>Drift per feature</h2>" in (folders[-1] / "report.html").read_text()
+    assert read_json(folders[-1] / "run.json")["status"] == "failed_monitor"
+
+    listed = run_mlops(champion, "runs", "--where", "kind = monitor", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert sorted(r["status"] for r in rows) == ["failed_monitor", "succeeded"]
+    latest = run_mlops(champion, "show", "latest")
+    assert "kind: run" in latest.stdout  # latest: still the latest training run
+
+    # the same drifted rows through the prediction log: scored by mlops predict, read by --since
+    assert run_mlops(champion, "features", "materialize", "as_of=2026-12-01", *DRIFT).returncode == 0
+    scored = run_mlops(champion, "predict", "churn@champion", "--input", "feature-store", "--output", "s.parquet")
+    assert scored.returncode == 0, scored.stderr
+    logged = run_mlops(champion, "monitor", "churn@champion", "--since", "1d")
+    assert logged.returncode == 6, logged.stderr
+    assert read_json(sorted((champion / "outputs" / "monitor").glob("*/*"))[-1] / "monitor.json")[
+        "drifted_columns"] == body["drifted_columns"]
