@@ -98,8 +98,8 @@ def monitor_command(args: list[str]) -> int:
     print(f"monitor: {'passed' if not report.failed_errors else 'FAILED'}; run {record.id[:8]}: "
           f"{shown / monitor.MONITOR_FILE}")
     if report.failed_errors and plan.monitor.on_failure is not None:
-        from engine.cli.retrain import retrain
+        from engine.run.retrain import retrain
 
-        retrain(plan, monitored, record, overrides, root, Path(options.registry), options.tracking_uri)
+        retrain(plan, monitored, record, overrides, root, Path(options.registry), store)
     monitor.gate(report)
     return 0

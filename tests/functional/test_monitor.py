@@ -79,3 +79,49 @@ def test_undrifted_data_passes_and_the_declared_drift_exits_6_naming_the_columns
     assert logged.returncode == 6, logged.stderr
     assert read_json(sorted((champion / "outputs" / "monitor").glob("*/*"))[-1] / "monitor.json")[
         "drifted_columns"] == body["drifted_columns"]
+
+
+RETRAIN = """\
+monitor:
+  on_failure:
+    retrain:
+      experiment: compare_models
+      # one model, and a policy any retrained model passes: this test is about the loop
+      overrides: [hydra.sweeper.params.model=logistic, promotion.latency.p99_ms=60000,
+                  promotion.metrics.roc_auc.min_change=-1, promotion.metrics.net_value_per_month.min_change=-1e9,
+                  promotion.metrics.log_loss.min_relative_change=-1]
+    promote: true
+    cooldown: 1d
+"""
+
+
+@pytest.mark.slow
+def test_a_failed_monitor_retrains_validates_promotes_and_records_the_lineage(champion: Path) -> None:
+    local = champion / "conf" / "local" / "default.yaml"
+    local.write_text(local.read_text() + RETRAIN)
+    done = run_mlops(champion, "monitor", "churn@champion", "--current", "features", "--as-of", "2026-12-01", *DRIFT)
+    assert done.returncode == 6, done.stderr
+    assert "monitor: retrain passed: churn/2; the alias moved to churn/2" in done.stdout, done.stdout
+    registry = json.loads((champion / "outputs" / "registry" / "churn.json").read_text())
+    assert registry["aliases"]["champion"] == 2
+    folder = sorted((champion / "outputs" / "monitor").glob("*/*"))[-1]
+    monitor_run = read_json(folder / "run.json")
+    retrain = monitor_run["retrain"]
+    assert retrain["status"] == "passed" and retrain["version"] == "churn/2" and retrain["as_of"] == "2026-11-30"
+    assert registry["versions"][1]["run_id"] == retrain["run_id"]
+    trained = read_json(Path(retrain["run_dir"]) / "run.json")
+    assert trained["lineage"]["monitor_run"] == monitor_run["id"] and trained["as_of"].startswith("2026-11-30")
+    assert read_json(Path(retrain["run_dir"]) / "validation.json")["passed"] is True
+    assert read_json(Path(retrain["sweep_dir"]) / "retrain.json")["monitor_run"] == monitor_run["id"]
+    shown = run_mlops(champion, "show", monitor_run["id"][:8]).stdout
+    assert "lineage.version: churn/2" in shown and f"lineage.run_id: {retrain['run_id']}" in shown
+    assert f"lineage.monitor_run: {monitor_run['id']}" in run_mlops(champion, "show", retrain["run_id"][:8]).stdout
+
+    # the new champion learnt the drifted data: it passes where the old one failed
+    settled = run_mlops(champion, "monitor", "churn@champion", "--current", "features", "--as-of", "2026-12-01", *DRIFT)
+    assert settled.returncode == 0, settled.stderr
+    # the old one still fails, and the cooldown keeps a second retrain from starting
+    again = run_mlops(champion, "monitor", "churn/1", "--current", "features", "--as-of", "2026-12-01", *DRIFT)
+    assert again.returncode == 6
+    assert "monitor: retrain skipped (cooldown: the last retrain of churn started" in again.stdout
+    assert json.loads((champion / "outputs" / "registry" / "churn.json").read_text())["aliases"]["champion"] == 2
