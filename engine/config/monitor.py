@@ -28,8 +28,8 @@ COLUMN_TYPES = ("numeric", "categorical")
 CORRECTIONS = ("none", "bonferroni", "fdr")
 #: The metrics a performance rule may bound: with labels (``performance``), or estimated
 #: from calibrated scores without them (``estimated_performance``, CBPE).
-PERFORMANCE_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy", "net_value_per_month")
-ESTIMATED_METRICS = ("roc_auc", "net_value_per_month")
+PERFORMANCE_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy")
+ESTIMATED_METRICS = ("roc_auc",)
 
 
 # ------------------------------------------------------------------ drift methods
@@ -212,8 +212,9 @@ class Quality(MonitorRule):
 @register("performance")
 @dataclass(frozen=True, kw_only=True)
 class Performance(MonitorRule):
-    """A metric on labelled rows (labels joined to the scores by key, at their cut-off)
-    is at least ``min``, or no more than ``max_drop`` below the hold-out's."""
+    """A metric on labelled rows (``--current features`` at a cut-off whose labels are
+    complete, or a file with the label column) is at least ``min``, or no more than
+    ``max_drop`` below the hold-out's."""
 
     metric: str
     min: float | None = None
