@@ -170,3 +170,40 @@ def test_the_defaults_switch_to_statistical_tests_on_a_small_reference() -> None
     assert spec.test("x", "categorical", 5_000).method == "jensenshannon"
     assert spec.test("x", "categorical", 5_000, Drift(name="r", dimension="drift", method="ks")).method == \
         "jensenshannon"  # ks does not apply to categories: the default by type
+
+
+def test_performance_with_labels_and_the_cbpe_estimate_against_the_hold_out() -> None:
+    rng = np.random.default_rng(2)
+    holdout = rng.beta(1, 6, 2_000)
+    labels = (rng.uniform(size=holdout.size) < holdout).astype(int)
+    reference = monitor.profile(_frame(rng, 2_000), holdout, 0.5, labels)
+    spec = MonitorSpec.from_config({"rules": {
+        "auc": {"check": "performance", "dimension": "performance", "metric": "roc_auc", "max_drop": 0.05},
+        "cbpe": {"check": "estimated_performance", "dimension": "performance", "metric": "roc_auc", "max_drop": 0.05}}})
+    scores = rng.beta(1, 6, 3_000)
+    good = monitor.Current(_frame(rng, 3_000), scores=scores, decisions=(scores >= 0.5).astype(int),
+                           labels=(rng.uniform(size=scores.size) < scores).astype(int))
+    assert monitor.run(spec, reference, good).failed_errors == []
+    # labels that no longer follow the scores: the realised ROC AUC falls, the estimate cannot know
+    noise = monitor.Current(good.frame, scores=scores, decisions=good.decisions,
+                            labels=(rng.uniform(size=scores.size) < 0.15).astype(int))
+    assert monitor.run(spec, reference, noise).failed_errors == ["auc"]
+    # scores squeezed towards the middle: the estimate falls without any label
+    flat = np.clip(0.15 + (scores - 0.15) * 0.1, 0, 1)
+    squeezed = monitor.Current(good.frame, scores=flat, decisions=(flat >= 0.5).astype(int))
+    report = monitor.run(spec, reference, squeezed)
+    assert report.failed_errors == ["cbpe"]
+    assert [r.verdict for r in report.results] == ["not applicable", "failed"]
+
+
+def test_outside_domain_agrees_with_the_servers_flags() -> None:
+    from engine.stages import domain
+
+    rng = np.random.default_rng(4)
+    train = _frame(rng, 1_000)
+    fitted = domain.profile(train)
+    current = _frame(rng, 500, shift=1.0, new_plan=0.2)
+    current.loc[::7, "amount"] = np.nan
+    expected = np.array([bool(flags) for flags in domain.flags(current, fitted)])
+    assert expected.any()
+    assert np.array_equal(monitor.outside_domain(current, fitted), expected)
