@@ -307,13 +307,23 @@ def summary_metrics(report: monitoring.MonitorReport) -> dict[str, float]:
 
 
 def earlier_runs(store: tracking.RunStore, name: str, exclude: str, limit: int = 30) -> list[dict[str, Any]]:
-    """The earlier monitor runs of the same model, oldest first: the report's trend."""
+    """The earlier monitor runs of the same model, oldest first: the report's trend.
+
+    Found by run name (``monitor-NAME``); the counts come from each run's ``run.json``,
+    so a store rebuilt by ``mlops runs reindex`` gives the same trend.
+    """
     rows = [r for r in store.search(tag=("kind", "monitor")) if r["id"] != exclude
-            and r.get("params", {}).get("monitored.name") in (name, json.dumps(name))]
-    rows = [r for r in rows if r.get("status") in ("succeeded", "failed_monitor")]
-    return [{"run_id": r["id"], "started_at": r["started_at"], "status": r["status"],
-             "drifted_columns": r["metrics"].get("monitor.drifted_columns"),
-             "failed_errors": r["metrics"].get("monitor.failed_errors")} for r in rows[-limit:]]
+            and r.get("name") == f"monitor-{name}" and r.get("status") in ("succeeded", "failed_monitor")]
+    trend = []
+    for row in rows[-limit:]:
+        try:
+            outcome = json.loads((Path(row["run_dir"]) / "run.json").read_text()).get("monitor") or {}
+        except (OSError, ValueError):
+            continue
+        trend.append({"run_id": row["id"], "started_at": row["started_at"], "status": row["status"],
+                      "drifted_columns": len(outcome.get("drifted_columns") or []),
+                      "failed_errors": len(outcome.get("failed_errors") or [])})
+    return trend
 
 
 def _index(store: tracking.RunStore, record: RunRecord, params: dict[str, Any],

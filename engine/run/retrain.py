@@ -78,6 +78,8 @@ def retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str],
             return _close(outcome, record, store, echo)
         try:
             outcome = _retrain(plan, monitored, record, overrides, root, registry_root, folder, echo)
+        except EngineError as exc:  # the monitor's own verdict (exit 6) must not be lost to it
+            outcome = {"status": "failed", "step": "prepare", "error": str(exc)}
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
     return _close(outcome, record, store, echo)

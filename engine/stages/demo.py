@@ -99,6 +99,9 @@ class DemoSpec:
         drift_order_rate: The share of orders still placed after the drift.
         drift_new_plan: The new contract type.
         drift_new_plan_share: How many customers take it.
+        drift_new_plan_churn: The monthly churn rate of the new plan's customers: a new
+            risk a model trained before the drift has never seen (their cancellation,
+            when it comes sooner than it would have, ends their orders and contacts).
     """
 
     customers: int = 20_000
@@ -119,6 +122,7 @@ class DemoSpec:
     drift_order_rate: float = 0.5
     drift_new_plan: str = "weekly"
     drift_new_plan_share: float = 0.4
+    drift_new_plan_churn: float = 0.1
 
     def digest(self) -> str:
         """A hash of the spec: files made from another spec are made again. Without a
@@ -259,6 +263,24 @@ def _drift(spec: DemoSpec, tables: dict[str, pd.DataFrame]) -> None:
     eligible = (still_active & (customers["plan"] == "monthly")) | (customers["signup_date"] >= after)
     switch = eligible.to_numpy() & (rng.uniform(size=len(customers)) < spec.drift_new_plan_share)
     customers.loc[switch, "plan"] = spec.drift_new_plan
+    # The new plan's churn: from the drift (or the signup, if later) on, a monthly hazard of
+    # drift_new_plan_churn; a cancellation sooner than the one drawn before replaces it.
+    start = np.maximum(customers["signup_date"].to_numpy(), np.datetime64(after))
+    hazard = -np.log1p(-min(max(spec.drift_new_plan_churn, 0.0), 0.999)) / 30.0
+    sooner = start + _seconds(rng.exponential(1 / hazard if hazard > 0 else np.inf, size=len(customers)))
+    snapshot = np.datetime64(spec.snapshot, "s")
+    before = customers["cancelled_at"].to_numpy(dtype="datetime64[s]")
+    earlier = switch & (sooner <= snapshot) & (np.isnat(before) | (sooner < before))
+    if earlier.any():
+        ends = pd.Series(pd.to_datetime(sooner[earlier]), index=customers.loc[earlier, "customer_id"].to_numpy())
+        customers.loc[earlier, "cancelled_at"] = pd.to_datetime(sooner[earlier])
+        customers.loc[earlier, "active"] = False
+        crm = tables["crm"]
+        crm.loc[crm["customer_id"].isin(ends.index), "active"] = False
+        for name, column in (("orders", "ordered_at"), ("contacts", "contacted_at")):
+            frame = tables[name]
+            end = frame["customer_id"].map(ends)
+            tables[name] = frame[end.isna() | (frame[column] < end)].reset_index(drop=True)
 
 
 def _contacts(rng: np.random.Generator, spec: DemoSpec, engagement: np.ndarray, signup: np.ndarray,

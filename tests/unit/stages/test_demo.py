@@ -154,7 +154,13 @@ def test_the_declared_drift_changes_nothing_before_its_date() -> None:
     assert "weekly" not in set(plain["customers"]["plan"])
     weekly = drifted["customers"]["plan"] == "weekly"
     assert 0.05 < weekly.mean() < 0.4
-    pd.testing.assert_frame_equal(drifted["contacts"], plain["contacts"])
+    early = drifted["contacts"]["contacted_at"] < after
+    pd.testing.assert_frame_equal(drifted["contacts"][early], plain["contacts"][plain["contacts"]["contacted_at"] < after])
+    # the new plan's customers churn more after the drift than the others
+    customers = drifted["customers"]
+    active = customers["cancelled_at"].isna() | (customers["cancelled_at"] > after)
+    left = (customers["cancelled_at"] > after) & (customers["cancelled_at"] <= after + pd.Timedelta(days=30))
+    assert left[weekly & active].mean() > 3 * left[~weekly & active].mean()
 
 
 def test_files_made_before_the_drift_existed_keep_their_digest() -> None:
