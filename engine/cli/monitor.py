@@ -84,13 +84,15 @@ def monitor_command(args: list[str]) -> int:
         spec = {"kind": "file", "path": options.current}
 
         def load() -> monitor.monitoring.Current:
-            return monitor.from_file(Path(options.current), monitored)
+            current = monitor.from_file(Path(options.current), monitored)
+            current.key_metrics = monitor.key_metrics(plan, monitored)
+            return current
     else:
         assert since is not None
         spec = {"kind": "prediction_log", "since": options.since or str(plan.monitor.window)}
 
         def load() -> monitor.monitoring.Current:
-            return monitor.from_log(root, monitored, since)
+            return monitor.from_log(root, monitored, since, plan)
     record, report = monitor.execute(plan, monitored, spec, root, store, overrides, load)
     print(f"monitor: {monitored.ref} on {record.data['monitor']['current']['source']}")
     print(report.table())

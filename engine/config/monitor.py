@@ -28,7 +28,7 @@ COLUMN_TYPES = ("numeric", "categorical")
 CORRECTIONS = ("none", "bonferroni", "fdr")
 #: The metrics a performance rule may bound: with labels (``performance``), or estimated
 #: from calibrated scores without them (``estimated_performance``, CBPE).
-PERFORMANCE_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy")
+PERFORMANCE_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy", "net_value_per_month")
 ESTIMATED_METRICS = ("roc_auc",)
 
 
@@ -212,9 +212,10 @@ class Quality(MonitorRule):
 @register("performance")
 @dataclass(frozen=True, kw_only=True)
 class Performance(MonitorRule):
-    """A metric on labelled rows (``--current features`` at a cut-off whose labels are
-    complete, or a file with the label column) is at least ``min``, or no more than
-    ``max_drop`` below the hold-out's."""
+    """A metric on labelled rows (the prediction log's rows joined by key to the labels
+    of their cut-off once complete; ``--current features`` at such a cut-off; a file with
+    the label column) is at least ``min``, or no more than ``max_drop`` below the
+    hold-out's; every stakeholder's metric, the net value included, is recorded."""
 
     metric: str
     min: float | None = None

@@ -74,7 +74,8 @@ def _columns(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for rule in body["rules"]:
         for column in rule.get("columns") or []:
-            seen.setdefault(column["column"], column)
+            if "column" in column:  # a performance rule's entry holds key metrics instead
+                seen.setdefault(column["column"], column)
     return list(seen.values())
 
 

@@ -28,7 +28,7 @@ from engine.errors import DataError, EngineError, MonitorGateError, UsageError
 from engine.files import write_json
 from engine.run import provenance
 from engine.run.record import RunRecord
-from engine.run.validate import input_columns
+from engine.run.validate import input_columns, point_metrics
 from engine.stages import data, features, model, quality
 from engine.stages import domain as domains
 from engine.stages import monitor as monitoring
@@ -156,9 +156,51 @@ def from_features(plan: Plan, root: Path, monitored: Monitored) -> monitoring.Cu
     frame = table.frame
     current = _scored(frame, monitored, f"the features at as_of {as_of.date()} ({len(frame)} rows)")
     current.quality = checked
+    current.key_metrics = key_metrics(plan, monitored)
     if labelled and table.target in frame.columns:
         current.labels = frame[table.target].to_numpy().astype(int)
     return current
+
+
+def key_metrics(plan: Plan, monitored: Monitored) -> Any:
+    """Every stakeholder's metric at the model's threshold, the net value included (the
+    business economics of the project's config)."""
+    economics, threshold = plan.business.economics, monitored.threshold
+    return lambda y, s: point_metrics(economics, y, s, threshold)
+
+
+def join_labels(plan: Plan, root: Path, keys: pd.Series, cutoffs: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
+    """The labels of logged rows, by key, at each row's own cut-off (point in time): a row
+    scored by key carries the feature table's ``as_of``, a row sent by value its day.
+
+    Only cut-offs whose labels are complete (the data reaches ``monitor.label_delay`` past
+    them) are joined. Returns the labels, the mask of the rows they belong to, and a note.
+    """
+    mask = np.zeros(len(keys), dtype=bool)
+    labels = np.zeros(len(keys), dtype=int)
+    if not keys.notna().any():
+        return labels[mask], mask, "no keys logged"
+    data.prepare(plan.data, root)
+    tables = data.load(plan.data, root)
+    newest = max((pd.Timestamp(t.frame[ts].max()) for n, t in tables.items()
+                  if (ts := plan.data.sources[n].timestamp) and ts in t.frame.columns and len(t.frame)), default=None)
+    if newest is None:
+        return labels[mask], mask, "the data has no event times"
+    done = []
+    for cutoff in sorted(cutoffs.dropna().unique()):
+        cutoff = pd.Timestamp(cutoff)
+        if cutoff + plan.monitor.label_delay > newest:
+            continue
+        table = features.build(plan.features, tables, cutoff, None)
+        truth = pd.Series(table.frame[table.target].to_numpy().astype(int),
+                          index=table.frame[table.key].astype(str).to_numpy())
+        rows = (cutoffs == cutoff).to_numpy() & keys.isin(truth.index).to_numpy()
+        labels[rows] = truth.reindex(keys[rows]).to_numpy()
+        mask |= rows
+        done.append(str(cutoff.date()))
+    note = f"labels joined by key at cut-off(s) {', '.join(done)}" if done else \
+        f"no cut-off of the logged rows has complete labels yet (data until {newest:%Y-%m-%d})"
+    return labels[mask], mask, note
 
 
 def from_file(path: Path, monitored: Monitored) -> monitoring.Current:
@@ -177,7 +219,8 @@ def from_file(path: Path, monitored: Monitored) -> monitoring.Current:
     return current
 
 
-def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, now: datetime | None = None) -> monitoring.Current:
+def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, plan: Plan | None = None,
+             now: datetime | None = None) -> monitoring.Current:
     """The rows the model scored in the last ``since``, from the prediction log
     (``outputs/predictions/<name>/date=YYYY-MM-DD/``): their inputs, scores, decisions and
     domain flags as logged."""
@@ -194,7 +237,8 @@ def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, now: datetim
         return monitoring.Current(pd.DataFrame(columns=list(columns)), source=f"the prediction log of "
                                   f"{monitored.name} since {start:%Y-%m-%d %H:%M} (no rows)")
     table = ds.dataset(files, format="parquet").to_table(
-        columns=["received_at", "model_sha256", "model_version", "inputs", "score", "decision", "in_domain"])
+        columns=["received_at", "model_sha256", "model_version", "key", "as_of", "inputs", "score", "decision",
+                 "in_domain"])
     frame = table.to_pandas()
     frame = frame[frame["received_at"] >= start]
     if monitored.version is not None:
@@ -204,11 +248,20 @@ def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, now: datetim
     for column in columns:
         if column not in inputs.columns:
             inputs[column] = np.nan
-    return monitoring.Current(inputs.reset_index(drop=True), scores=frame["score"].to_numpy(dtype=float),
-                              decisions=frame["decision"].to_numpy(dtype=int),
-                              outside=~frame["in_domain"].to_numpy(dtype=bool),
-                              source=f"the prediction log of {monitored.name} since {start:%Y-%m-%d %H:%M} "
-                                     f"({len(frame)} rows)")
+    current = monitoring.Current(inputs.reset_index(drop=True), scores=frame["score"].to_numpy(dtype=float),
+                                 decisions=frame["decision"].to_numpy(dtype=int),
+                                 outside=~frame["in_domain"].to_numpy(dtype=bool),
+                                 source=f"the prediction log of {monitored.name} since {start:%Y-%m-%d %H:%M} "
+                                        f"({len(frame)} rows)")
+    if plan is not None and len(frame):
+        cutoffs = pd.to_datetime(frame["as_of"], errors="coerce").fillna(
+            frame["received_at"].dt.tz_localize(None).dt.normalize()).reset_index(drop=True)
+        labels, mask, note = join_labels(plan, root, frame["key"].reset_index(drop=True), cutoffs)
+        if mask.any():
+            current.labels, current.labelled = labels, mask
+        current.key_metrics = key_metrics(plan, monitored)
+        current.source += f"; {note}"
+    return current
 
 
 def _scored(frame: pd.DataFrame, monitored: Monitored, source: str) -> monitoring.Current:

@@ -398,6 +398,10 @@ class Current:
         decisions: 1 where the model says positive.
         outside: True where a row is outside the training domain (None: unknown).
         labels: The realised labels, where they have arrived (None: none yet).
+        labelled: Which rows ``labels`` belong to (None: every row).
+        key_metrics: Computes every stakeholder's metric, the net value included, from
+            (labels, scores) at the model's threshold (the run layer's, with the
+            business economics); None: the metrics of scikit-learn only.
         quality: The quality report of the current sources (``--current features``).
         source: Where the rows came from, for the report.
     """
@@ -407,6 +411,8 @@ class Current:
     decisions: np.ndarray | None = None
     outside: np.ndarray | None = None
     labels: np.ndarray | None = None
+    labelled: np.ndarray | None = None
+    key_metrics: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]] | None = None
     quality: Any = None
     source: str = ""
     _pairs: dict[str, Pair] = field(default_factory=dict)
@@ -465,7 +471,7 @@ class MonitorReport:
         seen: dict[str, None] = {}
         for result in self.results:
             for column in result.columns:
-                if column.get("drifted"):
+                if column.get("drifted") and "column" in column:
                     seen[column["column"]] = None
         return list(seen)
 
@@ -625,18 +631,32 @@ def _performance(rule: decl.Performance, spec: decl.MonitorSpec, reference: Mapp
                  current: Current) -> RuleResult:
     if current.labels is None or current.scores is None:
         return RuleResult(rule, "not applicable", detail="no labels yet")
-    from sklearn import metrics as skm
-
-    y, s, d = current.labels, current.scores, current.decisions
+    mask = current.labelled if current.labelled is not None else np.ones(len(current.scores), dtype=bool)
+    y, s = np.asarray(current.labels), current.scores[mask]
+    d = current.decisions[mask] if current.decisions is not None else (s >= 0.5).astype(int)
+    minimum = rule.min_rows if rule.min_rows is not None else spec.min_rows
+    if len(y) < minimum:
+        return RuleResult(rule, "insufficient data", observed=len(y), threshold=minimum,
+                          detail=f"{len(y)} labelled row(s), fewer than min_rows {minimum}")
     if len(np.unique(y)) < 2 and rule.metric == "roc_auc":
         return RuleResult(rule, "insufficient data", detail="the labels hold one class only")
-    compute = {"roc_auc": lambda: skm.roc_auc_score(y, s), "precision": lambda: skm.precision_score(y, d, zero_division=0),
-               "recall": lambda: skm.recall_score(y, d, zero_division=0), "f1": lambda: skm.f1_score(y, d, zero_division=0),
-               "accuracy": lambda: skm.accuracy_score(y, d)}
-    if rule.metric not in compute:
-        return RuleResult(rule, "not applicable", detail=f"{rule.metric} needs the business economics")
-    value = float(compute[rule.metric]())
-    return _bounded(rule, value, reference["scores"].get(rule.metric), "labelled")
+    from sklearn import metrics as skm
+
+    if current.key_metrics is not None:
+        every = dict(current.key_metrics(y, s))
+        value = every.get(rule.metric)
+    else:
+        every = {}
+        value = {"roc_auc": lambda: skm.roc_auc_score(y, s),
+                 "precision": lambda: skm.precision_score(y, d, zero_division=0),
+                 "recall": lambda: skm.recall_score(y, d, zero_division=0),
+                 "f1": lambda: skm.f1_score(y, d, zero_division=0),
+                 "accuracy": lambda: skm.accuracy_score(y, d)}[rule.metric]()
+    if value is None:
+        return RuleResult(rule, "insufficient data", detail=f"{rule.metric} is undefined on these labels")
+    result = _bounded(rule, float(value), reference["scores"].get(rule.metric), f"{len(y)} labelled rows:")
+    result.columns = [{"key_metrics": {k: _plain(v) for k, v in every.items()}}] if every else []
+    return result
 
 
 @executes("estimated_performance")
