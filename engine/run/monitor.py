@@ -180,8 +180,10 @@ def join_labels(plan: Plan, root: Path, keys: pd.Series, cutoffs: pd.Series) -> 
     labels = np.zeros(len(keys), dtype=int)
     if not keys.notna().any():
         return labels[mask], mask, "no keys logged"
-    data.prepare(plan.data, root)
-    tables = data.load(plan.data, root)
+    try:  # the data as it is now (never regenerated here: monitoring reads, it does not write)
+        tables = data.load(plan.data, root)
+    except EngineError as exc:
+        return labels[mask], mask, f"no labels: the project's data cannot be read ({str(exc).splitlines()[0]})"
     newest = max((pd.Timestamp(t.frame[ts].max()) for n, t in tables.items()
                   if (ts := plan.data.sources[n].timestamp) and ts in t.frame.columns and len(t.frame)), default=None)
     if newest is None:
