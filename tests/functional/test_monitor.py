@@ -125,3 +125,17 @@ def test_a_failed_monitor_retrains_validates_promotes_and_records_the_lineage(ch
     assert again.returncode == 6
     assert "monitor: retrain skipped (cooldown: the last retrain of churn started" in again.stdout
     assert json.loads((champion / "outputs" / "registry" / "churn.json").read_text())["aliases"]["champion"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "line"), [
+    (("nosuch@champion",), "mlops: usage error: no registered model 'nosuch'; expected one of: churn"),
+    (("churn@nope",), "mlops: usage error: model 'churn' has no alias 'nope'; expected one of: champion"),
+    (("churn@champion", "--current", "missing.csv"), "mlops: usage error: --current missing.csv: no such file"),
+    (("churn@champion", "monitor.correction=holm"), "mlops: config error at monitor.correction (override "
+                                                     "monitor.correction=holm): must be one of: none, bonferroni, fdr"),
+])
+def test_bad_input_is_one_line_and_exit_2(champion: Path, args: tuple[str, ...], line: str) -> None:
+    done = run_mlops(champion, "monitor", *args)
+    assert done.returncode == 2 and done.stderr.startswith(line), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
