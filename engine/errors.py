@@ -14,6 +14,8 @@ Exit statuses (the one table, shared by every command):
 4    the requirements gate failed (``failed_requirements``); ``mlops validate``: the
      candidate fails the promotion policy against the champion
 5    ``mlops reproduce``: the re-executed run is not identical
+6    ``mlops monitor``: a monitoring rule of severity error failed (drift, live
+     quality, performance)
 130  interrupted (Ctrl-C / SIGTERM); the run is recorded as ``interrupted``
 ==== ==========================================================================
 """
@@ -26,6 +28,7 @@ EXIT_BAD_INPUT = 2
 EXIT_QUALITY = 3
 EXIT_REQUIREMENTS = 4
 EXIT_NOT_REPRODUCED = 5
+EXIT_MONITOR = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -87,6 +90,13 @@ class PromotionGateError(EngineError):
     """``mlops validate``: the candidate fails a rule of the promotion policy."""
 
     exit_status = EXIT_REQUIREMENTS
+
+
+class MonitorGateError(EngineError):
+    """``mlops monitor``: a monitoring rule of severity error failed on the current data."""
+
+    exit_status = EXIT_MONITOR
+    run_status = "failed_monitor"
 
 
 class RequestError(DataError):

@@ -46,11 +46,14 @@ commands:
   serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
              /model, /metrics, /docs) that checks its inputs, follows its alias, logs predictions
   predict    MODEL --input FILE|feature-store --output SCORES.parquet: batch scoring with serve's checks
+  monitor    MODEL [--since 7d | --current features --as-of DATE]: drift, live quality and
+             performance by conf/monitor/, against the profile frozen at training (exit 6: failed)
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed (validate: the
                promotion policy failed),
-               5 reproduce: results differ, 130 interrupted
+               5 reproduce: results differ, 6 monitor: a rule of severity error
+               failed, 130 interrupted
 """
 
 
@@ -58,7 +61,8 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
-            "validate": "validate", "diff": "validate", "serve": "serve", "predict": "serve", "init": "init"}
+            "validate": "validate", "diff": "validate", "serve": "serve", "predict": "serve", "init": "init",
+            "monitor": "monitor"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

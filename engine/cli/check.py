@@ -16,13 +16,14 @@ usage: mlops check [OVERRIDE ...]         compose conf/ with the overrides and v
 
 Validation is what `mlops run` does before reading any data: the schemas of every group,
 the _target_ allowlist, feature expressions and lineage, quality rules, business inputs
-and requirements, and the estimator's parameters. Exit 0 when every config is valid; 2
+and requirements, the promotion policy and monitoring rules, and the estimator's parameters. Exit 0 when every config is valid; 2
 with one line per invalid config on stderr.
 """
 
 
 #: The config groups ``mlops check --all`` walks: every option is composed in turn.
-CHECKED_GROUPS = ("data", "quality", "features", "model", "split", "business", "promotion", "experiment")
+CHECKED_GROUPS = ("data", "quality", "features", "model", "split", "business", "promotion", "monitor",
+                  "experiment")
 
 
 def check_command(args: list[str]) -> int:
@@ -60,8 +61,9 @@ def check_command(args: list[str]) -> int:
     return EXIT_BAD_INPUT if problems else 0
 
 
-def _check(conf: Path, overrides: list[str]) -> None:
-    """Compose ``conf/`` with ``overrides`` as ``mlops run`` would and compile its plan."""
+def _check(conf: Path, overrides: list[str]) -> Any:
+    """Compose ``conf/`` with ``overrides`` as ``mlops run`` would and compile its plan
+    (returned: ``mlops monitor`` reads its rules from it)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf import open_dict
@@ -87,4 +89,4 @@ def _check(conf: Path, overrides: list[str]) -> None:
     choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
-    plan.compile(resolve(cfg), ConfigOrigin(choices=choices, overrides=overrides, conf_dir="conf"))
+    return plan.compile(resolve(cfg), ConfigOrigin(choices=choices, overrides=overrides, conf_dir="conf"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-GROUPS = ("data", "quality", "features", "model", "split", "business", "promotion")
+GROUPS = ("data", "quality", "features", "model", "split", "business", "promotion", "monitor")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from engine.config import targets, validation
 from engine.config.business import BusinessSpec
 from engine.config.features import ROW_NUMBER, ColumnSpec, FeatureSpec
 from engine.config.origin import ConfigOrigin
+from engine.config.monitor import MonitorSpec
 from engine.config.promotion import PromotionSpec
 from engine.config.quality import QualitySpec
 
@@ -193,6 +194,8 @@ class Plan:
             has no ``promotion`` group).
         config: The resolved config it was compiled from: what the run records
             (``config.resolved.yaml``, the run cache key, the store's params).
+        monitor: The rules of ``mlops monitor`` (none when the config has no
+            ``monitor`` group).
     """
 
     settings: RunSettings
@@ -204,6 +207,7 @@ class Plan:
     business: BusinessSpec
     promotion: PromotionSpec
     config: Mapping[str, Any]
+    monitor: MonitorSpec = field(default_factory=MonitorSpec)
 
 
 def compile(cfg: DictConfig | Mapping[str, Any], where: ConfigOrigin | None = None) -> Plan:  # noqa: A001
@@ -230,6 +234,7 @@ def compile(cfg: DictConfig | Mapping[str, Any], where: ConfigOrigin | None = No
     validation.check_economics(resolved["business"], where)
     validation.check_model_params(resolved["model"], where)
     promotion = validation.check_promotion(resolved, where)
+    monitor = validation.check_monitor(resolved, where)
     return Plan(
         settings=RunSettings(name=resolved["name"], seed=resolved["seed"], as_of=as_of, threads=resolved["threads"],
                              cache=bool(resolved.get("cache", False)), report=bool(resolved.get("report", True))),
@@ -241,4 +246,5 @@ def compile(cfg: DictConfig | Mapping[str, Any], where: ConfigOrigin | None = No
         business=BusinessSpec.from_config(resolved["business"], requirements),
         promotion=promotion,
         config=resolved,
+        monitor=monitor,
     )

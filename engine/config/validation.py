@@ -32,11 +32,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.config import quality, targets
+from engine.config import monitor, quality, targets
 from engine.config.business import Requirement
 from engine.config.business import parse as parse_requirements
 from engine.config.features import AGGREGATIONS, ROW_NUMBER, FeatureSpec
 from engine.config.origin import GROUPS, ConfigOrigin
+from engine.config.monitor import MonitorSpec
 from engine.config.promotion import PromotionSpec
 from engine.errors import ConfigError
 
@@ -49,6 +50,7 @@ def schema() -> dict[str, Any]:
         root["properties"][group] = _load_schema(group)
     root["properties"].update(_load_schema("experiment")["properties"])
     root["properties"]["quality"]["properties"]["rules"]["additionalProperties"] = quality.schema()
+    root["properties"]["monitor"]["properties"]["rules"]["additionalProperties"] = monitor.schema()
     aggregation = root["properties"]["features"]["properties"]["groups"]["additionalProperties"]
     aggregation["properties"]["aggregations"]["additionalProperties"]["properties"]["agg"] = {
         "enum": list(AGGREGATIONS)}
@@ -152,6 +154,15 @@ def check_promotion(cfg: Mapping[str, Any], where: ConfigOrigin) -> PromotionSpe
             raise ConfigError(path, f"must be null or an ISO date such as 2026-11-01, got {spec.evaluation_as_of!r}",
                               where.source_of(path)) from exc
     return spec
+
+
+def check_monitor(cfg: Mapping[str, Any], where: ConfigOrigin) -> MonitorSpec:
+    """``monitor`` names known methods that apply to the column types they are given for, and
+    durations that parse; returns it parsed (no rules when the config has no ``monitor`` group)."""
+    try:
+        return MonitorSpec.from_config(cfg.get("monitor"))
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, where.source_of(exc.path)) from exc
 
 
 def check_requirements(cfg: Mapping[str, Any], where: ConfigOrigin) -> tuple[Requirement, ...]:

@@ -520,10 +520,20 @@ def _cell(value: Any) -> str:
 
 
 def promote(candidate_dir: Path, against: str, registry_root: Path, echo: Callable[[str], None]) -> dict[str, Any]:
-    """Register the candidate's model and move the alias to it (after a pass)."""
+    """Register the candidate's model and move the alias to it (after a pass).
+
+    A candidate already registered under ``name`` (a sweep's best run, registered as the
+    challenger) is not registered twice: the alias moves to that version.
+    """
     store = registry.Registry(registry_root)
     name, _, alias = against.partition("@")
-    version = store.register(name, candidate_dir)
+    record = json.loads((candidate_dir / "run.json").read_text())
+    try:
+        known = [v for v in store.read(name)["versions"] if v["run_id"] == record.get("id")
+                 and v["model_sha256"] == (record.get("model") or {}).get("sha256")]
+    except UsageError:
+        known = []
+    version = known[-1] if known else store.register(name, candidate_dir)
     move = store.promote(name, int(version["version"]), alias)
     before = f" (was v{move['previous']})" if move["previous"] else ""
     echo(f"promoted: {name}@{alias} -> v{move['version']}{before}")

@@ -90,6 +90,18 @@ class DemoSpec:
             (timeliness defect).
         unsynced_until: The end of that last day: the moment the data was needed
             (the run's ``as_of``); null means the snapshot.
+        drift_after: The declared drift (null: none): from this date on, prices rise
+            (order amounts x ``drift_price_factor``), customers order less (each order
+            kept with probability ``drift_order_rate``), and a new contract type
+            appears: ``drift_new_plan``, taken by ``drift_new_plan_share`` of the monthly
+            customers still active then and of the customers who sign up after it.
+        drift_price_factor: The price rise.
+        drift_order_rate: The share of orders still placed after the drift.
+        drift_new_plan: The new contract type.
+        drift_new_plan_share: How many customers take it.
+        drift_new_plan_churn: The monthly churn rate of the new plan's customers: a new
+            risk a model trained before the drift has never seen (their cancellation,
+            when it comes sooner than it would have, ends their orders and contacts).
     """
 
     customers: int = 20_000
@@ -105,10 +117,20 @@ class DemoSpec:
     crm_disagree_rate: float = 0.03
     unsynced_last_day_rate: float = 1.0
     unsynced_until: str | None = None
+    drift_after: str | None = None
+    drift_price_factor: float = 1.3
+    drift_order_rate: float = 0.5
+    drift_new_plan: str = "weekly"
+    drift_new_plan_share: float = 0.4
+    drift_new_plan_churn: float = 0.1
 
     def digest(self) -> str:
-        """A hash of the spec: files made from another spec are made again."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        """A hash of the spec: files made from another spec are made again. Without a
+        drift, the drift's settings are left out: files made before it existed stay valid."""
+        fields = asdict(self)
+        if self.drift_after is None:
+            fields = {k: v for k, v in fields.items() if not k.startswith("drift_")}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
@@ -217,7 +239,48 @@ def generate(spec: DemoSpec) -> dict[str, pd.DataFrame]:
         }
     )
     contacts.insert(1, "customer_id", customer_id[contacts.pop("owner").to_numpy()])
-    return {"customers": customers, "crm": crm, "contacts": contacts, "orders": orders}
+    tables = {"customers": customers, "crm": crm, "contacts": contacts, "orders": orders}
+    if spec.drift_after is not None:
+        _drift(spec, tables)
+    return tables
+
+
+def _drift(spec: DemoSpec, tables: dict[str, pd.DataFrame]) -> None:
+    """Apply the declared drift after ``spec.drift_after``, in place.
+
+    With its own random generator, after everything else is drawn: the data before the
+    drift is the data without it, value for value.
+    """
+    rng = np.random.default_rng([spec.seed, 17])
+    after = pd.Timestamp(spec.drift_after)
+    orders, customers = tables["orders"], tables["customers"]
+    late = (orders["ordered_at"] >= after).to_numpy()
+    kept = ~late | (rng.uniform(size=len(orders)) < spec.drift_order_rate)
+    orders.loc[late, "amount"] = np.round(orders.loc[late, "amount"] * spec.drift_price_factor, 2)
+    tables["orders"] = orders.loc[kept].reset_index(drop=True)
+    still_active = (customers["signup_date"] < after) & (customers["cancelled_at"].isna()
+                                                         | (customers["cancelled_at"] > after))
+    eligible = (still_active & (customers["plan"] == "monthly")) | (customers["signup_date"] >= after)
+    switch = eligible.to_numpy() & (rng.uniform(size=len(customers)) < spec.drift_new_plan_share)
+    customers.loc[switch, "plan"] = spec.drift_new_plan
+    # The new plan's churn: from the drift (or the signup, if later) on, a monthly hazard of
+    # drift_new_plan_churn; a cancellation sooner than the one drawn before replaces it.
+    start = np.maximum(customers["signup_date"].to_numpy(), np.datetime64(after))
+    hazard = -np.log1p(-min(max(spec.drift_new_plan_churn, 0.0), 0.999)) / 30.0
+    sooner = start + _seconds(rng.exponential(1 / hazard if hazard > 0 else np.inf, size=len(customers)))
+    snapshot = np.datetime64(spec.snapshot, "s")
+    before = customers["cancelled_at"].to_numpy(dtype="datetime64[s]")
+    earlier = switch & (sooner <= snapshot) & (np.isnat(before) | (sooner < before))
+    if earlier.any():
+        ends = pd.Series(pd.to_datetime(sooner[earlier]), index=customers.loc[earlier, "customer_id"].to_numpy())
+        customers.loc[earlier, "cancelled_at"] = pd.to_datetime(sooner[earlier])
+        customers.loc[earlier, "active"] = False
+        crm = tables["crm"]
+        crm.loc[crm["customer_id"].isin(ends.index), "active"] = False
+        for name, column in (("orders", "ordered_at"), ("contacts", "contacted_at")):
+            frame = tables[name]
+            end = frame["customer_id"].map(ends)
+            tables[name] = frame[end.isna() | (frame[column] < end)].reset_index(drop=True)
 
 
 def _contacts(rng: np.random.Generator, spec: DemoSpec, engagement: np.ndarray, signup: np.ndarray,

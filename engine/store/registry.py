@@ -9,6 +9,8 @@ Layout under the registry's folder (default ``outputs/registry``)::
                                   (its sha256 checked against the run's record when copied)
     <name>/<version>/input_domain.json  the training domain of its input (serving checks
                                   requests against it), sha256 checked when copied and read
+    <name>/<version>/reference_profile.json  the training inputs' histograms and the hold-out
+                                  scores (mlops monitor), sha256 checked when copied and read
 
 A version records its run, the model's sha256, the config's hash and the metrics.
 :func:`load_model` checks the file's sha256 against that record and against what the
@@ -163,7 +165,8 @@ class Registry:
         # Files the run recorded beside its model (runs before them have none), checked
         # against run.json and copied beside the registered model.
         companions = {field: (filename, _companion(record, run_dir, field, filename))
-                      for field, filename in (("input_schema", INPUT_SCHEMA_FILE), ("input_domain", DOMAIN_FILE))}
+                      for field, filename in (("input_schema", INPUT_SCHEMA_FILE), ("input_domain", DOMAIN_FILE),
+                                                  ("reference_profile", PROFILE_FILE))}
         metrics: Any = {}
         if (run_dir / "metrics.json").exists():
             try:
@@ -272,12 +275,39 @@ class Registry:
                                       "recorded (the file was changed or replaced)")
         return payload
 
+    def reference_profile(self, version: Mapping[str, Any]) -> bytes | None:
+        """The bytes of the version's ``reference_profile.json`` (mlops monitor), verified
+        against its recorded sha256; None for a version registered without one.
+
+        Raises:
+            ModelIntegrityError: The file is gone, changed, or not inside the registry.
+        """
+        declared = version.get("reference_profile")
+        if not declared:
+            return None
+        relative = Path(str(declared))
+        if relative.is_absolute() or ".." in relative.parts or relative.name != PROFILE_FILE:
+            raise ModelIntegrityError(f"registry error: refusing reference profile {declared!r}: expected a path "
+                                      f"inside the registry ending in {PROFILE_FILE}")
+        path = self.root / relative
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(f"registry error: cannot read the reference profile of run "
+                                      f"{str(version.get('run_id', '?'))[:8]}: {path} ({exc.strerror})") from exc
+        if hashlib.sha256(payload).hexdigest() != version.get("reference_profile_sha256"):
+            raise ModelIntegrityError(f"registry error: refusing {path}: its sha256 is not the one the registry "
+                                      "recorded (the file was changed or replaced)")
+        return payload
+
 
 #: The files a run writes beside its model (engine.stages.model.INPUT_SCHEMA_FILE and
 #: engine.stages.domain.DOMAIN_FILE: the store layer names them, it does not import stages):
 #: the columns the model takes, and the training domain of its input.
 INPUT_SCHEMA_FILE = "input_schema.json"
 DOMAIN_FILE = "input_domain.json"
+#: engine.stages.monitor.PROFILE_FILE: the reference profile mlops monitor compares live data with.
+PROFILE_FILE = "reference_profile.json"
 
 
 def _companion(record: Mapping[str, Any], run_dir: Path, field: str, filename: str) -> tuple[bytes, str] | None:

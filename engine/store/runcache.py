@@ -37,7 +37,7 @@ VOLATILE = ("tracking", "cache", "hypothesis", "register", "select", "report", "
 #: a pickle (model.joblib, written before models were saved with skops) is retrained.
 REQUIRED = ("quality.json", "metrics.json", "predictions.parquet", "model/model.skops")
 ARTIFACTS = (*REQUIRED, "requirements.json", "model/model.skops.sha256", "model/input_schema.json",
-             "model/input_domain.json")  # the model's training domain (serving), in run.json's model record
+             "model/input_domain.json", "model/reference_profile.json")  # the model's training domain (serving), in run.json's model record
 
 #: What a reused run's record takes from the earlier record.
 FIELDS = ("features", "quality", "speed", "model", "metrics", "requirements")

@@ -272,6 +272,8 @@ def track(store: RunStore, record: Mapping[str, Any], resolved: Mapping[str, Any
         tags["cache_key"] = str(record["cache_key"])
     if record.get("reused"):
         tags["reused_from"] = str(record["reused"]["run"])
+    for key, value in (record.get("lineage") or {}).items():  # monitor -> retrain -> registry -> validation
+        tags[f"lineage.{key}"] = str(value)
     unread = UNREAD_BY_KIND.get(tags["kind"], ())
     if resolved:
         resolved = {key: value for key, value in resolved.items() if key not in unread}

@@ -14,7 +14,8 @@ def test_the_default_config_and_every_option_are_valid(project: Path) -> None:
     every = run_mlops(project, "check", "--all")
     assert every.returncode == 0, every.stderr
     options = sum(len(list((project / "conf" / g).glob("*.yaml")))
-                  for g in ("data", "quality", "features", "model", "split", "business", "promotion", "experiment"))
+                  for g in ("data", "quality", "features", "model", "split", "business", "promotion", "monitor",
+                            "experiment"))
     assert f"checked {options} configs" in every.stdout and f"{options} valid, 0 invalid" in every.stdout
     assert not (project / "outputs").exists() and not (project / "data").exists()  # no run, no data
 

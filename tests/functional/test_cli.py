@@ -11,7 +11,7 @@ from tests.conftest import run_mlops
 COMMANDS = [["init"], ["init", "somewhere"], ["validate"], ["diff"], ["run"], ["quality"], ["check"], ["features"], ["features", "list"], ["features", "show"],
             ["features", "gc"], ["features", "materialize"], ["runs"], ["runs", "reindex"],
             ["runs", "sync-mlflow"], ["show"], ["compare"], ["reproduce"], ["registry"],
-            ["registry", "register"], ["registry", "show"], ["registry", "promote"], ["report"]]
+            ["registry", "register"], ["registry", "show"], ["registry", "promote"], ["report"], ["monitor"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

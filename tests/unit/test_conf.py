@@ -9,7 +9,7 @@ import pytest
 from engine.config.validation import validate
 from tests.conftest import CONF, compose_config
 
-GROUPS = ["data", "quality", "features", "model", "split", "business", "promotion", "experiment"]
+GROUPS = ["data", "quality", "features", "model", "split", "business", "promotion", "monitor", "experiment"]
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))]
 
 

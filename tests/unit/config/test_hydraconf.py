@@ -71,7 +71,7 @@ def test_the_outputs_root_can_be_configured(tmp_path: Path, monkeypatch: pytest.
 def test_a_sweep_checks_each_option_it_names(tmp_path: Path) -> None:
     (tmp_path / "conf").mkdir()
     os.symlink(CONF / "config.yaml", tmp_path / "conf" / "config.yaml")
-    for group in ("data", "quality", "features", "model", "split", "business", "promotion", "local"):
+    for group in ("data", "quality", "features", "model", "split", "business", "promotion", "monitor", "local"):
         os.symlink(CONF / group, tmp_path / "conf" / group)
     (tmp_path / "conf" / "experiment").mkdir()
     (tmp_path / "conf" / "experiment" / "fine.yaml").write_text("# @package _global_\nseed: 3\n")

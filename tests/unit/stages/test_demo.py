@@ -138,3 +138,31 @@ def test_a_half_written_directory_is_generated_again(tmp_path: Path) -> None:
     (tmp_path / "orders.parquet").write_bytes(b"truncated")
     assert demo.write_files(spec, tmp_path) is True
     assert len(pd.read_parquet(tmp_path / "orders.parquet")) > 0
+
+
+def test_the_declared_drift_changes_nothing_before_its_date() -> None:
+    plain = demo.generate(demo.DemoSpec(customers=2_000, snapshot="2026-12-31"))
+    drifted = demo.generate(demo.DemoSpec(customers=2_000, snapshot="2026-12-31", drift_after="2026-11-01"))
+    after = pd.Timestamp("2026-11-01")
+    before = plain["orders"][plain["orders"]["ordered_at"] < after]
+    pd.testing.assert_frame_equal(drifted["orders"][drifted["orders"]["ordered_at"] < after], before)
+    late_plain = plain["orders"][plain["orders"]["ordered_at"] >= after]
+    late_drifted = drifted["orders"][drifted["orders"]["ordered_at"] >= after]
+    assert 0.4 < len(late_drifted) / len(late_plain) < 0.6  # drift_order_rate 0.5
+    merged = late_drifted.merge(late_plain, on="order_id", suffixes=("", "_plain"))
+    assert np.allclose(merged["amount"], np.round(merged["amount_plain"] * 1.3, 2))
+    assert "weekly" not in set(plain["customers"]["plan"])
+    weekly = drifted["customers"]["plan"] == "weekly"
+    assert 0.05 < weekly.mean() < 0.4
+    early = drifted["contacts"]["contacted_at"] < after
+    pd.testing.assert_frame_equal(drifted["contacts"][early], plain["contacts"][plain["contacts"]["contacted_at"] < after])
+    # the new plan's customers churn more after the drift than the others
+    customers = drifted["customers"]
+    active = customers["cancelled_at"].isna() | (customers["cancelled_at"] > after)
+    left = (customers["cancelled_at"] > after) & (customers["cancelled_at"] <= after + pd.Timedelta(days=30))
+    assert left[weekly & active].mean() > 3 * left[~weekly & active].mean()
+
+
+def test_files_made_before_the_drift_existed_keep_their_digest() -> None:
+    assert demo.DemoSpec().digest() == demo.DemoSpec(drift_price_factor=2.0).digest()
+    assert demo.DemoSpec().digest() != demo.DemoSpec(drift_after="2026-11-01").digest()

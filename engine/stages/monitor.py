@@ -1,0 +1,717 @@
+"""Monitoring: the reference profile frozen at training, and the rules of ``conf/monitor/`` on current data.
+
+A training run saves ``model/reference_profile.json`` beside the model (:func:`profile`):
+for each input column of the model, its type and missing share, and either a quantile
+histogram (numbers: the reference's values at 1,000 evenly spaced probabilities, with
+the exact count of reference values in each bin between two of them) or the counts of
+its categories; and the same histogram of the model's scores on the hold-out, with the
+share of positive decisions. Monitoring never reads the training data again.
+
+Every drift method works on two histograms over the same bins: the reference's, from
+the profile, and the current data's, binned onto the reference's edges with one
+``searchsorted`` per column (:func:`bin_current`). So the cost of a column is one pass
+over the current values, whatever the reference's size. On the bins:
+
+* KS: the largest gap between the two empirical CDFs at the reference's bin edges
+  (exact when the values sit on the edges, as integers and categories-as-numbers do;
+  within one bin's reference mass, 0.1%, otherwise), with ``ks_2samp``'s asymptotic
+  p-value.
+* Wasserstein: the area between the two CDFs, each side's mass in a bin placed at its
+  mean in the bin (exact for integers; values beyond the reference's range count at
+  their own place), divided by the reference's standard deviation.
+* PSI and Jensen-Shannon (numbers): over ten groups of fine bins of 10% reference mass
+  each, i.e. the reference's deciles; categories: over the union of the categories.
+* chi-squared: the 2 x k table of category counts, as ``chi2_contingency``.
+
+Rule types are executed by one function each (:data:`CHECKS`), each returning a
+:class:`RuleResult` with what was observed, the threshold and the columns at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from engine.config import monitor as decl
+from engine.files import atomic_path
+
+PROFILE_FILE = "reference_profile.json"
+#: The format of the file; a reader refuses a newer one instead of misreading it.
+FORMAT = 1
+#: Probabilities at which a numeric column's reference quantiles are kept.
+QUANTILES = 1000
+#: Categories kept per column (the most frequent); the rest are counted as one.
+MAX_CATEGORIES = 1000
+OTHER = "__other__"
+#: PSI's and Jensen-Shannon's groups of reference mass (deciles).
+GROUPS = 10
+#: Shares below this are taken as this in PSI (an empty bin would make it infinite).
+PSI_FLOOR = 1e-4
+
+
+# ------------------------------------------------------------------ the reference profile
+
+
+def column_type(series: pd.Series) -> str:
+    """``numeric`` for numbers (not booleans), ``categorical`` for everything else (the
+    Pipeline one-hot encodes it)."""
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return "categorical"
+    return "numeric"
+
+
+def numeric_profile(values: np.ndarray) -> dict[str, Any]:
+    """The quantile histogram of some numbers (missing and infinite values left out).
+
+    Returns:
+        ``edges``: every distinct value when there are at most :data:`QUANTILES` + 1 of
+        them (counts, flags, small integers: the histogram is then exact), else the
+        distinct values at :data:`QUANTILES` + 1 evenly spaced probabilities, the
+        minimum and maximum included; ``counts``: values ``v`` with
+        ``edges[i-1] < v <= edges[i]`` in bin ``i``, and one more bin for values above
+        the last edge (empty for the reference); ``sums``: the sum of the values in
+        each bin (where in its bin the mass lies, for Wasserstein); ``rows``,
+        ``mean``, ``std``.
+    """
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return {"rows": 0, "edges": [], "counts": [0], "sums": [0.0], "mean": None, "std": None}
+    distinct = np.unique(values)
+    if len(distinct) <= QUANTILES + 1:
+        edges = distinct
+    else:
+        # i / QUANTILES, not linspace: 0.1 must be the float 0.1 for the deciles to be exact
+        edges = np.unique(np.quantile(values, np.arange(QUANTILES + 1) / QUANTILES, method="inverted_cdf"))
+    index = np.searchsorted(edges, values, side="left")
+    counts = np.bincount(index, minlength=len(edges) + 1)
+    sums = np.bincount(index, weights=values, minlength=len(edges) + 1)
+    return {"rows": int(len(values)), "edges": [_plain(e) for e in edges], "counts": counts.tolist(),
+            "sums": [float(x) for x in sums], "mean": float(values.mean()), "std": float(values.std())}
+
+
+def categorical_profile(values: pd.Series) -> dict[str, Any]:
+    """The counts of each category (as text, as the Pipeline sees it), most frequent first."""
+    counts = values.dropna().astype(str).value_counts()
+    kept = counts.iloc[:MAX_CATEGORIES]
+    other = int(counts.iloc[MAX_CATEGORIES:].sum())
+    return {"rows": int(counts.sum()), "categories": {str(k): int(v) for k, v in kept.items()},
+            "other": other}
+
+
+def profile(X: pd.DataFrame, scores: np.ndarray, threshold: float, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """The reference profile of a model: its training inputs and its hold-out scores.
+
+    Args:
+        X: The training features, the Pipeline's columns in its order.
+        scores: The model's scores on the hold-out rows.
+        threshold: The decision threshold saved with the model.
+        labels: The hold-out's labels (its realised ROC AUC is what performance rules
+            compare with).
+    """
+    columns: dict[str, Any] = {}
+    for name in X.columns:
+        series = X[name]
+        kind = column_type(series)
+        entry: dict[str, Any] = {"type": kind, "missing_share": round(float(series.isna().mean()), 6)
+                                 if len(series) else 0.0}
+        if kind == "numeric":
+            entry.update(numeric_profile(pd.to_numeric(series, errors="coerce").to_numpy(dtype=float,
+                                                                                          na_value=np.nan)))
+        else:
+            entry.update(categorical_profile(series))
+        columns[str(name)] = entry
+    scores = np.asarray(scores, dtype=float)
+    score_entry = {**numeric_profile(scores), "threshold": float(threshold),
+                   "positive_share": float((scores >= threshold).mean()) if len(scores) else None,
+                   "estimated_roc_auc": estimated_roc_auc(scores)}
+    if labels is not None and len(np.unique(labels)) == 2:
+        from sklearn.metrics import roc_auc_score
+
+        score_entry["roc_auc"] = float(roc_auc_score(labels, scores))
+    return {"format": FORMAT, "rows": len(X), "columns": columns, "scores": score_entry}
+
+
+def save(reference: Mapping[str, Any], directory: Path) -> str:
+    """Write ``reference_profile.json`` into ``directory`` atomically; return its sha256."""
+    payload = (json.dumps(reference, separators=(",", ":")) + "\n").encode()
+    with atomic_path(directory / PROFILE_FILE) as tmp:
+        tmp.write_bytes(payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def read(payload: bytes, where: str) -> dict[str, Any]:
+    """Parse a ``reference_profile.json`` (already verified against its sha256).
+
+    Raises:
+        ValueError: Not JSON, or not a profile of a format this engine reads.
+    """
+    try:
+        reference = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(reference, dict) or reference.get("format") != FORMAT or \
+            not isinstance(reference.get("columns"), dict):
+        raise ValueError(f"{where}: expected a reference profile of format {FORMAT} with 'columns'")
+    return reference
+
+
+# ------------------------------------------------------------------ current data on the reference's bins
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One column's reference and current histograms over the same bins.
+
+    Args:
+        kind: ``numeric`` or ``categorical``.
+        reference: Counts per bin (numbers: the profile's bins; categories: the union
+            of both sides' categories, reference first).
+        current: The current data's counts over the same bins.
+        edges: The reference's bin edges (numbers).
+        labels: The categories (categories).
+        reference_std: The reference's standard deviation (numbers).
+        reference_sums: The sum of the reference's values in each bin (numbers).
+        current_sums: The sum of the current values in each bin (numbers).
+    """
+
+    kind: str
+    reference: np.ndarray
+    current: np.ndarray
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
+    labels: tuple[str, ...] = ()
+    reference_std: float = 0.0
+    reference_sums: np.ndarray = field(default_factory=lambda: np.empty(0))
+    current_sums: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def reference_rows(self) -> int:
+        return int(self.reference.sum())
+
+    @property
+    def current_rows(self) -> int:
+        return int(self.current.sum())
+
+
+def bin_current(entry: Mapping[str, Any], values: pd.Series | np.ndarray) -> Pair:
+    """Bin current values onto a profile entry's bins (one pass over the values).
+
+    Args:
+        entry: A column's entry of the reference profile (or the scores').
+        values: The current values of that column; missing ones are left out.
+    """
+    if entry.get("type", "numeric") == "numeric":
+        numbers = np.asarray(pd.to_numeric(pd.Series(values) if not isinstance(values, pd.Series) else values,
+                                           errors="coerce"), dtype=float) \
+            if not (isinstance(values, np.ndarray) and values.dtype.kind == "f") else values
+        numbers = numbers[np.isfinite(numbers)]
+        edges = np.asarray(entry["edges"], dtype=float)
+        reference = np.asarray(entry["counts"], dtype=np.int64)
+        if not len(edges):
+            return Pair("numeric", reference, np.array([len(numbers)]), edges)
+        index = np.searchsorted(edges, numbers, side="left")
+        current = np.bincount(index, minlength=len(edges) + 1)
+        sums = np.bincount(index, weights=numbers, minlength=len(edges) + 1)
+        return Pair("numeric", reference, current, edges, reference_std=float(entry.get("std") or 0.0),
+                    reference_sums=np.asarray(entry.get("sums") or np.zeros(len(reference)), dtype=float),
+                    current_sums=sums)
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    counts = series.dropna().astype(str).value_counts()
+    known = dict(entry["categories"])
+    labels = list(known)
+    if entry.get("other"):
+        labels.append(OTHER)
+        known[OTHER] = entry["other"]
+    labels += [c for c in counts.index if c not in known]
+    reference = np.array([known.get(c, 0) for c in labels], dtype=np.int64)
+    current = np.array([int(counts.get(c, 0)) for c in labels], dtype=np.int64)
+    return Pair("categorical", reference, current, labels=tuple(labels))
+
+
+# ------------------------------------------------------------------ the methods
+
+#: method name -> function of a :class:`Pair` returning (statistic, p-value or None).
+IMPLEMENTATIONS: dict[str, Callable[[Pair], tuple[float, float | None]]] = {}
+
+
+def implements(name: str) -> Callable[[Callable[[Pair], tuple[float, float | None]]],
+                                      Callable[[Pair], tuple[float, float | None]]]:
+    """Register the execution of the drift method declared as ``name`` in :mod:`engine.config.monitor`."""
+
+    def add(func: Callable[[Pair], tuple[float, float | None]]) -> Callable[[Pair], tuple[float, float | None]]:
+        assert name in decl.METHODS, name
+        IMPLEMENTATIONS[name] = func
+        return func
+
+    return add
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else counts.astype(float)
+
+
+def _groups(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers: the fine bins merged into :data:`GROUPS` groups of reference mass
+    (deciles); categories: the categories."""
+    if pair.kind == "categorical":
+        return pair.reference, pair.current
+    n = pair.reference_rows
+    before = np.cumsum(pair.reference) - pair.reference
+    group = np.minimum(before * GROUPS // max(n, 1), GROUPS - 1)
+    return (np.bincount(group, weights=pair.reference, minlength=GROUPS),
+            np.bincount(group, weights=pair.current, minlength=GROUPS))
+
+
+@implements("psi")
+def psi(pair: Pair) -> tuple[float, float | None]:
+    """Population stability index: sum of (current - reference) x ln(current / reference) shares."""
+    reference, current = _groups(pair)
+    r = np.maximum(_shares(reference), PSI_FLOOR)
+    c = np.maximum(_shares(current), PSI_FLOOR)
+    return float(np.sum((c - r) * np.log(c / r))), None
+
+
+@implements("jensenshannon")
+def jensen_shannon(pair: Pair) -> tuple[float, float | None]:
+    """Jensen-Shannon distance (natural log), as scipy.spatial.distance.jensenshannon."""
+    reference, current = _groups(pair)
+    p, q = _shares(reference), _shares(current)
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(p > 0, p * np.log(p / m), 0.0)
+        right = np.where(q > 0, q * np.log(q / m), 0.0)
+    return float(math.sqrt(max(float(left.sum() + right.sum()) / 2, 0.0))), None
+
+
+@implements("ks")
+def ks(pair: Pair) -> tuple[float, float | None]:
+    """Two-sample Kolmogorov-Smirnov: the largest gap between the CDFs at the reference's
+    edges, with scipy's asymptotic p-value (``ks_2samp(method="asymp")``)."""
+    n, m = pair.reference_rows, pair.current_rows
+    gap = np.abs(np.cumsum(pair.reference) / n - np.cumsum(pair.current) / m)
+    d = float(gap.max())
+    en = round(n * m / (n + m))
+    return d, float(np.clip(stats.kstwo.sf(d, en), 0, 1))
+
+
+@implements("wasserstein")
+def wasserstein(pair: Pair) -> tuple[float, float | None]:
+    """Wasserstein-1 distance divided by the reference's standard deviation.
+
+    Each side's mass in a bin is placed at that side's mean in the bin (the profile
+    keeps the reference's sums per bin; the current's are summed while binning), so
+    values beyond the reference's range count at their own place, and a bin holding one
+    distinct value (integers) is exact.
+    """
+    n, m = pair.reference_rows, pair.current_rows
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at_r = np.where(pair.reference > 0, pair.reference_sums / np.maximum(pair.reference, 1), 0.0)
+        at_c = np.where(pair.current > 0, pair.current_sums / np.maximum(pair.current, 1), 0.0)
+    points = np.concatenate([at_r[pair.reference > 0], at_c[pair.current > 0]])
+    weights = np.concatenate([pair.reference[pair.reference > 0] / n, -pair.current[pair.current > 0] / m])
+    order = np.argsort(points, kind="stable")
+    gap = np.abs(np.cumsum(weights[order]))[:-1]
+    distance = float(np.sum(gap * np.diff(points[order])))
+    if pair.reference_std > 0:
+        return distance / pair.reference_std, None
+    return (0.0 if distance < 1e-12 else math.inf), None
+
+
+@implements("chi2")
+def chi2(pair: Pair) -> tuple[float, float | None]:
+    """The chi-squared test of the 2 x k table of category counts, as scipy's
+    ``chi2_contingency`` (with Yates' correction at one degree of freedom)."""
+    observed = np.vstack([pair.reference, pair.current]).astype(float)
+    observed = observed[:, observed.sum(axis=0) > 0]
+    if observed.shape[1] < 2:
+        return 0.0, 1.0
+    expected = observed.sum(axis=1, keepdims=True) * observed.sum(axis=0, keepdims=True) / observed.sum()
+    dof = observed.shape[1] - 1
+    if dof == 1:
+        diff = expected - observed
+        observed = observed + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+    statistic = float(np.sum((observed - expected) ** 2 / expected))
+    return statistic, float(stats.chi2.sf(statistic, dof))
+
+
+def adjust(p_values: Sequence[float], correction: str) -> list[float]:
+    """P-values corrected for testing many columns: Bonferroni, or Benjamini-Hochberg (``fdr``)."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if correction == "none" or m <= 1:
+        return p.tolist()
+    if correction == "bonferroni":
+        return np.minimum(p * m, 1.0).tolist()
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(ranked, 1.0)
+    return out.tolist()
+
+
+# ------------------------------------------------------------------ CBPE
+
+
+def estimated_roc_auc(scores: np.ndarray) -> float | None:
+    """The ROC AUC expected from calibrated scores alone (CBPE): each row is a positive
+    with its score's probability, so a pair (i, j) counts as ranked right with weight
+    ``p_i (1 - p_j)`` when ``s_i > s_j`` (half at a tie)."""
+    s = np.asarray(scores, dtype=float)
+    if len(s) < 2:
+        return None
+    order = np.argsort(s, kind="stable")
+    s = s[order]
+    p = s  # a calibrated score is the probability of the positive class
+    w = 1 - p
+    # negatives' weight strictly below each score, and half of the weight tied with it
+    uniq, start = np.unique(s, return_index=True)
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    group = np.searchsorted(uniq, s)
+    below = cum[start[group]]
+    end = np.append(start[1:], len(s))
+    tied = cum[end[group]] - cum[start[group]] - w
+    numerator = float(np.sum(p * (below + tied / 2)))
+    denominator = float(p.sum() * w.sum() - np.sum(p * w))
+    return numerator / denominator if denominator > 0 else None
+
+
+# ------------------------------------------------------------------ rules on current data
+
+
+@dataclass
+class Current:
+    """The current data a monitor run checks.
+
+    Args:
+        frame: The model's input columns, one row per scored row.
+        scores: The model's scores of those rows.
+        decisions: 1 where the model says positive.
+        outside: True where a row is outside the training domain (None: unknown).
+        labels: The realised labels, where they have arrived (None: none yet).
+        labelled: Which rows ``labels`` belong to (None: every row).
+        key_metrics: Computes every stakeholder's metric, the net value included, from
+            (labels, scores) at the model's threshold (the run layer's, with the
+            business economics); None: the metrics of scikit-learn only.
+        quality: The quality report of the current sources (``--current features``).
+        source: Where the rows came from, for the report.
+    """
+
+    frame: pd.DataFrame
+    scores: np.ndarray | None = None
+    decisions: np.ndarray | None = None
+    outside: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    labelled: np.ndarray | None = None
+    key_metrics: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]] | None = None
+    quality: Any = None
+    source: str = ""
+    _pairs: dict[str, Pair] = field(default_factory=dict)
+
+    def pair(self, column: str, entry: Mapping[str, Any]) -> Pair:
+        """The column's histograms, binned once however many rules read it."""
+        if column not in self._pairs:
+            self._pairs[column] = bin_current(entry, self.frame[column])
+        return self._pairs[column]
+
+
+@dataclass
+class RuleResult:
+    """One rule's outcome, for monitor.json and the report.
+
+    ``verdict``: ``passed``, ``failed``, ``insufficient data`` (fewer current rows than
+    ``min_rows``) or ``not applicable`` (what it needs is not there: labels, sources).
+    """
+
+    rule: decl.MonitorRule
+    verdict: str
+    observed: Any = None
+    threshold: Any = None
+    detail: str = ""
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.rule
+        return {"rule": r.name, "dimension": r.dimension, "check": r.check, "severity": r.severity,
+                "verdict": self.verdict, "observed": _plain(self.observed), "threshold": _plain(self.threshold),
+                "detail": self.detail, "description": r.description, "columns": self.columns}
+
+
+@dataclass
+class MonitorReport:
+    """Every rule's result, and what failed."""
+
+    results: list[RuleResult]
+    current_rows: int
+    reference_rows: int
+
+    @property
+    def failed_errors(self) -> list[str]:
+        return [r.rule.name for r in self.results if r.failed and r.rule.severity == "error"]
+
+    @property
+    def failed_warnings(self) -> list[str]:
+        return [r.rule.name for r in self.results if r.failed and r.rule.severity == "warn"]
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for result in self.results:
+            for column in result.columns:
+                if column.get("drifted") and "column" in column:
+                    seen[column["column"]] = None
+        return list(seen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": not self.failed_errors, "failed_errors": self.failed_errors,
+                "failed_warnings": self.failed_warnings, "drifted_columns": self.drifted_columns,
+                "current_rows": self.current_rows, "reference_rows": self.reference_rows,
+                "rules": [r.to_json() for r in self.results]}
+
+    def table(self) -> str:
+        """One line per rule, for the terminal."""
+        lines = []
+        for r in self.results:
+            mark = {"passed": "ok  ", "failed": "FAIL" if r.rule.severity == "error" else "warn"}.get(r.verdict, "--  ")
+            lines.append(f"{mark} {r.rule.name:<20} {r.rule.dimension:<11} {r.verdict:<17} {r.detail}")
+        return "\n".join(lines)
+
+
+CHECKS: dict[str, Callable[[Any, decl.MonitorSpec, Mapping[str, Any], Current], RuleResult]] = {}
+
+
+def executes(check: str) -> Callable[[Callable[..., RuleResult]], Callable[..., RuleResult]]:
+    """Register the execution of a rule type of :mod:`engine.config.monitor`."""
+
+    def add(func: Callable[..., RuleResult]) -> Callable[..., RuleResult]:
+        assert check in decl.RULE_TYPES, check
+        CHECKS[check] = func
+        return func
+
+    return add
+
+
+def run(spec: decl.MonitorSpec, reference: Mapping[str, Any], current: Current) -> MonitorReport:
+    """Apply every rule of ``spec`` to the current data, against the reference profile."""
+    results = []
+    for rule in spec.rules.values():
+        minimum = rule.min_rows if rule.min_rows is not None else spec.min_rows
+        if len(current.frame) < minimum and rule.check not in ("quality",):
+            results.append(RuleResult(rule, "insufficient data", observed=len(current.frame), threshold=minimum,
+                                      detail=f"{len(current.frame)} current row(s), fewer than min_rows {minimum}"))
+            continue
+        results.append(CHECKS[rule.check](rule, spec, reference, current))
+    return MonitorReport(results, len(current.frame), int(reference.get("rows") or 0))
+
+
+def compare_columns(spec: decl.MonitorSpec, reference: Mapping[str, Any], current: Current,
+                    columns: Sequence[str], rule: decl.Drift | None = None,
+                    min_rows: int | None = None) -> list[dict[str, Any]]:
+    """Each column's test against the reference, the p-values corrected across the columns.
+
+    Returns:
+        Per column: ``column``, ``type``, ``method``, ``statistic``, ``p_value``
+        (corrected; None for distances), ``threshold``, ``drifted`` (None: insufficient
+        data), ``reference_rows``, ``current_rows``, ``missing_share`` (both sides).
+    """
+    minimum = min_rows if min_rows is not None else spec.min_rows
+    rows: list[dict[str, Any]] = []
+    for column in columns:
+        entry = reference["columns"][column]
+        test = spec.test(column, entry["type"], int(entry.get("rows") or 0), rule)
+        pair = current.pair(column, entry)
+        row: dict[str, Any] = {"column": column, "type": entry["type"], "method": test.method,
+                               "threshold": test.threshold, "reference_rows": pair.reference_rows,
+                               "current_rows": pair.current_rows,
+                               "missing_share": {"reference": entry.get("missing_share"),
+                                                 "current": round(float(current.frame[column].isna().mean()), 6)}}
+        if pair.current_rows < minimum or pair.reference_rows == 0:
+            row.update(statistic=None, p_value=None, drifted=None)
+        else:
+            statistic, p = IMPLEMENTATIONS[test.method](pair)
+            row.update(statistic=statistic, p_value=p)
+        rows.append(row)
+    tested = [r for r in rows if r["p_value"] is not None]
+    for row, p in zip(tested, adjust([r["p_value"] for r in tested], spec.correction), strict=True):
+        row["p_value_raw"], row["p_value"] = row["p_value"], p
+    for row in rows:
+        if row["statistic"] is None:
+            continue
+        row["drifted"] = bool(row["p_value"] < row["threshold"]) if row["p_value"] is not None \
+            else bool(row["statistic"] >= row["threshold"])
+        row["statistic"] = _plain(row["statistic"])
+    return rows
+
+
+@executes("drift")
+def _drift(rule: decl.Drift, spec: decl.MonitorSpec, reference: Mapping[str, Any], current: Current) -> RuleResult:
+    names = list(rule.columns) if rule.columns else [c for c in reference["columns"] if c in current.frame.columns]
+    missing = [c for c in names if c not in reference["columns"] or c not in current.frame.columns]
+    if missing:
+        return RuleResult(rule, "not applicable", detail=f"column(s) not in the model's input: {', '.join(missing)}")
+    rows = compare_columns(spec, reference, current, names, rule, rule.min_rows)
+    judged = [r for r in rows if r["drifted"] is not None]
+    if not judged:
+        return RuleResult(rule, "insufficient data", detail="too few current values in every column", columns=rows)
+    drifted = [r["column"] for r in judged if r["drifted"]]
+    share = len(drifted) / len(judged)
+    failed = share >= rule.share if rule.share is not None else bool(drifted)
+    limit = f"share >= {rule.share:g}" if rule.share is not None else "any column"
+    detail = (f"{len(drifted)} of {len(judged)} column(s) drifted ({share:.0%}; fails at {limit})"
+              + (f": {', '.join(drifted)}" if drifted else ""))
+    return RuleResult(rule, "failed" if failed else "passed", observed=round(share, 6),
+                      threshold=rule.share, detail=detail, columns=rows)
+
+
+@executes("score_drift")
+def _score_drift(rule: decl.ScoreDrift, spec: decl.MonitorSpec, reference: Mapping[str, Any],
+                 current: Current) -> RuleResult:
+    if current.scores is None or not reference.get("scores", {}).get("rows"):
+        return RuleResult(rule, "not applicable", detail="no scores")
+    threshold = rule.threshold if rule.threshold is not None else decl.METHODS[rule.method].threshold
+    pair = bin_current({**reference["scores"], "type": "numeric"}, current.scores)
+    statistic, p = IMPLEMENTATIONS[rule.method](pair)
+    value = p if p is not None else statistic
+    failed = value < threshold if p is not None else statistic >= threshold
+    return RuleResult(rule, "failed" if failed else "passed", observed=value, threshold=threshold,
+                      detail=f"{rule.method} {'p-value' if p is not None else ''} {value:.4g} "
+                             f"({'<' if p is not None else '>='} {threshold:g} fails)".replace("  ", " "))
+
+
+@executes("positive_share")
+def _positive_share(rule: decl.PositiveShare, spec: decl.MonitorSpec, reference: Mapping[str, Any],
+                    current: Current) -> RuleResult:
+    if current.decisions is None or reference.get("scores", {}).get("positive_share") is None:
+        return RuleResult(rule, "not applicable", detail="no decisions")
+    now = float(np.mean(current.decisions))
+    before = float(reference["scores"]["positive_share"])
+    change = now - before
+    return RuleResult(rule, "failed" if abs(change) > rule.max_change else "passed", observed=round(now, 6),
+                      threshold=rule.max_change,
+                      detail=f"{now:.2%} positive against {before:.2%} on the hold-out (change {change:+.2%}, "
+                             f"at most ±{rule.max_change:.2%})")
+
+
+@executes("outside_domain")
+def _outside_domain(rule: decl.OutsideDomain, spec: decl.MonitorSpec, reference: Mapping[str, Any],
+                    current: Current) -> RuleResult:
+    if current.outside is None:
+        return RuleResult(rule, "not applicable", detail="no training domain to compare with")
+    share = float(np.mean(current.outside)) if len(current.outside) else 0.0
+    return RuleResult(rule, "failed" if share > rule.max else "passed", observed=round(share, 6), threshold=rule.max,
+                      detail=f"{share:.2%} of rows outside the training domain (at most {rule.max:.2%})")
+
+
+@executes("quality")
+def _quality(rule: decl.Quality, spec: decl.MonitorSpec, reference: Mapping[str, Any], current: Current) -> RuleResult:
+    report = current.quality
+    if report is None:
+        return RuleResult(rule, "not applicable", detail="no sources read (the prediction log holds model inputs)")
+    failed = list(report.gate_failures)
+    return RuleResult(rule, "failed" if failed else "passed", observed=failed, threshold=[],
+                      detail=(f"quality rule(s) of severity error failed: {', '.join(failed)}" if failed else
+                              f"the training config's quality rules pass ({len(report.warnings)} warning(s))"))
+
+
+@executes("performance")
+def _performance(rule: decl.Performance, spec: decl.MonitorSpec, reference: Mapping[str, Any],
+                 current: Current) -> RuleResult:
+    if current.labels is None or current.scores is None:
+        return RuleResult(rule, "not applicable", detail="no labels yet")
+    mask = current.labelled if current.labelled is not None else np.ones(len(current.scores), dtype=bool)
+    y, s = np.asarray(current.labels), current.scores[mask]
+    d = current.decisions[mask] if current.decisions is not None else (s >= 0.5).astype(int)
+    minimum = rule.min_rows if rule.min_rows is not None else spec.min_rows
+    if len(y) < minimum:
+        return RuleResult(rule, "insufficient data", observed=len(y), threshold=minimum,
+                          detail=f"{len(y)} labelled row(s), fewer than min_rows {minimum}")
+    if len(np.unique(y)) < 2 and rule.metric == "roc_auc":
+        return RuleResult(rule, "insufficient data", detail="the labels hold one class only")
+    from sklearn import metrics as skm
+
+    if current.key_metrics is not None:
+        every = dict(current.key_metrics(y, s))
+        value = every.get(rule.metric)
+    else:
+        every = {}
+        value = {"roc_auc": lambda: skm.roc_auc_score(y, s),
+                 "precision": lambda: skm.precision_score(y, d, zero_division=0),
+                 "recall": lambda: skm.recall_score(y, d, zero_division=0),
+                 "f1": lambda: skm.f1_score(y, d, zero_division=0),
+                 "accuracy": lambda: skm.accuracy_score(y, d)}[rule.metric]()
+    if value is None:
+        return RuleResult(rule, "insufficient data", detail=f"{rule.metric} is undefined on these labels")
+    result = _bounded(rule, float(value), reference["scores"].get(rule.metric), f"{len(y)} labelled rows:")
+    result.columns = [{"key_metrics": {k: _plain(v) for k, v in every.items()}}] if every else []
+    return result
+
+
+@executes("estimated_performance")
+def _estimated(rule: decl.EstimatedPerformance, spec: decl.MonitorSpec, reference: Mapping[str, Any],
+               current: Current) -> RuleResult:
+    if current.scores is None or rule.metric != "roc_auc":
+        return RuleResult(rule, "not applicable", detail="no scores" if current.scores is None
+                          else f"{rule.metric} is not estimated yet")
+    value = estimated_roc_auc(current.scores)
+    if value is None:
+        return RuleResult(rule, "insufficient data", detail="too few scores")
+    return _bounded(rule, value, reference["scores"].get("estimated_roc_auc"), "estimated (CBPE)")
+
+
+def _bounded(rule: Any, value: float, before: float | None, how: str) -> RuleResult:
+    problems = []
+    if rule.min is not None and value < rule.min:
+        problems.append(f"below min {rule.min:g}")
+    if rule.max_drop is not None and before is not None and before - value > rule.max_drop:
+        problems.append(f"{before - value:.4f} below the hold-out's {before:.4f} (at most {rule.max_drop:g})")
+    detail = f"{how} {rule.metric} {value:.4f}" + (f" against {before:.4f} on the hold-out" if before else "")
+    return RuleResult(rule, "failed" if problems else "passed", observed=round(value, 6),
+                      threshold={"min": rule.min, "max_drop": rule.max_drop},
+                      detail=detail + (": " + "; ".join(problems) if problems else ""))
+
+
+# ------------------------------------------------------------------ the training domain, vectorised
+
+
+def outside_domain(frame: pd.DataFrame, domain: Mapping[str, Any]) -> np.ndarray:
+    """True for each row outside the training domain (the flags of
+    :func:`engine.stages.domain.flags`, per column array instead of per row)."""
+    outside = np.zeros(len(frame), dtype=bool)
+    for name, spec in domain["columns"].items():
+        if name not in frame.columns:
+            continue
+        values = frame[name]
+        missing = values.isna().to_numpy()
+        if spec.get("missing_share", 0) == 0:
+            outside |= missing
+        if spec["type"] in ("integer", "number"):
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                if spec.get("min") is not None:
+                    outside |= numbers < spec["min"]
+                if spec.get("max") is not None:
+                    outside |= numbers > spec["max"]
+        elif spec.get("categories") is not None:
+            outside |= ~missing & ~values.astype(str).isin(spec["categories"]).to_numpy()
+    return outside
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
