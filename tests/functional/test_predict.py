@@ -24,7 +24,7 @@ def project(trained: Path, tmp_path: Path) -> Path:
 
 def test_a_csv_is_scored_like_the_model_in_process_and_logged(project: Path) -> None:
     rows = feature_rows(project, 40)
-    rows.loc[rows.index[3], "plan"] = "weekly"
+    rows.loc[rows.index[3], "plan"] = "daily"
     rows.to_csv(project / "new.csv", index=False)
     done = run_mlops(project, "predict", "churn@champion", "--input", "new.csv", "--output", "scores.parquet",
                      "--progress", "--chunk-rows", "16")
@@ -44,14 +44,14 @@ def test_a_csv_is_scored_like_the_model_in_process_and_logged(project: Path) -> 
 
 def test_quality_enforce_stops_at_the_first_row_breaking_an_error_rule(project: Path) -> None:
     rows = feature_rows(project, 20)
-    rows.loc[rows.index[12], "plan"] = "weekly"
+    rows.loc[rows.index[12], "plan"] = "daily"
     rows.to_csv(project / "new.csv", index=False)
     done = run_mlops(project, "predict", "churn@champion", "--input", "new.csv", "--output", "scores.parquet",
                      "--quality", "enforce")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "mlops: data error in --input at row 12 column 'plan': quality rule 'known_plan' (in_set) expects one of "
-        "['monthly', 'annual', 'family'], got 'weekly'"]
+        "['monthly', 'annual', 'family', 'weekly'], got 'daily'"]
     assert not (project / "scores.parquet").exists()
 
 

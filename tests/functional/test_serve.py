@@ -52,7 +52,7 @@ def test_predict_scores_records_columns_and_csv_like_the_model_in_process(server
 def test_rows_outside_the_training_domain_are_scored_and_flagged(server: Server, trained: Path) -> None:
     rows = records(feature_rows(trained, 3))
     domain = httpx.get(f"{server.url}/model", timeout=30).json()["input_schema"]["columns"]
-    rows[1]["plan"] = "weekly"  # never seen in training
+    rows[1]["plan"] = "daily"  # never seen in training
     rows[2]["tenure_days"] = domain["tenure_days"]["max"] + 1000
     rows[2]["n_orders"] = None  # n_orders was never missing in training
     response = httpx.post(f"{server.url}/predict", json=rows, timeout=30)
@@ -60,7 +60,7 @@ def test_rows_outside_the_training_domain_are_scored_and_flagged(server: Server,
     first, second, third = response.json()["predictions"]
     assert first["in_domain"] is True and first["flags"] == []
     assert second["in_domain"] is False
-    assert second["flags"] == [{"column": "plan", "flag": "unseen_category", "value": "weekly"}]
+    assert second["flags"] == [{"column": "plan", "flag": "unseen_category", "value": "daily"}]
     assert {(f["column"], f["flag"]) for f in third["flags"]} == {("tenure_days", "above_range"),
                                                                   ("n_orders", "missing")}
     assert all(isinstance(p["score"], float) for p in (first, second, third))
@@ -68,8 +68,8 @@ def test_rows_outside_the_training_domain_are_scored_and_flagged(server: Server,
     # the plan column, which the model takes as it is; the row is scored and the rule named
     assert first["rules"] == [] and third["rules"] == []
     assert second["rules"] == [{"column": "plan", "flag": "rule", "rule": "known_plan", "check": "in_set",
-                                "severity": "error", "value": "weekly",
-                                "expected": "one of ['monthly', 'annual', 'family']"}]
+                                "severity": "error", "value": "daily",
+                                "expected": "one of ['monthly', 'annual', 'family', 'weekly']"}]
 
 
 def test_the_quality_rules_kept_with_the_model_are_listed_and_counted(server: Server, trained: Path) -> None:
@@ -79,7 +79,7 @@ def test_the_quality_rules_kept_with_the_model_are_listed_and_counted(server: Se
     assert [(r["name"], r["columns"]) for r in described["rules"]] == [("known_plan", ["plan"])]
     counted = ("mlops_rule_violations_total", (("rule", "known_plan"), ("severity", "error")))
     before = _samples(httpx.get(f"{server.url}/metrics", timeout=30).text).get(counted, 0)
-    row = {**records(feature_rows(trained, 1))[0], "plan": "weekly"}
+    row = {**records(feature_rows(trained, 1))[0], "plan": "daily"}
     assert httpx.post(f"{server.url}/predict", json=[row, row], timeout=30).status_code == 200
     assert _samples(httpx.get(f"{server.url}/metrics", timeout=30).text)[counted] == before + 2
 
@@ -88,7 +88,7 @@ def test_the_quality_rules_kept_with_the_model_are_listed_and_counted(server: Se
 def test_quality_enforce_refuses_a_row_breaking_an_error_rule_and_off_checks_none(trained: Path, mode: str,
                                                                                   status: int) -> None:
     rows = records(feature_rows(trained, 3))
-    rows[2]["plan"] = "weekly"
+    rows[2]["plan"] = "daily"
     with Server(trained, "churn@champion", "--quality", mode, "--no-log") as running:
         response = httpx.post(f"{running.url}/predict", json=rows, timeout=30)
         good = httpx.post(f"{running.url}/predict", json=rows[:2], timeout=30)
@@ -98,7 +98,7 @@ def test_quality_enforce_refuses_a_row_breaking_an_error_rule_and_off_checks_non
     if mode == "enforce":
         assert response.json() == {
             "error": "request error at row 2 column 'plan': quality rule 'known_plan' (in_set) expects one of "
-                     "['monthly', 'annual', 'family'], got 'weekly'", "status": 422, "row": 2, "column": "plan"}
+                     "['monthly', 'annual', 'family', 'weekly'], got 'daily'", "status": 422, "row": 2, "column": "plan"}
     else:
         assert all("rules" not in p for p in response.json()["predictions"])
 
@@ -180,7 +180,7 @@ def test_health_ready_model_metrics_and_docs(server: Server, trained: Path) -> N
     assert schema["columns"]["tenure_days"]["type"] == "number" and schema["columns"]["tenure_days"]["max"] > 0
 
     httpx.post(f"{server.url}/predict", json=records(feature_rows(trained, 3)), timeout=30)
-    httpx.post(f"{server.url}/predict", json=[{**records(feature_rows(trained, 1))[0], "plan": "weekly"}],
+    httpx.post(f"{server.url}/predict", json=[{**records(feature_rows(trained, 1))[0], "plan": "daily"}],
                timeout=30)
     httpx.post(f"{server.url}/predict", content=b"{", timeout=30)
     text = httpx.get(f"{server.url}/metrics", timeout=30).text
@@ -274,7 +274,7 @@ def test_every_scored_row_is_in_the_prediction_log_after_sigterm(trained: Path, 
     shutil.copytree(trained, project, symlinks=True)
     shutil.rmtree(project / "outputs" / "predictions", ignore_errors=True)
     rows = records(feature_rows(project, 7))
-    rows[3]["plan"] = "weekly"
+    rows[3]["plan"] = "daily"
     answers = []
     running = Server(project, "churn@champion")
     with httpx.Client(timeout=30) as client:
@@ -295,7 +295,7 @@ def test_every_scored_row_is_in_the_prediction_log_after_sigterm(trained: Path, 
     assert logged["in_domain"].tolist() == [True, True, True, False, True, True, True]
     assert list(logged["domain_flags"].iloc[3]) == ["plan:unseen_category"]
     assert [list(f) for f in logged["rule_flags"]] == [[], [], [], ["known_plan:plan"], [], [], []]
-    assert json.loads(logged["inputs"].iloc[3])["plan"] == "weekly"
+    assert json.loads(logged["inputs"].iloc[3])["plan"] == "daily"
     assert (logged["latency_ms"] > 0).all() and (logged["source"] == "request").all()
 
 
