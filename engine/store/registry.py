@@ -251,51 +251,41 @@ class Registry:
         return self.root / str(version["model"])
 
     def input_domain(self, version: Mapping[str, Any]) -> bytes | None:
-        """The bytes of the version's ``input_domain.json``, verified against its recorded sha256.
-
-        (:func:`engine.stages.domain.read` parses them.)
-
-        Returns:
-            None for a version registered without one (by an engine before it).
+        """The bytes of the version's ``input_domain.json``, verified against its recorded sha256
+        (:func:`engine.stages.domain.read` parses them); None for a version registered
+        without one (by an engine before it).
 
         Raises:
-            ModelIntegrityError: The file is gone, changed, or not a domain file.
+            ModelIntegrityError: The file is gone, changed, or not a domain file inside the registry.
         """
-        if not version.get("input_domain"):
-            return None
-        label = f"{version.get('run_id', '?')[:8]}"
-        path = self.root / str(version["input_domain"])
-        try:
-            payload = path.read_bytes()
-        except OSError as exc:
-            raise ModelIntegrityError(f"registry error: cannot read the input domain of run {label}: {path} "
-                                      f"({exc.strerror})") from exc
-        if hashlib.sha256(payload).hexdigest() != version.get("input_domain_sha256"):
-            raise ModelIntegrityError(f"registry error: refusing {path}: its sha256 is not the one the registry "
-                                      "recorded (the file was changed or replaced)")
-        return payload
+        return self._companion_bytes(version, "input_domain", DOMAIN_FILE, "input domain")
 
     def reference_profile(self, version: Mapping[str, Any]) -> bytes | None:
         """The bytes of the version's ``reference_profile.json`` (mlops monitor), verified
         against its recorded sha256; None for a version registered without one.
 
         Raises:
-            ModelIntegrityError: The file is gone, changed, or not inside the registry.
+            ModelIntegrityError: The file is gone, changed, or not a profile inside the registry.
         """
-        declared = version.get("reference_profile")
+        return self._companion_bytes(version, "reference_profile", PROFILE_FILE, "reference profile")
+
+    def _companion_bytes(self, version: Mapping[str, Any], field: str, filename: str, what: str) -> bytes | None:
+        """A file registered beside the version's model (``version[field]``, its sha256 in
+        ``version[field + "_sha256"]``), read only from inside the registry and verified."""
+        declared = version.get(field)
         if not declared:
             return None
         relative = Path(str(declared))
-        if relative.is_absolute() or ".." in relative.parts or relative.name != PROFILE_FILE:
-            raise ModelIntegrityError(f"registry error: refusing reference profile {declared!r}: expected a path "
-                                      f"inside the registry ending in {PROFILE_FILE}")
+        if relative.is_absolute() or ".." in relative.parts or relative.name != filename:
+            raise ModelIntegrityError(f"registry error: refusing {what} {declared!r}: expected a path inside the "
+                                      f"registry ending in {filename}")
         path = self.root / relative
         try:
             payload = path.read_bytes()
         except OSError as exc:
-            raise ModelIntegrityError(f"registry error: cannot read the reference profile of run "
+            raise ModelIntegrityError(f"registry error: cannot read the {what} of run "
                                       f"{str(version.get('run_id', '?'))[:8]}: {path} ({exc.strerror})") from exc
-        if hashlib.sha256(payload).hexdigest() != version.get("reference_profile_sha256"):
+        if hashlib.sha256(payload).hexdigest() != version.get(f"{field}_sha256"):
             raise ModelIntegrityError(f"registry error: refusing {path}: its sha256 is not the one the registry "
                                       "recorded (the file was changed or replaced)")
         return payload
