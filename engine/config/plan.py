@@ -28,8 +28,8 @@ from omegaconf import DictConfig
 from engine.config import targets, validation
 from engine.config.business import BusinessSpec
 from engine.config.features import ROW_NUMBER, ColumnSpec, FeatureSpec
-from engine.config.origin import ConfigOrigin
 from engine.config.monitor import MonitorSpec
+from engine.config.origin import ConfigOrigin
 from engine.config.promotion import PromotionSpec
 from engine.config.quality import QualitySpec
 

@@ -36,8 +36,8 @@ from engine.config import monitor, quality, targets
 from engine.config.business import Requirement
 from engine.config.business import parse as parse_requirements
 from engine.config.features import AGGREGATIONS, ROW_NUMBER, FeatureSpec
-from engine.config.origin import GROUPS, ConfigOrigin
 from engine.config.monitor import MonitorSpec
+from engine.config.origin import GROUPS, ConfigOrigin
 from engine.config.promotion import PromotionSpec
 from engine.errors import ConfigError
 
