@@ -132,12 +132,23 @@ def check(name: str) -> Callable[[Callable[..., RuleResult]], Callable[..., Rule
 ROW_CHECKS: dict[str, Callable[[Any, pd.DataFrame, Context], tuple[np.ndarray, np.ndarray]]] = {}
 
 
-def row_check(name: str) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]],
-                                     Callable[..., tuple[np.ndarray, np.ndarray]]]:
-    """Register a rule type's verdict on each row (see :data:`ROW_CHECKS`)."""
+def row_check(name: str, kind: str = NON_NULL) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]],
+                                                             Callable[..., tuple[np.ndarray, np.ndarray]]]:
+    """Register a rule type's verdict on each row (see :data:`ROW_CHECKS`), and its check
+    over a table: the share of the considered rows that pass, against ``mostly``.
+
+    Args:
+        kind: The denominator's name in the result. A check that shows its failing rows
+            its own way registers a ``@check`` of its own after this one (compare).
+    """
 
     def add(func: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+        def over_table(rule: Any, frame: pd.DataFrame, ctx: Context) -> RuleResult:
+            bad, considered = func(rule, frame, ctx)
+            return _row_result(rule, frame, ctx, bad, int(considered.sum()), kind)
+
         ROW_CHECKS[name] = func
+        CHECKS[name] = over_table
         return func
 
     return add
@@ -365,15 +376,9 @@ def _comparable(column: pd.Series, bound: Any, rule: rules.Rule, key: str) -> tu
 # ------------------------------------------------------------------ completeness
 
 
-@row_check("not_null")
+@row_check("not_null", ALL_ROWS)
 def _not_null_rows(rule: rules.NotNull, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     return _missing(frame[rule.column]), np.ones(len(frame), dtype=bool)
-
-
-@check("not_null")
-def _not_null(rule: rules.NotNull, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    bad, _ = _not_null_rows(rule, frame, ctx)
-    return _row_result(rule, frame, ctx, bad, len(frame), ALL_ROWS)
 
 
 @check("missing_share")
@@ -413,23 +418,11 @@ def _between_rows(rule: rules.Between, frame: pd.DataFrame, ctx: Context) -> tup
     return present & ~ok, present
 
 
-@check("between")
-def _between(rule: rules.Between, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    bad, present = _between_rows(rule, frame, ctx)
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
-
-
 @row_check("in_set")
 def _in_set_rows(rule: rules.InSet, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     column = frame[rule.column]
     present = ~_missing(column)
     return present & ~column.isin(rule.values).to_numpy(), present
-
-
-@check("in_set")
-def _in_set(rule: rules.InSet, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    bad, present = _in_set_rows(rule, frame, ctx)
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
 
 
 @row_check("not_in_set")
@@ -439,24 +432,12 @@ def _not_in_set_rows(rule: rules.NotInSet, frame: pd.DataFrame, ctx: Context) ->
     return present & column.isin(rule.values).to_numpy(), present
 
 
-@check("not_in_set")
-def _not_in_set(rule: rules.NotInSet, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    bad, present = _not_in_set_rows(rule, frame, ctx)
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
-
-
 @row_check("regex")
 def _regex_rows(rule: rules.Regex, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     column = frame[rule.column]
     present = ~_missing(column)
     matched = column.astype(object).where(present, "").astype(str).str.fullmatch(rule.pattern)
     return present & ~matched.fillna(False).to_numpy(dtype=bool), present
-
-
-@check("regex")
-def _regex(rule: rules.Regex, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    bad, present = _regex_rows(rule, frame, ctx)
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
 
 
 _DTYPE_TESTS: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool]]] = {
@@ -499,12 +480,6 @@ def _length_rows(rule: rules.Length, frame: pd.DataFrame, ctx: Context) -> tuple
     if rule.max is not None:
         ok &= lengths <= rule.max
     return present & ~ok, present
-
-
-@check("length")
-def _length(rule: rules.Length, frame: pd.DataFrame, ctx: Context) -> RuleResult:
-    bad, present = _length_rows(rule, frame, ctx)
-    return _row_result(rule, frame, ctx, bad, int(present.sum()), NON_NULL)
 
 
 @check("stat")
@@ -562,7 +537,7 @@ _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
         "!=": operator.ne}
 
 
-@row_check("compare")
+@row_check("compare", "rows where both are non-null")
 def _compare_rows(rule: rules.Compare, frame: pd.DataFrame, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     left, right = _compare_sides(rule, frame, ctx)
     present = ~(_missing(left) | _missing(right))
