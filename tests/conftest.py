@@ -61,6 +61,18 @@ def run_mlops(cwd: Path, *args: str, timeout: float = 300, **kwargs: Any) -> sub
                           env=env, **kwargs)
 
 
+def champion_project(root: Path) -> Path:
+    """A project at ``root`` (conf/ and small demo data) that has run once and registered
+    its model as churn@champion, through the real command."""
+    shutil.copytree(CONF, root / "conf", ignore=without_local)
+    (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
+    for args in (("run",), ("registry", "register", "latest", "--name", "churn"),
+                 ("registry", "promote", "churn/1", "--alias", "champion")):
+        done = run_mlops(root, *args)
+        assert done.returncode == 0, done.stderr
+    return root
+
+
 def run_dirs(project: Path, kind: str = "runs") -> list[Path]:
     """Run directories under outputs/, oldest first."""
     pattern = "*/*" if kind == "runs" else "*/*/*"

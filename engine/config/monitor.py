@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from engine.config import quality
 from engine.errors import ConfigError
 
 DIMENSIONS = ("drift", "prediction", "domain", "quality", "performance")
@@ -404,22 +405,7 @@ _ENUMS = {"dimension": DIMENSIONS, "severity": SEVERITIES}
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of one rule: common keys, then the keys of its ``check``."""
-    branches = []
-    for check, cls in sorted(RULE_TYPES.items()):
-        props: dict[str, Any] = {"check": {"const": check}}
-        required = ["check"]
-        for f in fields(cls):
-            if f.name == "name":
-                continue
-            props[f.name] = _json_type(f.name, cls)
-            if f.default is MISSING and f.default_factory is MISSING:
-                required.append(f.name)
-        branches.append({
-            "if": {"properties": {"check": {"const": check}}, "required": ["check"]},
-            "then": {"properties": props, "required": required, "additionalProperties": False},
-        })
-    return {"type": "object", "required": ["check", "dimension"],
-            "properties": {"check": {"enum": sorted(RULE_TYPES)}}, "allOf": branches}
+    return quality.rules_schema(RULE_TYPES, _json_type)
 
 
 def _json_type(name: str, cls: type) -> dict[str, Any]:

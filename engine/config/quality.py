@@ -437,14 +437,25 @@ class QualitySpec:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of one rule: common keys, then the keys of its ``check``."""
+    return rules_schema(RULE_TYPES, _json_type)
+
+
+def rules_schema(types: Mapping[str, type], json_type: Callable[[str, type], dict[str, Any]]) -> dict[str, Any]:
+    """The JSON Schema of one rule of a registry of rule dataclasses (``check`` -> class):
+    the keys every rule has, then, per ``check``, its class's fields as the only keys allowed.
+
+    Args:
+        types: The registry (this module's or :mod:`engine.config.monitor`'s).
+        json_type: Field name, class -> the field's JSON Schema.
+    """
     branches = []
-    for check, cls in sorted(RULE_TYPES.items()):
+    for check, cls in sorted(types.items()):
         props: dict[str, Any] = {"check": {"const": check}}
         required = ["check"]
         for f in fields(cls):
             if f.name == "name":
                 continue
-            props[f.name] = _json_type(f.name, cls)
+            props[f.name] = json_type(f.name, cls)
             if f.default is MISSING and f.default_factory is MISSING:
                 required.append(f.name)
         branches.append({
@@ -454,7 +465,7 @@ def schema() -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["check", "dimension"],
-        "properties": {"check": {"enum": sorted(RULE_TYPES)}},
+        "properties": {"check": {"enum": sorted(types)}},
         "allOf": branches,
     }
 

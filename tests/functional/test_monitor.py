@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONF, SMALL_DATA, read_json, run_mlops, without_local
+from tests.conftest import champion_project, read_json, run_mlops
 
 DRIFT = ("data.generate.snapshot=2026-12-31", "data.generate.drift_after=2026-11-01")
 
@@ -17,13 +16,7 @@ DRIFT = ("data.generate.snapshot=2026-12-31", "data.generate.drift_after=2026-11
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project of its own (monitoring the drift rewrites its demo files) with churn@champion."""
     root = tmp_path_factory.mktemp("monitor") / "project"
-    shutil.copytree(CONF, root / "conf", ignore=without_local)
-    (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
-    for args in (("run",), ("registry", "register", "latest", "--name", "churn"),
-                 ("registry", "promote", "churn/1", "--alias", "champion")):
-        done = run_mlops(root, *args)
-        assert done.returncode == 0, done.stderr
-    return root
+    return champion_project(root)
 
 
 def test_help_exits_0_and_bad_arguments_are_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from engine.stages import model
 from engine.store.registry import read_model
-from tests.conftest import CONF, MLOPS, SMALL_DATA, read_json, run_mlops, without_local
+from tests.conftest import MLOPS, champion_project, read_json
 
 LOAD = "import engine; m = engine.load_model('churn@champion'); print(type(m).__name__)"
 
@@ -41,13 +41,7 @@ class Creates:
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project that has run once and registered its model as churn@champion."""
     root = tmp_path_factory.mktemp("registered") / "project"
-    shutil.copytree(CONF, root / "conf", ignore=without_local)
-    (root / "conf" / "local" / "default.yaml").write_text(SMALL_DATA)
-    for args in (("run",), ("registry", "register", "latest", "--name", "churn"),
-                 ("registry", "promote", "churn/1", "--alias", "champion")):
-        done = run_mlops(root, *args)
-        assert done.returncode == 0, done.stderr
-    return root
+    return champion_project(root)
 
 
 @pytest.fixture
