@@ -50,6 +50,7 @@ from engine.run.record import RunRecord
 from engine.stages import business, data, domain, features, model, quality, split
 from engine.store import runcache, tracking
 from engine.store.featurestore import FeatureStore
+from engine.store.heartbeat import Heartbeat, revive_if_lost
 
 log = logging.getLogger("engine.run")
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -117,12 +118,13 @@ def _job(cfg: DictConfig, until: str, kind: str | None = None) -> dict[str, Any]
             provenance=provenance.collect(root, overrides),
         )
         shown = _display(run_dir, root)
-        with _isolated(cfg):
+        with _isolated(cfg), index.beating(record):
             try:
                 # The store's row first: a kill before run.json exists leaves a `running`
                 # row with a dead pid, which `mlops runs` closes as interrupted; the other
                 # way round, it left a run.json the store did not list.
                 index(record)
+                index.start_heartbeat(record)
                 record.start()
                 result = _execute(cfg, record, root, where, until, index)
             except EngineError as exc:
@@ -522,6 +524,7 @@ class _Index:
         self.resolved: dict[str, Any] | None = None
         self.metrics: dict[str, Any] | None = None
         self.store: tracking.RunStore | None = None
+        self.heartbeat: Heartbeat | None = None
         try:
             uri = OmegaConf.select(cfg, "tracking.uri", default=tracking.DEFAULT_URI, throw_on_missing=False)
             self.store = tracking.open_store(str(uri), root)
@@ -533,9 +536,30 @@ class _Index:
             return
         try:
             tracking.track(self.store, record.data, self.resolved, self.metrics)
+            if record.data.get("status") != "running" and self.heartbeat is not None:
+                self.heartbeat.stop()  # its last beat is written before the history is read
+                if revive_if_lost(self.store, record.id, str(record.data["status"])):
+                    log.warning("run %s had been marked lost (no heartbeat in time) and finished %s: revived",
+                                record.id[:8], record.data["status"])
         except (EngineError, sqlite3.Error, OSError) as exc:
             log.warning("run store: could not index run %s (%s); mlops runs reindex rebuilds the index",
                         record.id[:8], str(exc).splitlines()[0])
+
+    def start_heartbeat(self, record: RunRecord) -> None:
+        """Beat every ``heartbeat_s`` seconds (recorded in the run's row) while it runs."""
+        if self.store is not None and record.data.get("heartbeat_s"):
+            self.heartbeat = Heartbeat(self.store, record.id, float(record.data["heartbeat_s"])).start()
+
+    @contextmanager
+    def beating(self, record: RunRecord) -> Iterator[None]:
+        """Record the heartbeat interval before the first index; stop beating at the end, however it ends."""
+        if self.store is not None:
+            record.update(heartbeat_s=tracking.heartbeat_seconds())
+        try:
+            yield
+        finally:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
 
 
 def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], record: RunRecord,
