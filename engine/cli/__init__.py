@@ -46,6 +46,8 @@ commands:
   serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
              /model, /metrics, /docs) that checks its inputs, follows its alias, logs predictions
   predict    MODEL --input FILE|feature-store --output SCORES.parquet: batch scoring with serve's checks
+  db         upgrade [URI] | current [URI] | copy SRC_URI DST_URI: the metadata store's schema
+             (Alembic), and moving a store (SQLite <-> PostgreSQL), verified
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed (validate: the
@@ -58,7 +60,8 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 #: ``mlops runs`` never loads scikit-learn and a sweep's launching process stays light.
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
-            "validate": "validate", "diff": "validate", "serve": "serve", "predict": "serve", "init": "init"}
+            "validate": "validate", "diff": "validate", "serve": "serve", "predict": "serve", "init": "init",
+            "db": "db"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

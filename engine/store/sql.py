@@ -158,9 +158,11 @@ class SqlRunStore(tracking.RunStore):
         if self._engine is not None:
             self._engine.dispose()
 
-    def run(self, work: Callable[[Any], T], write: bool = False, default: T | None = None) -> T | None:
+    def run(self, work: Callable[[Any], T], write: bool = False, default: T | None = None,
+            check: bool = True) -> T | None:
         """``work(connection)`` in one transaction, committed; retried while the server
-        cannot be reached. Checks (and, for a write, creates) the schema first.
+        cannot be reached. Checks (and, for a write, creates) the schema first, unless
+        ``check`` is false (``mlops db`` reads and upgrades the schema itself).
 
         Returns:
             What ``work`` returns; ``default`` when the store is empty and this is a read.
@@ -176,7 +178,7 @@ class SqlRunStore(tracking.RunStore):
             tries += 1
             try:
                 with self.engine.connect() as conn:
-                    if not self._check(conn, create=write):
+                    if check and not self._check(conn, create=write):
                         return default
                     result = work(conn)
                     conn.commit()

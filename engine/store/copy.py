@@ -1,0 +1,160 @@
+"""``mlops db copy``: every run, its params, metrics, tags and history from one store to
+another (SQLite to PostgreSQL and back), then verified.
+
+The copy is one transaction on the destination: it lands whole or not at all. Each copied
+run replaces the destination's rows of that run, so a second copy of the same source
+changes nothing (idempotent), and runs the destination already had that the source does
+not are left alone. The check afterwards compares, table by table, the number of rows
+and a content hash of the copied runs' rows on both sides: a sum of each row's sha256,
+so it does not depend on the order either database returns rows in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.errors import StoreError, UsageError
+from engine.store import schema, sql, tracking
+
+#: Rows read and written per batch.
+BATCH = 5000
+
+
+def store_for(uri: str, root: Path) -> sql.SqlRunStore:
+    """The store of ``uri`` through SQLAlchemy (an SQLite path is relative to ``root``).
+
+    Raises:
+        UsageError: An unknown scheme (the message lists the schemes).
+    """
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        return sql.SqlRunStore(f"sqlite:///{path if path.is_absolute() else root / path}")
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    if scheme not in tracking.SERVER_SCHEMES:
+        tracking.open_store(uri, root)  # raises the one line that lists the schemes
+    return sql.SqlRunStore(uri)
+
+
+def revision(store: sql.SqlRunStore) -> str | None:
+    """The store's schema revision (None: empty)."""
+    return store.run(schema.current, check=False)
+
+
+def upgrade(store: sql.SqlRunStore) -> tuple[str | None, str]:
+    """Upgrade the store to the engine's revision; returns (before, after)."""
+    return store.run(schema.upgrade, check=False) or (None, "none")
+
+
+def _require_head(store: sql.SqlRunStore, role: str, create: bool) -> None:
+    current = revision(store)
+    if current is None and create:
+        upgrade(store)
+        return
+    if current is None:
+        raise UsageError(f"usage error: the {role} store {store.shown} is empty: expected a store with runs")
+    if current != schema.HEAD:
+        raise tracking.schema_refused(store.shown, current)
+
+
+def copy(source_uri: str, target_uri: str, root: Path) -> dict[str, dict[str, Any]]:
+    """Copy every run with its rows from one store to another, then verify.
+
+    Returns:
+        Per table: ``{"copied": rows, "source": (count, hash), "target": (count, hash)}``.
+
+    Raises:
+        UsageError: The same store twice, an unknown scheme, or an empty source.
+        StoreError: A store at another revision, one that cannot be reached, or a
+            verification that found a difference (the message names the table).
+    """
+    source, target = store_for(source_uri, root), store_for(target_uri, root)
+    if source.url == target.url:
+        raise UsageError(f"usage error: db copy: the source and the destination are the same store ({source.shown})")
+    if source.url.drivername.startswith("sqlite") and not Path(str(source.url.database)).is_file():
+        raise UsageError(f"usage error: db copy: no store at {source.shown}; expected an existing store")
+    _require_head(source, "source", create=False)
+    _require_head(target, "destination", create=True)
+    ids = set(source.run(lambda conn: list(conn.execute(sql.RUNS.select().with_only_columns(sql.RUNS.c.id))
+                                           .scalars()), check=False) or [])
+    copied = target.run(lambda conn: _write(source, conn, ids), check=False) or {}
+    report: dict[str, dict[str, Any]] = {}
+    for table in sql.TABLES:
+        mine = source.run(lambda conn, t=table: _digest(conn, t, None), check=False)
+        theirs = target.run(lambda conn, t=table: _digest(conn, t, ids), check=False)
+        report[table] = {"copied": copied.get(table, 0), "source": mine, "target": theirs}
+        if mine != theirs:
+            raise StoreError(f"store error: db copy: {table} differs after the copy: {mine[0]} row(s) in "
+                             f"{source.shown}, {theirs[0]} in {target.shown} (content hash {mine[1][:12]} against "
+                             f"{theirs[1][:12]}); the destination kept the copy, nothing was deleted")
+    return report
+
+
+def _write(source: sql.SqlRunStore, conn: Any, ids: set[str]) -> dict[str, int]:
+    """Replace the destination's rows of every source run with the source's (one transaction)."""
+    from sqlalchemy import delete
+
+    counts: dict[str, int] = {}
+    order = sorted(ids)
+    for table in sql.TABLES:
+        target = _table(table)
+        key = target.c.id if table == "runs" else target.c.run_id
+        for start in range(0, len(order), 1000):
+            conn.execute(delete(target).where(key.in_(order[start:start + 1000])))
+        counts[table] = 0
+        for batch in _batches(source, table):
+            if table == "run_events":
+                batch = [{k: v for k, v in row.items() if k != "id"} for row in batch]
+            conn.execute(target.insert(), batch)
+            counts[table] += len(batch)
+    return counts
+
+
+def _batches(store: sql.SqlRunStore, table: str) -> Iterator[list[dict[str, Any]]]:
+    """Every row of a source table, in batches (run_events in their order)."""
+    from sqlalchemy import select
+
+    source = _table(table)
+    query = select(source)
+    if table == "run_events":
+        query = query.order_by(source.c.id)
+
+    def read(conn: Any) -> list[list[dict[str, Any]]]:
+        result = conn.execution_options(yield_per=BATCH).execute(query).mappings()
+        return [[dict(row) for row in part] for part in result.partitions(BATCH)]
+
+    yield from store.run(read, check=False) or []
+
+
+def _digest(conn: Any, table: str, ids: set[str] | None) -> tuple[int, str]:
+    """(rows, content hash) of a table, or of the rows of ``ids``' runs."""
+    from sqlalchemy import select
+
+    source = _table(table)
+    columns = [c for c in source.c if c.name != "id" or table == "runs"]
+    key = "id" if table == "runs" else "run_id"
+    count, total = 0, 0
+    for row in conn.execute(select(*columns)).mappings():
+        if ids is not None and row[key] not in ids:
+            continue
+        count += 1
+        text = "\x1f".join(_canonical(row[c.name]) for c in columns)
+        total = (total + int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")) % 2 ** 256
+    return count, f"{total:064x}"
+
+
+def _canonical(value: Any) -> str:
+    """One text for a value, whichever database returned it (numbers as floats)."""
+    if value is None:
+        return "\x00"
+    if isinstance(value, bool):
+        return repr(float(value))
+    if isinstance(value, int | float):
+        return repr(float(value))
+    return str(value)
+
+
+def _table(name: str) -> Any:
+    return {"runs": sql.RUNS, "run_events": sql.EVENTS, **sql.VALUES}[name]
