@@ -138,7 +138,12 @@ def show_command(args: list[str]) -> int:
     parser.add_argument("run")
     options = parser.parse_args(args)
     store = tracking_store(options.tracking_uri)
-    show(runs.resolve(store, options.run, runs.all_runs(store)))
+    row = runs.resolve(store, options.run, runs.all_runs(store))
+    try:
+        row = {**row, "history": store.events(row["id"])}
+    except NotImplementedError:
+        pass
+    show(row)
     return 0
 
 
@@ -207,6 +212,10 @@ def show(row: Row, out: Any = sys.stdout) -> None:
             print(f"{section}:", file=out)
             for key, value in sorted(row[section].items()):
                 print(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}", file=out)
+    if row.get("history"):  # lost (no heartbeat in time), a late heartbeat, revived
+        print("history:", file=out)
+        for event in row["history"]:
+            print(f"  {str(event['at'])[:23]}  {event['event']}: {event['detail']}", file=out)
     if row.get("params"):
         print("params:", file=out)
         for key, value in sorted(row["params"].items()):

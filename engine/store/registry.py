@@ -485,7 +485,7 @@ def _run_records(version: Mapping[str, Any], tracking_uri: str | None) -> dict[s
         model = record.get("model") if isinstance(record.get("model"), dict) else {}
         found[where] = str(model.get("sha256") or "no model")
     uri = tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or tracking.DEFAULT_URI
-    where = f"the run store {uri}"
+    where = f"the run store {tracking.shown_uri(uri)}"  # never its password
     try:
         store = tracking.open_store(uri, Path.cwd())
         path = getattr(store, "path", None)

@@ -99,7 +99,7 @@ def masked(uri: str) -> str:
 
 def masked_text(text: str) -> str:
     """``scheme://user:secret@host`` anywhere in ``text`` with the secret as ``***``."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return tracking.shown_uri(text)
 
 
 def where(url: Any) -> str:

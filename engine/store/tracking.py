@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 from abc import ABC, abstractmethod
@@ -123,6 +124,11 @@ def open_store(uri: str, root: Path) -> RunStore:
 
 #: The schemes of PostgreSQL URIs; all are read as ``postgresql+psycopg`` (psycopg 3).
 SERVER_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
+
+
+def shown_uri(uri: str) -> str:
+    """A store URI as messages show it: ``scheme://user:***@host`` (never the password)."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", uri)
 
 
 def host_id() -> str:
