@@ -84,7 +84,10 @@ class Cluster:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
     def restart(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "restart")
+        """Stop (closing every connection) and start again; not ``pg_ctl restart``, whose
+        server would keep this process's output pipe open without ``-l``."""
+        self.stop("fast")
+        self.start()
 
     def remove(self) -> None:
         self.stop("immediate")

@@ -133,8 +133,9 @@ def test_a_server_restarted_during_a_16_job_sweep_loses_no_run(project: Path,
         monkeypatch.setenv("MLOPS_TRACKING_URI", uri)
         monkeypatch.setenv("MLOPS_HEARTBEAT_SECONDS", "0.5")
         store = sql.SqlRunStore(uri)
-        sweep = subprocess.Popen([MLOPS, "quality", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                  "seed=range(0,16)"], cwd=project, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # "-m" last: `mlops quality` puts its own overrides before the arguments given
+        sweep = subprocess.Popen([MLOPS, "quality", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                  "seed=range(0,16)", "-m"], cwd=project, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 240
         while len(store.search()) < 3 and time.monotonic() < deadline and sweep.poll() is None:
