@@ -77,13 +77,12 @@ def copy(source_uri: str, target_uri: str, root: Path) -> dict[str, dict[str, An
         raise UsageError(f"usage error: db copy: no store at {source.shown}; expected an existing store")
     _require_head(source, "source", create=False)
     _require_head(target, "destination", create=True)
-    ids = set(source.run(lambda conn: list(conn.execute(sql.RUNS.select().with_only_columns(sql.RUNS.c.id))
-                                           .scalars()), check=False) or [])
-    copied = target.run(lambda conn: _write(source, conn, ids), check=False) or {}
+    owners = source.run(_owners, check=False) or {"run": set(), "model": set()}
+    copied = target.run(lambda conn: _write(source, conn, owners), check=False) or {}
     report: dict[str, dict[str, Any]] = {}
     for table in sql.TABLES:
         mine = source.run(lambda conn, t=table: _digest(conn, t, None), check=False)
-        theirs = target.run(lambda conn, t=table: _digest(conn, t, ids), check=False)
+        theirs = target.run(lambda conn, t=table: _digest(conn, t, _of(owners, t)), check=False)
         report[table] = {"copied": copied.get(table, 0), "source": mine, "target": theirs}
         if mine != theirs:
             raise StoreError(f"store error: db copy: {table} differs after the copy: {mine[0]} row(s) in "
@@ -92,20 +91,32 @@ def copy(source_uri: str, target_uri: str, root: Path) -> dict[str, dict[str, An
     return report
 
 
-def _write(source: sql.SqlRunStore, conn: Any, ids: set[str]) -> dict[str, int]:
-    """Replace the destination's rows of every source run with the source's (one transaction)."""
+def _owners(conn: Any) -> dict[str, set[str]]:
+    """The source's run ids and registered model names."""
+    from sqlalchemy import select, union
+
+    names = union(*(select(sql.REGISTRY[t].c.name) for t in sql.REGISTRY))
+    return {"run": set(conn.execute(select(sql.RUNS.c.id)).scalars()), "model": set(conn.execute(names).scalars())}
+
+
+def _of(owners: dict[str, set[str]], table: str) -> set[str]:
+    return owners["model" if table.startswith("registry_") else "run"]
+
+
+def _write(source: sql.SqlRunStore, conn: Any, owners: dict[str, set[str]]) -> dict[str, int]:
+    """Replace the destination's rows of every source run and model with the source's (one transaction)."""
     from sqlalchemy import delete
 
     counts: dict[str, int] = {}
-    order = sorted(ids)
     for table in sql.TABLES:
         target = _table(table)
-        key = target.c.id if table == "runs" else target.c.run_id
+        key = target.c[sql.OWNER[table]]
+        order = sorted(_of(owners, table))
         for start in range(0, len(order), 1000):
             conn.execute(delete(target).where(key.in_(order[start:start + 1000])))
         counts[table] = 0
         for batch in _batches(source, table):
-            if table == "run_events":
+            if table in sql.SEQUENCED:
                 batch = [{k: v for k, v in row.items() if k != "id"} for row in batch]
             conn.execute(target.insert(), batch)
             counts[table] += len(batch)
@@ -118,7 +129,7 @@ def _batches(store: sql.SqlRunStore, table: str) -> Iterator[list[dict[str, Any]
 
     source = _table(table)
     query = select(source)
-    if table == "run_events":
+    if table in sql.SEQUENCED:
         query = query.order_by(source.c.id)
 
     def read(conn: Any) -> list[list[dict[str, Any]]]:
@@ -133,8 +144,8 @@ def _digest(conn: Any, table: str, ids: set[str] | None) -> tuple[int, str]:
     from sqlalchemy import select
 
     source = _table(table)
-    columns = [c for c in source.c if c.name != "id" or table == "runs"]
-    key = "id" if table == "runs" else "run_id"
+    columns = [c for c in source.c if c.name != "id" or table not in sql.SEQUENCED]
+    key = sql.OWNER[table]
     count, total = 0, 0
     for row in conn.execute(select(*columns)).mappings():
         if ids is not None and row[key] not in ids:
@@ -157,4 +168,4 @@ def _canonical(value: Any) -> str:
 
 
 def _table(name: str) -> Any:
-    return {"runs": sql.RUNS, "run_events": sql.EVENTS, **sql.VALUES}[name]
+    return sql.table(name)

@@ -1,7 +1,7 @@
 """The store's schema revision: read it, check it, upgrade it (Alembic, in code).
 
 Both backends carry the same revisions (:mod:`engine.store.migrations`). An SQLite store
-also mirrors its revision in ``PRAGMA user_version`` (``0002`` -> 2), so the check every
+also mirrors its revision in ``PRAGMA user_version`` (``0003`` -> 3), so the check every
 connection makes costs one pragma and imports neither SQLAlchemy nor Alembic; stores
 written before Alembic have ``user_version`` 1 and no ``alembic_version`` table, which
 is revision ``0001`` exactly, and ``mlops db upgrade`` stamps them so before upgrading.
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 #: Every revision, oldest first; an SQLite store's ``user_version`` is its position (from 1).
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 HEAD_NUMBER = len(REVISIONS)
 

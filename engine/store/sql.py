@@ -62,12 +62,35 @@ def _tables() -> Any:
     events = Table("run_events", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
                    Column("run_id", Text, nullable=False), Column("at", Text, nullable=False),
                    Column("event", Text, nullable=False), Column("detail", Text))
-    return metadata, runs, values, events
+    registry = {
+        "registry_versions": Table("registry_versions", metadata, Column("name", Text, primary_key=True),
+                                   Column("version", Integer, primary_key=True, autoincrement=False),
+                                   Column("record", Text, nullable=False)),
+        "registry_aliases": Table("registry_aliases", metadata, Column("name", Text, primary_key=True),
+                                  Column("alias", Text, primary_key=True), Column("version", Integer, nullable=False)),
+        "registry_alias_history": Table("registry_alias_history", metadata,
+                                        Column("id", Integer, primary_key=True, autoincrement=True),
+                                        Column("name", Text, nullable=False), Column("alias", Text, nullable=False),
+                                        Column("version", Integer, nullable=False), Column("previous", Integer),
+                                        Column("at", Text, nullable=False)),
+    }
+    return metadata, runs, values, events, registry
 
 
-METADATA, RUNS, VALUES, EVENTS = _tables()
+METADATA, RUNS, VALUES, EVENTS, REGISTRY = _tables()
 #: Every table of the store, in the order ``mlops db copy`` copies them.
-TABLES = ("runs", "params", "metrics", "tags", "run_events")
+TABLES = ("runs", "params", "metrics", "tags", "run_events", "registry_versions", "registry_aliases",
+          "registry_alias_history")
+#: The column that says whose a row is: a run's (by id) or a registered model's (by name).
+OWNER = {"runs": "id", "params": "run_id", "metrics": "run_id", "tags": "run_id", "run_events": "run_id",
+         "registry_versions": "name", "registry_aliases": "name", "registry_alias_history": "name"}
+#: Tables whose ``id`` is a sequence number of the database: not copied, the order kept.
+SEQUENCED = ("run_events", "registry_alias_history")
+
+
+def table(name: str) -> Any:
+    """A store table by name."""
+    return {"runs": RUNS, "run_events": EVENTS, **VALUES, **REGISTRY}[name]
 
 
 def url_of(uri: str) -> Any:

@@ -282,6 +282,13 @@ class SqliteRunStore(RunStore):
             CREATE TABLE IF NOT EXISTS run_events (id INTEGER NOT NULL, run_id TEXT NOT NULL, at TEXT NOT NULL,
                 event TEXT NOT NULL, detail TEXT, PRIMARY KEY (id));
             CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
+            CREATE TABLE IF NOT EXISTS registry_versions (name TEXT NOT NULL, version INTEGER NOT NULL,
+                record TEXT NOT NULL, PRIMARY KEY (name, version));
+            CREATE TABLE IF NOT EXISTS registry_aliases (name TEXT NOT NULL, alias TEXT NOT NULL,
+                version INTEGER NOT NULL, PRIMARY KEY (name, alias));
+            CREATE TABLE IF NOT EXISTS registry_alias_history (id INTEGER NOT NULL, name TEXT NOT NULL,
+                alias TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, at TEXT NOT NULL, PRIMARY KEY (id));
+            CREATE INDEX IF NOT EXISTS registry_alias_history_name ON registry_alias_history (name, id);
             CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL,
                 CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
             INSERT INTO alembic_version (version_num) VALUES ('{schema.HEAD}');
