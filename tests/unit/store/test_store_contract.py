@@ -192,8 +192,9 @@ class StoreContract:
         store.upsert({**tracking.summary(record("lost", status="running"), None), "heartbeat_s": 1.0})
         store.mark_lost("lost", store.get("lost")["heartbeat_at"], "lost: test")  # type: ignore[index]
         report = copy.copy(uri, other_uri, tmp_path)
-        assert {t: r["source"][0] for t, r in report.items()} == {"runs": 6, "params": 20, "metrics": 10,
-                                                                  "tags": 10, "run_events": 1}
+        assert {t: r["source"][0] for t, r in report.items()} == {
+            "runs": 6, "params": 20, "metrics": 10, "tags": 10, "run_events": 1, "registry_versions": 0,
+            "registry_aliases": 0, "registry_alias_history": 0}
         assert all(r["source"] == r["target"] for r in report.values())
         again = copy.copy(uri, other_uri, tmp_path)  # idempotent: same rows, no duplicates
         assert {t: r["target"] for t, r in again.items()} == {t: r["target"] for t, r in report.items()}
