@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engine.store import runs, sql, tracking
+from engine.store import runs, schema, sql, tracking
 from tests import postgres
 from tests.conftest import MLOPS, run_mlops
 
@@ -150,3 +151,47 @@ def test_a_server_restarted_during_a_16_job_sweep_loses_no_run(project: Path,
         assert len(found) == 16, [r["status"] for r in found]
         assert {r["status"] for r in found} == {"succeeded"}
         assert sorted(int(r["params"]["seed"]) for r in found) == list(range(16))
+
+
+def test_an_old_sqlite_store_is_refused_in_one_line_until_db_upgrade(project: Path) -> None:
+    from tests.unit.store.test_store_contract import LEGACY_DDL
+
+    store = project / "outputs" / "mlops.db"
+    store.parent.mkdir(parents=True)
+    conn = sqlite3.connect(store)
+    conn.executescript(LEGACY_DDL)
+    conn.execute("INSERT INTO runs (id, name, kind, status, started_at) VALUES "
+                 "('0123456789abcdef', 'churn', 'run', 'succeeded', '2026-01-01T00:00:00')")
+    conn.commit()
+    conn.close()
+    refused = run_mlops(project, "runs")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "schema revision 0001, older than this engine's" in refused.stderr
+    assert refused.stderr.strip().endswith(f"mlops db upgrade sqlite:///{store}")
+    assert run_mlops(project, "db", "current").stdout.strip().endswith(f"0001 (older than this engine's "
+                                                                        f"{schema.HEAD}; upgrade it with: "
+                                                                        f"mlops db upgrade sqlite:///{store})")
+    upgraded = run_mlops(project, "db", "upgrade")
+    assert upgraded.returncode == 0 and f"from 0001 to {schema.HEAD}" in upgraded.stdout, upgraded.stderr
+    again = run_mlops(project, "db", "upgrade")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    listed = listed_rows(project, f"sqlite:///{store}")
+    assert [r["id"] for r in listed] == ["0123456789abcdef"]
+
+
+@pytest.mark.slow
+def test_db_copy_moves_an_sqlite_store_to_postgresql_and_the_counts_match(project: Path, postgres_uri: str) -> None:
+    assert run_mlops(project, "run", "-m", "model=logistic,random_forest").returncode == 0
+    assert run_mlops(project, "registry", "register", "latest", "--name", "churn").returncode == 0
+    copied = run_mlops(project, "db", "copy", "sqlite:///outputs/mlops.db", postgres_uri)
+    assert copied.returncode == 0, copied.stderr
+    assert "verified:" in copied.stdout and postgres.PASSWORD not in copied.stdout
+    lines = {line.split()[0]: line.split() for line in copied.stdout.splitlines()[1:-1]}
+    assert lines["runs"][1] == "2" and lines["runs"][4] == lines["runs"][6]  # source hash = destination hash
+    local = listed_rows(project, "sqlite:///outputs/mlops.db", "metrics.roc_auc")
+    remote = listed_rows(project, postgres_uri, "metrics.roc_auc")
+    assert sorted(map(json.dumps, local)) == sorted(map(json.dumps, remote))
+    again = run_mlops(project, "db", "copy", "sqlite:///outputs/mlops.db", postgres_uri)  # idempotent
+    assert again.returncode == 0 and again.stdout.splitlines()[1:] == copied.stdout.splitlines()[1:]
+    same = run_mlops(project, "db", "copy", "sqlite:///outputs/mlops.db", "sqlite:///outputs/mlops.db")
+    assert same.returncode == 2 and "the same store" in same.stderr
