@@ -225,6 +225,24 @@ class TestPostgresStore(StoreContract):
     def other_uri(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'copy.db'}"
 
+    def test_an_upgrade_is_one_transaction(self, uri: str, tmp_path: Path) -> None:
+        """A revision that fails takes the ones before it back with it: the store stays as it was."""
+        target = copy.store_for(uri, tmp_path)
+        target.run(lambda conn: schema.upgrade(conn, schema.REVISIONS[0]), check=False)
+        target.run(lambda conn: conn.exec_driver_sql("INSERT INTO runs (id, status) VALUES ('kept', 'succeeded')"),
+                   check=False)
+        # a table in the way of the last revision: it fails after the others ran
+        target.run(lambda conn: conn.exec_driver_sql("CREATE TABLE registry_aliases (x INTEGER)"), check=False)
+        with pytest.raises(StoreError, match="registry_aliases"):
+            copy.upgrade(target)
+        assert copy.revision(target) == schema.REVISIONS[0]
+        columns = target.run(lambda conn: list(conn.exec_driver_sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").scalars()), check=False)
+        assert "heartbeat_at" not in (columns or [])  # revision 0002 was rolled back too
+        assert target.run(lambda conn: conn.exec_driver_sql("SELECT id FROM runs").scalars().all(),
+                          check=False) == ["kept"]
+        target.dispose()
+
 
 # ------------------------------------------------------------------ SQLite only
 
