@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from engine.cli.common import command_parser, project_setting
@@ -10,13 +11,19 @@ from engine.errors import UsageError
 DB_USAGE = """\
 usage: mlops db upgrade [URI]            migrate the store to this engine's schema revision
        mlops db current [URI]            show the store's schema revision
-       mlops db copy SRC_URI DST_URI     copy every run, its params, metrics, tags and history,
-                                         then verify row counts and a content hash per table
+       mlops db copy SRC_URI DST_URI [--registry PATH]
+                                         copy every run (params, metrics, tags, history) and
+                                         every registry version, alias and alias move, then
+                                         verify row counts and a content hash per table
 
   URI   sqlite:///PATH (relative to this folder) or postgresql+psycopg://USER@HOST:PORT/DB
         (the password: in the URI, in PGPASSWORD or in ~/.pgpass; never printed).
         Default: --tracking-uri, else the project's tracking.uri ($MLOPS_TRACKING_URI,
         else sqlite:///outputs/mlops.db).
+
+--registry  with an SQLite source: the file registry's folder (default $MLOPS_REGISTRY or
+            outputs/registry), whose models are copied into the destination's registry
+            tables, each version recording the folder as its artifact root
 
 A store older than the engine is refused by every command until `mlops db upgrade`;
 on PostgreSQL the upgrade is one transaction. `db copy` is idempotent: run it again and
@@ -37,6 +44,7 @@ def db_command(args: list[str]) -> int:
     parser = command_parser("mlops db", DB_USAGE)
     parser.add_argument("action", choices=["upgrade", "current", "copy"])
     parser.add_argument("uris", nargs="*")
+    parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(Path("outputs") / "registry")))
     options = parser.parse_args(args)
     wanted = 2 if options.action == "copy" else 1
     if len(options.uris) > wanted or (options.action == "copy" and len(options.uris) != 2):
@@ -44,7 +52,7 @@ def db_command(args: list[str]) -> int:
                          f"got {len(options.uris)} argument(s)")
     root = Path.cwd()
     if options.action == "copy":
-        report = copy.copy(options.uris[0], options.uris[1], root)
+        report = copy.copy(options.uris[0], options.uris[1], root, Path(options.registry))
         source, target = copy.store_for(options.uris[0], root).shown, copy.store_for(options.uris[1], root).shown
         print(f"copied {source} -> {target}")
         for table, line in report.items():

@@ -59,8 +59,14 @@ def _require_head(store: sql.SqlRunStore, role: str, create: bool) -> None:
         raise tracking.schema_refused(store.shown, current)
 
 
-def copy(source_uri: str, target_uri: str, root: Path) -> dict[str, dict[str, Any]]:
+def copy(source_uri: str, target_uri: str, root: Path, registry: Path | None = None) -> dict[str, dict[str, Any]]:
     """Copy every run with its rows from one store to another, then verify.
+
+    Args:
+        registry: With an SQLite source, the file registry's folder: the models kept in
+            its ``<name>.json`` files (and not in the source's registry tables) are copied
+            into the destination's registry tables too, each version recording the folder
+            as its artifact root.
 
     Returns:
         Per table: ``{"copied": rows, "source": (count, hash), "target": (count, hash)}``.
@@ -78,10 +84,13 @@ def copy(source_uri: str, target_uri: str, root: Path) -> dict[str, dict[str, An
     _require_head(source, "source", create=False)
     _require_head(target, "destination", create=True)
     owners = source.run(_owners, check=False) or {"run": set(), "model": set()}
-    copied = target.run(lambda conn: _write(source, conn, owners), check=False) or {}
+    files = _file_registry(registry, owners["model"]) \
+        if registry is not None and source.url.drivername.startswith("sqlite") else {}
+    owners["model"] |= set(files.get("names", ()))
+    copied = target.run(lambda conn: _write(source, conn, owners, files), check=False) or {}
     report: dict[str, dict[str, Any]] = {}
     for table in sql.TABLES:
-        mine = source.run(lambda conn, t=table: _digest(conn, t, None), check=False)
+        mine = source.run(lambda conn, t=table: _digest(conn, t, None, files.get(t, [])), check=False)
         theirs = target.run(lambda conn, t=table: _digest(conn, t, _of(owners, t)), check=False)
         report[table] = {"copied": copied.get(table, 0), "source": mine, "target": theirs}
         if mine != theirs:
@@ -103,7 +112,37 @@ def _of(owners: dict[str, set[str]], table: str) -> set[str]:
     return owners["model" if table.startswith("registry_") else "run"]
 
 
-def _write(source: sql.SqlRunStore, conn: Any, owners: dict[str, set[str]]) -> dict[str, int]:
+def _file_registry(folder: Path, stored: set[str]) -> dict[str, Any]:
+    """The rows of the models kept in the file registry's JSON files (not in the store's tables).
+
+    Raises:
+        EngineError: A registry file that is damaged (its one-line error).
+    """
+    import json
+
+    from engine.store.registry import Registry
+
+    files = Registry(folder, tracking_uri="sqlite:///")  # the JSON files only
+    rows: dict[str, Any] = {"names": [], "registry_versions": [], "registry_aliases": [],
+                            "registry_alias_history": []}
+    for name in files.names():
+        if name in stored:
+            continue
+        entry = files.read(name)
+        rows["names"].append(name)
+        for version in entry["versions"]:
+            record = {**version, "artifact_root": str(folder.resolve())}
+            rows["registry_versions"].append({"name": name, "version": version["version"],
+                                              "record": json.dumps(record, sort_keys=True, default=str)})
+        rows["registry_aliases"] += [{"name": name, "alias": a, "version": v} for a, v in entry["aliases"].items()]
+        rows["registry_alias_history"] += [{"name": name, "alias": m["alias"], "version": m["version"],
+                                            "previous": m.get("previous"), "at": m.get("at") or ""}
+                                           for m in entry["alias_history"]]
+    return rows
+
+
+def _write(source: sql.SqlRunStore, conn: Any, owners: dict[str, set[str]],
+           files: dict[str, Any]) -> dict[str, int]:
     """Replace the destination's rows of every source run and model with the source's (one transaction)."""
     from sqlalchemy import delete
 
@@ -120,6 +159,9 @@ def _write(source: sql.SqlRunStore, conn: Any, owners: dict[str, set[str]]) -> d
                 batch = [{k: v for k, v in row.items() if k != "id"} for row in batch]
             conn.execute(target.insert(), batch)
             counts[table] += len(batch)
+        if files.get(table):
+            conn.execute(target.insert(), files[table])
+            counts[table] += len(files[table])
     return counts
 
 
@@ -139,15 +181,15 @@ def _batches(store: sql.SqlRunStore, table: str) -> Iterator[list[dict[str, Any]
     yield from store.run(read, check=False) or []
 
 
-def _digest(conn: Any, table: str, ids: set[str] | None) -> tuple[int, str]:
-    """(rows, content hash) of a table, or of the rows of ``ids``' runs."""
+def _digest(conn: Any, table: str, ids: set[str] | None, extra: list[dict[str, Any]] = ()) -> tuple[int, str]:
+    """(rows, content hash) of a table (or of the rows of ``ids``' runs or models), with ``extra`` rows."""
     from sqlalchemy import select
 
     source = _table(table)
     columns = [c for c in source.c if c.name != "id" or table not in sql.SEQUENCED]
     key = sql.OWNER[table]
     count, total = 0, 0
-    for row in conn.execute(select(*columns)).mappings():
+    for row in [*conn.execute(select(*columns)).mappings(), *extra]:
         if ids is not None and row[key] not in ids:
             continue
         count += 1
