@@ -12,6 +12,7 @@ so it does not depend on the order either database returns rows in.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,11 +175,18 @@ def _batches(store: sql.SqlRunStore, table: str) -> Iterator[list[dict[str, Any]
     if table in sql.SEQUENCED:
         query = query.order_by(source.c.id)
 
-    def read(conn: Any) -> list[list[dict[str, Any]]]:
-        result = conn.execution_options(yield_per=BATCH).execute(query).mappings()
-        return [[dict(row) for row in part] for part in result.partitions(BATCH)]
+    from sqlalchemy.exc import DBAPIError
 
-    yield from store.run(read, check=False) or []
+    # Streamed (a server-side cursor on PostgreSQL): a large store is never held in memory.
+    # Not retried: the destination's transaction is, and it reads the source again.
+    try:
+        with store.engine.connect() as conn:
+            result = conn.execution_options(yield_per=BATCH).execute(query).mappings()
+            for part in result.partitions(BATCH):
+                yield [dict(row) for row in part]
+    except DBAPIError as exc:
+        raise StoreError(f"store error: db copy: reading {table} from {store.shown} failed: "
+                         f"{sql.masked_text(str(exc.orig or exc).splitlines()[0])}") from None
 
 
 def _digest(conn: Any, table: str, ids: set[str] | None, extra: list[dict[str, Any]] = ()) -> tuple[int, str]:
@@ -189,7 +197,7 @@ def _digest(conn: Any, table: str, ids: set[str] | None, extra: list[dict[str, A
     columns = [c for c in source.c if c.name != "id" or table not in sql.SEQUENCED]
     key = sql.OWNER[table]
     count, total = 0, 0
-    for row in [*conn.execute(select(*columns)).mappings(), *extra]:
+    for row in itertools.chain(conn.execution_options(yield_per=BATCH).execute(select(*columns)).mappings(), extra):
         if ids is not None and row[key] not in ids:
             continue
         count += 1
