@@ -257,14 +257,17 @@ class SqlRunStore(tracking.RunStore):
             updates = {name: (func.coalesce(statement.excluded[name], RUNS.c[name]) if name.startswith("heartbeat_")
                               else statement.excluded[name]) for name in tracking.RUN_FIELDS if name != "id"}
             conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=updates))
-            for table, values in rows.items():
-                if values is None:
-                    continue
+            given = {table: [(k, v if table == "metrics" else tracking._text(v)) for k, v in values.items()
+                             if v is not None or table != "metrics"]
+                     for table, values in rows.items() if values is not None}
+            if conn.dialect.name == "postgresql":
+                _replace_values_pg(conn, row["id"], given)
+                return
+            for table, pairs in given.items():
                 conn.execute(delete(VALUES[table]).where(VALUES[table].c.run_id == row["id"]))
-                batch = [{"run_id": row["id"], "key": k, "value": v if table == "metrics" else tracking._text(v)}
-                         for k, v in values.items() if v is not None or table != "metrics"]
-                if batch:
-                    conn.execute(VALUES[table].insert(), batch)
+                if pairs:
+                    conn.execute(VALUES[table].insert(), [{"run_id": row["id"], "key": k, "value": v}
+                                                          for k, v in pairs])
 
         self.run(work, write=True)
 
@@ -336,6 +339,26 @@ class SqlRunStore(tracking.RunStore):
             return [dict(r._mapping) for r in conn.execute(query.order_by(EVENTS.c.id))]
 
         return self.run(work, default=[]) or []
+
+
+def _replace_values_pg(conn: Any, run_id: str, given: dict[str, list[tuple[str, Any]]]) -> None:
+    """Replace a run's params, metrics and tags on PostgreSQL in a statement per table plus
+    one for the deletes: each table's rows go as two arrays (``unnest``), not a round trip
+    per row, which keeps logging a run with 50 params near the SQLite store's time."""
+    from sqlalchemy import text
+
+    if not given:
+        return
+    deletes = [f"DELETE FROM {table} WHERE run_id = :run_id" for table in given]
+    statement = deletes[-1] if len(deletes) == 1 else \
+        "WITH " + ", ".join(f"d{i} AS ({d})" for i, d in enumerate(deletes[:-1])) + " " + deletes[-1]
+    conn.execute(text(statement), {"run_id": run_id})
+    for table, pairs in given.items():
+        if pairs:
+            kind = "float8" if table == "metrics" else "text"
+            conn.execute(text(f"INSERT INTO {table} (run_id, key, value) SELECT :run_id, k, v FROM "
+                              f"unnest(CAST(:keys AS text[]), CAST(:values AS {kind}[])) AS t(k, v)"),
+                         {"run_id": run_id, "keys": [k for k, _ in pairs], "values": [float(v) if kind == "float8" else v for _, v in pairs]})
 
 
 def _insert(conn: Any) -> Any:
