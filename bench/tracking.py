@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still stops its cluster
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp, postgres_server() as server:
         root = Path(tmp)
