@@ -77,7 +77,10 @@ def runs_command(args: list[str]) -> int:
 
         uri = options.tracking_uri or str(project_setting("tracking.uri", DEFAULT_URI))
         if not uri.startswith("sqlite:///"):
-            raise UsageError(f"usage error: reindex rebuilds SQLite stores only, got {uri}")
+            from engine.store.tracking import shown_uri
+
+            raise UsageError(f"usage error: reindex rebuilds SQLite stores only, got {shown_uri(uri)}; a server "
+                             "store is moved with: mlops db copy")
         path = Path(uri.removeprefix("sqlite:///"))
         count = runs.reindex(path if path.is_absolute() else Path.cwd() / path, Path(options.outputs))
         print(f"indexed {count} run(s) from {options.outputs}/ into {uri}")

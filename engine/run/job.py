@@ -240,9 +240,10 @@ def _compile(cfg: DictConfig, record: RunRecord, where: ConfigOrigin, index: _In
         resolved = resolve(cfg)
         # PyYAML's C dumper: the same YAML OmegaConf.save writes for plain data, in a
         # tenth of the time (a sweep pays it per job).
-        write_text(record.run_dir / RESOLVED_CONFIG, yaml.dump(resolved, Dumper=_YAML_DUMPER, sort_keys=False))
+        recorded = tracking.without_password(resolved)  # a store's password is never written down
+        write_text(record.run_dir / RESOLVED_CONFIG, yaml.dump(recorded, Dumper=_YAML_DUMPER, sort_keys=False))
         plan = compile_plan(resolved, where)
-        index.resolved = resolved
+        index.resolved = recorded
         settings = plan.settings
         record.update(
             seed=settings.seed,

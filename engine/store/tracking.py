@@ -131,6 +131,17 @@ def shown_uri(uri: str) -> str:
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", uri)
 
 
+def without_password(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config as runs record it (config.resolved.yaml, the store's params): a
+    store URI's password left out (``scheme://user@host``; libpq finds it in PGPASSWORD or
+    ~/.pgpass when the record is run again)."""
+    tracking_cfg = resolved.get("tracking")
+    if not isinstance(tracking_cfg, Mapping) or not isinstance(tracking_cfg.get("uri"), str):
+        return dict(resolved)
+    uri = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1@", tracking_cfg["uri"])
+    return {**resolved, "tracking": {**tracking_cfg, "uri": uri}}
+
+
 def host_id() -> str:
     """This machine as run records name it: ``MLOPS_HOST_ID``, else the host name."""
     return os.environ.get("MLOPS_HOST_ID") or socket.gethostname()

@@ -40,14 +40,17 @@ def test_a_parallel_sweep_the_registry_and_load_model_on_postgresql(
     assert done.returncode == 0, done.stderr
     assert "could not index" not in done.stdout + done.stderr
     assert not (project / "outputs" / "mlops.db").exists()  # every run went to the server
+    for path in (project / "outputs").rglob("*"):  # the store's password is written nowhere
+        assert not path.is_file() or postgres.PASSWORD.encode() not in path.read_bytes(), path
     listed = listed_rows(project, postgres_uri, "params.model._target_", "metrics.roc_auc")
     assert sorted(r["params.model._target_"].rsplit(".", 1)[-1] for r in listed) == \
         ["LogisticRegression", "RandomForestClassifier"]
     assert {r["status"] for r in listed} == {"succeeded"}
     best = run_mlops(project, "runs", "--sort", "metrics.roc_auc", "--limit", "1", "--format", "json")
     assert json.loads(best.stdout)[0]["metrics.roc_auc"] == max(r["metrics.roc_auc"] for r in listed)
-    compared = run_mlops(project, "compare", listed[0]["id"], listed[1]["id"])
+    compared = run_mlops(project, "compare", listed[0]["id"], listed[1]["id"], "--all")
     assert compared.returncode == 0 and "model._target_" in compared.stdout, compared.stderr
+    assert "tracking.uri" in compared.stdout and postgres.PASSWORD not in compared.stdout
     registered = run_mlops(project, "registry", "register", listed[0]["id"][:8], "--name", "churn")
     assert registered.returncode == 0, registered.stderr
     assert run_mlops(project, "registry", "promote", "churn/1", "--alias", "champion").returncode == 0
