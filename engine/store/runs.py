@@ -458,9 +458,11 @@ MAX_LISTED = 40
 
 def known_fields(rows: Iterable[Row]) -> list[str]:
     """Every field the runs have, as ``--where``, ``--sort`` and ``--columns`` name it:
-    run columns, then ``metrics.*``, ``tags.*`` and ``params.*``, each sorted."""
+    run columns, then ``metrics.*``, ``tags.*`` and ``params.*``, each sorted. The
+    heartbeat's bookkeeping columns work in a filter but are not listed: a message that
+    names the fields has room for the metrics first."""
     rows = list(rows)
-    names = sorted(RUN_COLUMNS)
+    names = sorted(RUN_COLUMNS - {"heartbeat_at", "heartbeat_s"})
     for section in ("metrics", "tags", "params"):
         names += sorted({f"{section}.{key}" for r in rows for key in r.get(section) or {}})
     return names
