@@ -358,7 +358,8 @@ def _replace_values_pg(conn: Any, run_id: str, given: dict[str, list[tuple[str, 
             kind = "float8" if table == "metrics" else "text"
             conn.execute(text(f"INSERT INTO {table} (run_id, key, value) SELECT :run_id, k, v FROM "
                               f"unnest(CAST(:keys AS text[]), CAST(:values AS {kind}[])) AS t(k, v)"),
-                         {"run_id": run_id, "keys": [k for k, _ in pairs], "values": [float(v) if kind == "float8" else v for _, v in pairs]})
+                         {"run_id": run_id, "keys": [k for k, _ in pairs],
+                          "values": [float(v) if kind == "float8" else v for _, v in pairs]})
 
 
 def _insert(conn: Any) -> Any:

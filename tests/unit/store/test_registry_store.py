@@ -53,7 +53,7 @@ def test_two_promotes_of_one_alias_at_once_leave_a_consistent_history(tmp_path: 
         start = threading.Barrier(2)
         errors: list[BaseException] = []
 
-        def promote(version: int) -> None:
+        def promote(version: int, start: threading.Barrier, errors: list[BaseException]) -> None:
             mine = Registry(tmp_path / "registry")  # its own connection, as another process has
             start.wait()
             try:
@@ -61,7 +61,7 @@ def test_two_promotes_of_one_alias_at_once_leave_a_consistent_history(tmp_path: 
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=promote, args=(v,)) for v in (1, 2)]
+        threads = [threading.Thread(target=promote, args=(v, start, errors)) for v in (1, 2)]
         for thread in threads:
             thread.start()
         for thread in threads:
