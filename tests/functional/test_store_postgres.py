@@ -206,3 +206,37 @@ def test_db_copy_moves_an_sqlite_store_to_postgresql_and_the_counts_match(projec
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "MLOPS_TRACKING_URI": postgres_uri})
     assert loaded.returncode == 0 and "FixedThresholdClassifier" in loaded.stdout, loaded.stderr
+
+
+@pytest.mark.slow
+def test_a_run_marked_lost_that_beats_again_is_revived_only_when_it_finishes(
+        project: Path, postgres_uri: str) -> None:
+    store = tracking.open_store(postgres_uri, project)
+    env = {**os.environ, "MLOPS_TRACKING_URI": postgres_uri, "MLOPS_HOST_ID": "node-18.cluster",
+           "MLOPS_HEARTBEAT_SECONDS": "0.5", "PYTHONUNBUFFERED": "1"}
+    job = subprocess.Popen([MLOPS, "run", "data.generate.customers=20000", "model=random_forest"], cwd=project,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and job.poll() is None:
+            found = store.search()
+            if found and found[0]["status"] == "running":
+                break
+            time.sleep(0.2)
+        os.killpg(job.pid, signal.SIGSTOP)  # a host that stops answering, then comes back
+        time.sleep(3)
+        (row,) = runs.all_runs(store)
+        assert row["status"] == "interrupted" and row["error"].startswith("lost: no heartbeat since")
+        os.killpg(job.pid, signal.SIGCONT)
+        assert job.wait(timeout=300) == 0
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    (row,) = listed_rows(project, postgres_uri)
+    assert row["status"] == "succeeded"  # it finished: revived
+    events = [e["event"] for e in store.events(row["id"])]
+    # stopped at its start, it had most of its work left: it beat late before it finished
+    assert events == ["lost", "late heartbeat", "revived"]
+    shown = run_mlops(project, "show", row["id"], "--tracking-uri", postgres_uri)
+    assert "revived: finished succeeded after it had been marked lost" in shown.stdout
