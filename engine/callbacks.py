@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from engine.errors import EngineError
 from engine.files import atomic_path, write_json, write_text
@@ -47,7 +47,8 @@ class RegisterBest(Callback):
             log.warning("sweep %s: no succeeded run has %s; nothing registered", sweep_dir, metric)
             return
         value, run_dir, run_id = (max if mode == "max" else min)(candidates, key=lambda c: c[0])
-        registry = Registry(Path(os.environ.get("MLOPS_REGISTRY", str(DEFAULT_PATH))))
+        uri = OmegaConf.select(config, "tracking.uri", default=None, throw_on_missing=False)
+        registry = Registry(Path(os.environ.get("MLOPS_REGISTRY", str(DEFAULT_PATH))), str(uri) if uri else None)
         try:
             version = registry.register(str(name), run_dir)
             registry.promote(str(name), version["version"], "challenger")

@@ -72,6 +72,12 @@ class DataError(EngineError, ValueError):
     """Data that cannot be read, or does not match what its config declares."""
 
 
+class StoreError(EngineError):
+    """The metadata store cannot be used: a server that cannot be reached, refused
+    credentials, or a schema older or newer than this engine's (exit 2). Its message
+    never holds a password."""
+
+
 class QualityGateError(EngineError):
     """A rule of severity ``error`` failed; the run stops before features."""
 

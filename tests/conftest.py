@@ -97,3 +97,36 @@ def in_tmp_cwd(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
     finally:
         os.chdir(old)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The superuser URI of a PostgreSQL server for the tests: ``MLOPS_TEST_POSTGRES_URI``
+    (what .ci/run exports after starting its cluster), else a throw-away cluster started
+    here, else the test is skipped."""
+    from tests import postgres
+
+    if os.environ.get("MLOPS_TEST_POSTGRES_URI"):
+        yield os.environ["MLOPS_TEST_POSTGRES_URI"]
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+    with postgres.cluster() as started:
+        if started is None:
+            pytest.skip("PostgreSQL is not installed (apt-get install postgresql) and MLOPS_TEST_POSTGRES_URI "
+                        "is not set")
+        yield started.uri
+
+
+@pytest.fixture
+def postgres_uri(postgres_server: str) -> Iterator[str]:
+    """The URI of a new, empty database of its own on the test server, dropped afterwards."""
+    from tests import postgres
+
+    uri = postgres.create_database(postgres_server)
+    try:
+        yield uri
+    finally:
+        postgres.drop_database(postgres_server, uri)

@@ -48,6 +48,8 @@ commands:
   predict    MODEL --input FILE|feature-store --output SCORES.parquet: batch scoring with serve's checks
   monitor    MODEL [--since 7d | --current features --as-of DATE]: drift, live quality and
              performance by conf/monitor/, against the profile frozen at training (exit 6: failed)
+  db         upgrade [URI] | current [URI] | copy SRC_URI DST_URI: the metadata store's schema
+             (Alembic), and moving a store (SQLite <-> PostgreSQL), verified
 
 exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
                3 quality gate failed, 4 requirements gate failed (validate: the
@@ -62,7 +64,7 @@ exit statuses: 0 done, 1 engine bug, 2 bad input (config, data, arguments),
 COMMANDS = {"run": "run", "quality": "run", "features": "features", "runs": "runs", "show": "runs",
             "compare": "runs", "reproduce": "run", "registry": "registry", "report": "report", "check": "check",
             "validate": "validate", "diff": "validate", "serve": "serve", "predict": "serve", "init": "init",
-            "monitor": "monitor"}
+            "monitor": "monitor", "db": "db"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -39,7 +39,8 @@ def registry_command(args: list[str]) -> int:
     parser.add_argument("--alias")
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(registry.DEFAULT_PATH)))
     options = parser.parse_args(args)
-    store = registry.Registry(Path(options.registry))
+    # the registry lives in the store when it is a server's (--tracking-uri, else $MLOPS_TRACKING_URI)
+    store = registry.Registry(Path(options.registry), options.tracking_uri)
     needs_ref = {"register": "RUN", "show": "NAME[@ALIAS|/VERSION]", "promote": "NAME/VERSION", "history": "NAME",
                  "export": "NAME[@ALIAS|/VERSION] DIR"}
     if options.target and options.action != "export":
@@ -68,7 +69,7 @@ def registry_command(args: list[str]) -> int:
             entry = store.read(name)
             aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(entry["aliases"].items()))
             print(f"{name:<20} {len(entry['versions'])} version(s)  {aliases}")
-        print(f"{len(names)} model(s) in {store.root}")
+        print(f"{len(names)} model(s) in {store.entries.shown if store.entries is not None else store.root}")
     elif options.action == "show":
         entry, version = store.resolve(options.ref)
         holders = [a for a, v in entry["aliases"].items() if v == version["version"]]

@@ -77,7 +77,10 @@ def runs_command(args: list[str]) -> int:
 
         uri = options.tracking_uri or str(project_setting("tracking.uri", DEFAULT_URI))
         if not uri.startswith("sqlite:///"):
-            raise UsageError(f"usage error: reindex rebuilds SQLite stores only, got {uri}")
+            from engine.store.tracking import shown_uri
+
+            raise UsageError(f"usage error: reindex rebuilds SQLite stores only, got {shown_uri(uri)}; a server "
+                             "store is moved with: mlops db copy")
         path = Path(uri.removeprefix("sqlite:///"))
         count = runs.reindex(path if path.is_absolute() else Path.cwd() / path, Path(options.outputs))
         print(f"indexed {count} run(s) from {options.outputs}/ into {uri}")
@@ -138,7 +141,12 @@ def show_command(args: list[str]) -> int:
     parser.add_argument("run")
     options = parser.parse_args(args)
     store = tracking_store(options.tracking_uri)
-    show(runs.resolve(store, options.run, runs.all_runs(store)))
+    row = runs.resolve(store, options.run, runs.all_runs(store))
+    try:
+        row = {**row, "history": store.events(row["id"])}
+    except NotImplementedError:
+        pass
+    show(row)
     return 0
 
 
@@ -207,6 +215,10 @@ def show(row: Row, out: Any = sys.stdout) -> None:
             print(f"{section}:", file=out)
             for key, value in sorted(row[section].items()):
                 print(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}", file=out)
+    if row.get("history"):  # lost (no heartbeat in time), a late heartbeat, revived
+        print("history:", file=out)
+        for event in row["history"]:
+            print(f"  {str(event['at'])[:23]}  {event['event']}: {event['detail']}", file=out)
     if row.get("params"):
         print("params:", file=out)
         for key, value in sorted(row["params"].items()):

@@ -51,6 +51,7 @@ from engine.stages import business, data, domain, features, model, quality, spli
 from engine.stages import monitor as monitoring
 from engine.store import runcache, tracking
 from engine.store.featurestore import FeatureStore
+from engine.store.heartbeat import Heartbeat, revive_if_lost
 
 log = logging.getLogger("engine.run")
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -118,12 +119,13 @@ def _job(cfg: DictConfig, until: str, kind: str | None = None) -> dict[str, Any]
             provenance=provenance.collect(root, overrides),
         )
         shown = _display(run_dir, root)
-        with _isolated(cfg):
+        with _isolated(cfg), index.beating(record):
             try:
                 # The store's row first: a kill before run.json exists leaves a `running`
                 # row with a dead pid, which `mlops runs` closes as interrupted; the other
                 # way round, it left a run.json the store did not list.
                 index(record)
+                index.start_heartbeat(record)
                 record.start()
                 result = _execute(cfg, record, root, where, until, index)
             except EngineError as exc:
@@ -239,9 +241,10 @@ def _compile(cfg: DictConfig, record: RunRecord, where: ConfigOrigin, index: _In
         resolved = resolve(cfg)
         # PyYAML's C dumper: the same YAML OmegaConf.save writes for plain data, in a
         # tenth of the time (a sweep pays it per job).
-        write_text(record.run_dir / RESOLVED_CONFIG, yaml.dump(resolved, Dumper=_YAML_DUMPER, sort_keys=False))
+        recorded = tracking.without_password(resolved)  # a store's password is never written down
+        write_text(record.run_dir / RESOLVED_CONFIG, yaml.dump(recorded, Dumper=_YAML_DUMPER, sort_keys=False))
         plan = compile_plan(resolved, where)
-        index.resolved = resolved
+        index.resolved = recorded
         settings = plan.settings
         record.update(
             seed=settings.seed,
@@ -533,6 +536,7 @@ class _Index:
         self.resolved: dict[str, Any] | None = None
         self.metrics: dict[str, Any] | None = None
         self.store: tracking.RunStore | None = None
+        self.heartbeat: Heartbeat | None = None
         try:
             uri = OmegaConf.select(cfg, "tracking.uri", default=tracking.DEFAULT_URI, throw_on_missing=False)
             self.store = tracking.open_store(str(uri), root)
@@ -544,9 +548,30 @@ class _Index:
             return
         try:
             tracking.track(self.store, record.data, self.resolved, self.metrics)
+            if record.data.get("status") != "running" and self.heartbeat is not None:
+                self.heartbeat.stop()  # its last beat is written before the history is read
+                if revive_if_lost(self.store, record.id, str(record.data["status"])):
+                    log.warning("run %s had been marked lost (no heartbeat in time) and finished %s: revived",
+                                record.id[:8], record.data["status"])
         except (EngineError, sqlite3.Error, OSError) as exc:
             log.warning("run store: could not index run %s (%s); mlops runs reindex rebuilds the index",
                         record.id[:8], str(exc).splitlines()[0])
+
+    def start_heartbeat(self, record: RunRecord) -> None:
+        """Beat every ``heartbeat_s`` seconds (recorded in the run's row) while it runs."""
+        if self.store is not None and record.data.get("heartbeat_s"):
+            self.heartbeat = Heartbeat(self.store, record.id, float(record.data["heartbeat_s"])).start()
+
+    @contextmanager
+    def beating(self, record: RunRecord) -> Iterator[None]:
+        """Record the heartbeat interval before the first index; stop beating at the end, however it ends."""
+        if self.store is not None:
+            record.update(heartbeat_s=tracking.heartbeat_seconds())
+        try:
+            yield
+        finally:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
 
 
 def _note_group_use(store: FeatureStore, tables: tuple[dict[str, Any], ...], record: RunRecord,

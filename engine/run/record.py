@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import write_json
+from engine.store import tracking
 
 log = logging.getLogger("engine.run")
 
@@ -56,7 +56,7 @@ class RunRecord:
             "duration_s": None,
             "run_dir": str(run_dir),
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": tracking.host_id(),  # MLOPS_HOST_ID, else the host name
             "stages": {},
             **fields,
         }

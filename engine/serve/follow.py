@@ -68,12 +68,11 @@ class AliasFollower:
         self._stop.set()
         self._thread.join(timeout=max(5.0, 3 * self.poll_s))
 
-    def _stamp(self) -> tuple[int, int] | None:
+    def _stamp(self) -> object:
         try:
-            info = (self.registry.root / f"{self.name}.json").stat()
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size
+            return self.registry.stamp(self.name)  # the JSON file's mtime and size, or the store's rows
+        except EngineError:
+            return None  # the store is away: looked at again next time
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):

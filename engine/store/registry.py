@@ -88,14 +88,27 @@ class ModelIntegrityError(EngineError):
 
 
 class Registry:
-    """A folder of named models.
+    """A folder of named models; for a team, their entries in the PostgreSQL store.
+
+    With a server store (``tracking_uri``, else ``$MLOPS_TRACKING_URI``, is a
+    ``postgresql`` URI) the versions, aliases and alias history are rows of the store
+    (:mod:`engine.store.registrydb`), each change one transaction, and ``root`` is the
+    artifact root the model files are copied to: a path the team shares, recorded in each
+    version. Otherwise they are ``<name>.json`` files in ``root``, written under a lock.
 
     Args:
-        root: The registry's folder.
+        root: The registry's folder (the artifact root).
+        tracking_uri: The metadata store; default ``$MLOPS_TRACKING_URI``.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tracking_uri: str | None = None) -> None:
         self.root = root
+        uri = tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or ""
+        self.entries: Any = None
+        if uri.split(":", 1)[0] in tracking.SERVER_SCHEMES:
+            from engine.store.registrydb import StoreEntries
+
+            self.entries = StoreEntries(uri)
 
     def _file(self, name: str) -> Path:
         return self.root / f"{check_name(name)}.json"
@@ -107,6 +120,11 @@ class Registry:
             UsageError: Not a model name (a path, say), or no model of that name.
             EngineError: The file is not JSON, or not a registry file's shape.
         """
+        if self.entries is not None:
+            entry = self.entries.read(check_name(name))
+            if entry is not None:
+                _check_entry(entry, name, f"the registry in {self.entries.shown}")
+                return entry
         path = self._file(name)
         try:
             entry = json.loads(path.read_text())
@@ -122,9 +140,43 @@ class Registry:
 
     def names(self) -> list[str]:
         """The registered models' names (files whose name is not a model name are not models)."""
+        stored = set(self.entries.names()) if self.entries is not None else set()
         if not self.root.is_dir():
-            return []
-        return sorted(p.stem for p in self.root.glob("*.json") if NAME.match(p.stem) and ".." not in p.stem)
+            return sorted(stored)
+        return sorted(stored | {p.stem for p in self.root.glob("*.json") if NAME.match(p.stem) and ".." not in p.stem})
+
+    def stamp(self, name: str) -> Any:
+        """A value that changes whenever the model's entry does (what ``mlops serve`` polls)."""
+        if self.entries is not None:
+            return self.entries.stamp(name)
+        try:
+            info = self._file(name).stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
+
+    def _update(self, name: str, change: Any) -> Any:
+        """Apply ``change(entry)`` to the model's entry (a new one if none) and save it:
+        one store transaction under the name's lock, or the JSON file under the folder's lock."""
+        def read_file() -> dict[str, Any] | None:
+            try:
+                entry = json.loads(self._file(name).read_text())
+            except (OSError, ValueError):
+                return None
+            _check_entry(entry, name, self._file(name))
+            return entry
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.entries is not None:
+            return self.entries.update(name, change, read_file)
+        with locked(self.root / ".lock"):
+            try:
+                entry = self.read(name)
+            except UsageError:
+                entry = {"name": name, "versions": [], "aliases": {}, "alias_history": []}
+            result = change(entry)
+            write_json(self._file(name), entry)
+        return result
 
     def register(self, name: str, run_dir: Path) -> dict[str, Any]:
         """Register the model of a succeeded run as the next version of ``name``.
@@ -179,12 +231,8 @@ class Registry:
             metrics = metrics.get("metrics", {})
         config_sha = hashlib.sha256((run_dir / "config.resolved.yaml").read_bytes()).hexdigest() \
             if (run_dir / "config.resolved.yaml").exists() else None
-        self.root.mkdir(parents=True, exist_ok=True)
-        with locked(self.root / ".lock"):
-            try:
-                entry = self.read(name)
-            except UsageError:
-                entry = {"name": name, "versions": [], "aliases": {}, "alias_history": []}
+
+        def add(entry: dict[str, Any]) -> dict[str, Any]:
             version = 1 + max((v["version"] for v in entry["versions"]), default=0)
             target = self.root / name / str(version) / source.name
             with atomic_path(target) as tmp:
@@ -198,29 +246,32 @@ class Registry:
                                   f"{field}_sha256": companion[1]})
             # what serving reports of the model's run (runs before serving have no domain)
             served = lineage(record) if companions["input_domain"][1] is not None else {}
+            shared = {"artifact_root": str(self.root.resolve())} if self.entries is not None else {}
             entry["versions"].append({
                 "version": version, "run_id": record["id"], "run_dir": str(run_dir.resolve()),
                 "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"], **added,
                 "model_target": model.get("target"), "threshold": model.get("threshold"),
                 "config_sha256": config_sha, "metrics": metrics,
-                "registered_at": _now(), **served,
+                "registered_at": _now(), **served, **shared,
             })
-            write_json(self._file(name), entry)
-        return entry["versions"][-1]
+            return entry["versions"][-1]
+
+        return self._update(name, add)
 
     def promote(self, name: str, version: int, alias: str) -> dict[str, Any]:
         """Point ``alias`` at a version; the alias history keeps every move."""
         if not re.match(r"^[A-Za-z0-9_-]+$", alias):
             raise UsageError(f"usage error: alias {alias!r} must be letters, digits, '_', '-'")
         self.read(name)  # an unknown model is a usage error before anything is created
-        with locked(self.root / ".lock"):
-            entry = self.read(name)
+
+        def move_alias(entry: dict[str, Any]) -> dict[str, Any]:
             self._version(entry, version)
             move = {"alias": alias, "version": version, "previous": entry["aliases"].get(alias), "at": _now()}
             entry["aliases"][alias] = version
             entry["alias_history"].append(move)
-            write_json(self._file(name), entry)
-        return move
+            return move
+
+        return self._update(name, move_alias)
 
     def resolve(self, ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``churn``, ``churn@champion`` or ``churn/3`` -> (model record, version record)."""
@@ -247,8 +298,13 @@ class Registry:
         raise UsageError(f"usage error: model {entry['name']!r} has no version {version}; expected one of: {known}")
 
     def model_path(self, version: Mapping[str, Any]) -> Path:
-        """The version's model file (a relative path inside the registry: checked by :meth:`read`)."""
-        return self.root / str(version["model"])
+        """The version's model file (a relative path inside the registry: checked by :meth:`read`);
+        under the artifact root the version recorded when this host's registry folder lacks it."""
+        path = self.root / str(version["model"])
+        recorded = version.get("artifact_root")
+        if not path.is_file() and isinstance(recorded, str) and (Path(recorded) / str(version["model"])).is_file():
+            return Path(recorded) / str(version["model"])
+        return path
 
     def input_domain(self, version: Mapping[str, Any]) -> bytes | None:
         """The bytes of the version's ``input_domain.json``, verified against its recorded sha256
@@ -379,7 +435,7 @@ def load_model(ref: str, registry: str | Path = DEFAULT_PATH, tracking_uri: str 
         EnvironmentMismatch: Trained with another major version of scikit-learn, numpy,
             scipy, pandas or skops than this process runs (a minor one: a warning).
     """
-    store = Registry(Path(registry))
+    store = Registry(Path(registry), tracking_uri)
     entry, version = store.resolve(ref)
     label = f"{entry['name']}/{version['version']}"
     environment.compare(version.get("environment"), label, allow_version_mismatch)  # before the file is read
@@ -505,7 +561,7 @@ def _run_records(version: Mapping[str, Any], tracking_uri: str | None) -> dict[s
         model = record.get("model") if isinstance(record.get("model"), dict) else {}
         found[where] = str(model.get("sha256") or "no model")
     uri = tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or tracking.DEFAULT_URI
-    where = f"the run store {uri}"
+    where = f"the run store {tracking.shown_uri(uri)}"  # never its password
     try:
         store = tracking.open_store(uri, Path.cwd())
         path = getattr(store, "path", None)
@@ -727,6 +783,10 @@ def _check_entry(entry: Any, name: str, path: Path) -> None:
         if model.is_absolute() or ".." in model.parts or model.name not in MODEL_FILES:
             refuse(f"{where}.model", f"a path inside the registry ending in {' or '.join(MODEL_FILES)}",
                    version["model"])
+        if version.get("artifact_root") is not None and not (isinstance(version["artifact_root"], str)
+                                                              and Path(version["artifact_root"]).is_absolute()):
+            refuse(f"{where}.artifact_root", "an absolute path (the team's shared registry folder)",
+                   version["artifact_root"])
         if version.get("input_domain") is not None:
             domain = Path(str(version["input_domain"]))
             if domain.is_absolute() or ".." in domain.parts or domain.name != DOMAIN_FILE:

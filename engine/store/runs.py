@@ -458,9 +458,11 @@ MAX_LISTED = 40
 
 def known_fields(rows: Iterable[Row]) -> list[str]:
     """Every field the runs have, as ``--where``, ``--sort`` and ``--columns`` name it:
-    run columns, then ``metrics.*``, ``tags.*`` and ``params.*``, each sorted."""
+    run columns, then ``metrics.*``, ``tags.*`` and ``params.*``, each sorted. The
+    heartbeat's bookkeeping columns work in a filter but are not listed: a message that
+    names the fields has room for the metrics first."""
     rows = list(rows)
-    names = sorted(RUN_COLUMNS)
+    names = sorted(RUN_COLUMNS - {"heartbeat_at", "heartbeat_s"})
     for section in ("metrics", "tags", "params"):
         names += sorted({f"{section}.{key}" for r in rows for key in r.get(section) or {}})
     return names
@@ -471,9 +473,26 @@ def _metric_names(rows: Iterable[Row]) -> set[str]:
 
 
 def all_runs(store: tracking.RunStore) -> list[Row]:
-    """All runs, with dead ``running`` runs closed as interrupted in the store and run dir."""
+    """All runs, with dead ``running`` runs closed as interrupted in the store and run dir.
+
+    A run on this host is dead when its process is gone; a run on another host (or
+    whose process cannot be asked) when it missed :data:`tracking.LOST_AFTER_BEATS` of
+    its heartbeats: it is shown ``interrupted``, "lost: no heartbeat since ...", and its
+    history keeps the fact (a late heartbeat, and its end if it still finishes, follow).
+    """
     rows = store.search()
     for row in rows:
+        if row["status"] == "running" and tracking.alive(row) is None:
+            since = tracking.lost_since(row)
+            if since is not None:
+                message = (f"lost: no heartbeat since {since} (expected every {float(row['heartbeat_s']):g} s "
+                           f"from host {row.get('host')})")
+                try:
+                    if store.mark_lost(row["id"], since, message):
+                        row.update(status="interrupted", error=message)
+                except NotImplementedError:
+                    pass
+            continue
         if row["status"] == "running" and tracking.alive(row) is False:
             try:
                 if not row.get("run_dir"):

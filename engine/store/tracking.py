@@ -7,9 +7,11 @@ it from the run directories alone.
 
 The embedded default is one SQLite file (``sqlite:///outputs/mlops.db``) in WAL mode
 with a busy timeout, created with its schema under a file lock, so many sweep
-workers starting together on a fresh store all succeed. Teams point the URI at a
-server they already run once a store for it exists (``NotImplementedError`` names
-what is missing).
+workers starting together on a fresh store all succeed. A team points the URI at a
+PostgreSQL server (``postgresql+psycopg://USER@HOST:PORT/DB``,
+:mod:`engine.store.sql`): the same tables and the same queries, through SQLAlchemy Core.
+The schema is versioned (:mod:`engine.store.schema`, Alembic): a store older or newer
+than the engine is refused with the command that upgrades it.
 
 Only writes create the store: reading a store that does not exist yet finds no run and
 creates no file or folder. A store file that is empty (truncated to 0 bytes) is an
@@ -22,23 +24,35 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.errors import DataError, UsageError
+from engine.errors import DataError, StoreError, UsageError
 from engine.files import locked
+from engine.store import schema
 
 DEFAULT_URI = "sqlite:///outputs/mlops.db"
-SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of a store at the engine's schema revision (:data:`schema.HEAD`).
+SCHEMA_VERSION = schema.HEAD_NUMBER
+#: The URI schemes that have a store, as an error lists them.
+SCHEMES = "sqlite:///PATH, postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB"
+#: How often a running job says it is alive (seconds); ``MLOPS_HEARTBEAT_SECONDS`` overrides it.
+HEARTBEAT_SECONDS = 30.0
+#: A ``running`` run whose last heartbeat is older than this many of its intervals is lost.
+LOST_AFTER_BEATS = 4
+LATE_HEARTBEAT = "a heartbeat after the run was marked lost: it still runs, and is revived only if it finishes"
 
 #: Run fields kept as columns (the rest of run.json stays in the run directory).
 RUN_FIELDS = ("id", "name", "kind", "status", "started_at", "ended_at", "duration_s", "run_dir", "pid", "host",
-              "hypothesis", "error", "git_commit", "git_dirty", "model_sha256", "config_sha256", "fingerprints")
+              "hypothesis", "error", "git_commit", "git_dirty", "model_sha256", "config_sha256", "fingerprints",
+              "heartbeat_at", "heartbeat_s")
 
 
 class RunStore(ABC):
@@ -66,18 +80,100 @@ class RunStore(ABC):
                 ``cache_key`` this way); ``top`` is then ignored.
         """
 
+    # A fourth method, argued: runs on other hosts can only be seen alive through the
+    # store, so the store is where a job says so. Optional: a store without it says so.
+    def heartbeat(self, run_id: str) -> str | None:
+        """Say that a running run is alive (now); returns the run's status in the store
+        (``interrupted`` when a reader already marked it lost, and then the history gets
+        a ``late heartbeat``, once), None when it has no row."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no heartbeats")
+
+    def mark_lost(self, run_id: str, heartbeat_at: str, message: str) -> bool:
+        """Mark a ``running`` run ``interrupted`` with ``message`` and a ``lost`` event, in
+        one transaction, only if its last heartbeat is still ``heartbeat_at`` (a run that
+        beat or ended since is left as it is); returns whether it was marked."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no heartbeats")
+
+    def log_event(self, run_id: str, event: str, detail: str) -> None:
+        """Append to the run's history (``lost``, ``late heartbeat``, ``revived``)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no run history")
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's history, oldest first: ``{"at", "event", "detail"}``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no run history")
+
 
 def open_store(uri: str, root: Path) -> RunStore:
     """The store for ``uri``; a relative SQLite path is relative to ``root``.
 
     Raises:
-        UsageError: The URI's scheme has no store.
+        UsageError: The URI's scheme has no store, or its driver is not installed.
     """
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         return SqliteRunStore(path if path.is_absolute() else root / path)
-    scheme = uri.split(":", 1)[0]
-    raise UsageError(f"usage error: no run store for {scheme!r} URIs ({uri}); expected sqlite:///PATH")
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    if scheme in SERVER_SCHEMES:
+        from engine.store import sql  # SQLAlchemy: only for a server store
+
+        return sql.SqlRunStore(uri)
+    shown = uri.split("@", 1)[-1] if "@" in uri else uri  # never the credentials before the host
+    raise UsageError(f"usage error: no run store for {scheme or 'scheme-less'!r} URIs ({shown}); "
+                     f"expected one of: {SCHEMES}")
+
+
+#: The schemes of PostgreSQL URIs; all are read as ``postgresql+psycopg`` (psycopg 3).
+SERVER_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
+
+
+def shown_uri(uri: str) -> str:
+    """A store URI as messages show it: ``scheme://user:***@host`` (never the password)."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", uri)
+
+
+def without_password(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config as runs record it (config.resolved.yaml, the store's params): a
+    store URI's password left out (``scheme://user@host``; libpq finds it in PGPASSWORD or
+    ~/.pgpass when the record is run again)."""
+    tracking_cfg = resolved.get("tracking")
+    if not isinstance(tracking_cfg, Mapping) or not isinstance(tracking_cfg.get("uri"), str):
+        return dict(resolved)
+    uri = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1@", tracking_cfg["uri"])
+    return {**resolved, "tracking": {**tracking_cfg, "uri": uri}}
+
+
+def host_id() -> str:
+    """This machine as run records name it: ``MLOPS_HOST_ID``, else the host name."""
+    return os.environ.get("MLOPS_HOST_ID") or socket.gethostname()
+
+
+def heartbeat_seconds() -> float:
+    """The heartbeat interval: ``MLOPS_HEARTBEAT_SECONDS`` (a positive number), else 30."""
+    try:
+        value = float(os.environ.get("MLOPS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+    except ValueError:
+        return HEARTBEAT_SECONDS
+    return value if value > 0 else HEARTBEAT_SECONDS
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def lost_since(run: Mapping[str, Any], now: datetime | None = None) -> str | None:
+    """The last heartbeat of a ``running`` run that stopped beating: older than
+    :data:`LOST_AFTER_BEATS` of its own intervals. None while it beats, or when it never did."""
+    if run.get("status") != "running" or not run.get("heartbeat_at") or not run.get("heartbeat_s"):
+        return None
+    try:
+        last = datetime.fromisoformat(str(run["heartbeat_at"]))
+    except ValueError:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    late = (now - last).total_seconds() > LOST_AFTER_BEATS * float(run["heartbeat_s"])
+    return str(run["heartbeat_at"]) if late else None
 
 
 class SqliteRunStore(RunStore):
@@ -154,30 +250,59 @@ class SqliteRunStore(RunStore):
             conn.close()
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        """One pragma per connection: the store's revision is the engine's, or it is refused
+        (a store with no table yet is created, under the lock)."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
             return
-        # Once, under a lock: concurrent writers would otherwise race on DDL.
-        with locked(self.lock_path):
-            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-                return
-            self._create_schema(conn)
+        if version == 0:
+            # Once, under a lock: concurrent writers would otherwise race on DDL.
+            with locked(self.lock_path):
+                if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                    return
+                if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'runs'").fetchone()[0]:
+                    self._create_schema(conn)
+                    return
+        raise schema_refused(f"sqlite:///{self.path}", schema.revision_of(version) or f"user_version {version}")
 
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
-        """Create the tables (the caller holds the lock); WAL first, which writes the file's header."""
+        """Create the tables at the head revision (the caller holds the lock); WAL first,
+        which writes the file's header.
+
+        The same tables as the Alembic revisions build, written out so that creating the
+        embedded store imports neither SQLAlchemy nor Alembic
+        (tests/unit/store/test_store_contract.py compares the two).
+        """
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(f"""
             BEGIN IMMEDIATE;
             CREATE TABLE IF NOT EXISTS runs (
-                id TEXT PRIMARY KEY, name TEXT, kind TEXT, status TEXT, started_at TEXT, ended_at TEXT,
-                duration_s REAL, run_dir TEXT, pid INTEGER, host TEXT, hypothesis TEXT, error TEXT,
+                id TEXT NOT NULL, name TEXT, kind TEXT, status TEXT, started_at TEXT, ended_at TEXT,
+                duration_s FLOAT, run_dir TEXT, pid INTEGER, host TEXT, hypothesis TEXT, error TEXT,
                 git_commit TEXT, git_dirty INTEGER, model_sha256 TEXT, config_sha256 TEXT,
-                fingerprints TEXT);
+                fingerprints TEXT, heartbeat_at TEXT, heartbeat_s FLOAT, PRIMARY KEY (id));
             CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
-            CREATE TABLE IF NOT EXISTS params (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
-            CREATE TABLE IF NOT EXISTS metrics (run_id TEXT, key TEXT, value REAL, PRIMARY KEY (run_id, key));
+            CREATE TABLE IF NOT EXISTS params (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+                PRIMARY KEY (run_id, key));
+            CREATE TABLE IF NOT EXISTS metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, value FLOAT,
+                PRIMARY KEY (run_id, key));
             CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key, value);
-            CREATE TABLE IF NOT EXISTS tags (run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key));
+            CREATE TABLE IF NOT EXISTS tags (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+                PRIMARY KEY (run_id, key));
+            CREATE TABLE IF NOT EXISTS run_events (id INTEGER NOT NULL, run_id TEXT NOT NULL, at TEXT NOT NULL,
+                event TEXT NOT NULL, detail TEXT, PRIMARY KEY (id));
+            CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
+            CREATE TABLE IF NOT EXISTS registry_versions (name TEXT NOT NULL, version INTEGER NOT NULL,
+                record TEXT NOT NULL, PRIMARY KEY (name, version));
+            CREATE TABLE IF NOT EXISTS registry_aliases (name TEXT NOT NULL, alias TEXT NOT NULL,
+                version INTEGER NOT NULL, PRIMARY KEY (name, alias));
+            CREATE TABLE IF NOT EXISTS registry_alias_history (id INTEGER NOT NULL, name TEXT NOT NULL,
+                alias TEXT NOT NULL, version INTEGER NOT NULL, previous INTEGER, at TEXT NOT NULL, PRIMARY KEY (id));
+            CREATE INDEX IF NOT EXISTS registry_alias_history_name ON registry_alias_history (name, id);
+            CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL,
+                CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+            INSERT INTO alembic_version (version_num) VALUES ('{schema.HEAD}');
             PRAGMA user_version = {SCHEMA_VERSION};
             COMMIT;
         """)
@@ -187,7 +312,9 @@ class SqliteRunStore(RunStore):
         row = {name: _column(run.get(name)) for name in RUN_FIELDS}
         names = ", ".join(RUN_FIELDS)
         marks = ", ".join(f":{n}" for n in RUN_FIELDS)
-        updates = ", ".join(f"{n} = excluded.{n}" for n in RUN_FIELDS if n != "id")
+        # A run's last update (its end) keeps the last heartbeat it sent.
+        updates = ", ".join(f"{n} = coalesce(excluded.{n}, runs.{n})" if n.startswith("heartbeat_")
+                            else f"{n} = excluded.{n}" for n in RUN_FIELDS if n != "id")
         self.exists(create=True)
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -215,6 +342,56 @@ class SqliteRunStore(RunStore):
         with self._connect() as conn:
             rows = self._read(conn, "WHERE id = ?", (run_id,))
         return rows[0] if rows else None
+
+    def heartbeat(self, run_id: str) -> str | None:
+        if not self.exists():
+            return None
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (now_iso(), run_id))
+                row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row and row[0] == "interrupted":
+                    last = conn.execute("SELECT event FROM run_events WHERE run_id = ? ORDER BY id DESC LIMIT 1",
+                                        (run_id,)).fetchone()
+                    if last and last[0] == "lost":
+                        conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                                     (run_id, now_iso(), "late heartbeat", LATE_HEARTBEAT))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return row[0] if row else None
+
+    def mark_lost(self, run_id: str, heartbeat_at: str, message: str) -> bool:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                marked = conn.execute("UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND "
+                                      "status = 'running' AND heartbeat_at = ?", (message, run_id, heartbeat_at))
+                if marked.rowcount:
+                    conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                                 (run_id, now_iso(), "lost", message))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return bool(marked.rowcount)
+
+    def log_event(self, run_id: str, event: str, detail: str) -> None:
+        self.exists(create=True)
+        with self._connect() as conn:
+            conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                         (run_id, now_iso(), event, detail))
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
+        with self._connect() as conn:
+            return [{"at": at, "event": event, "detail": detail} for at, event, detail in conn.execute(
+                "SELECT at, event, detail FROM run_events WHERE run_id = ? ORDER BY id", (run_id,))]
 
     def search(self, top: tuple[str, bool, int] | None = None,
                tag: tuple[str, str] | None = None) -> list[dict[str, Any]]:
@@ -298,6 +475,9 @@ def summary(record: Mapping[str, Any], resolved: Mapping[str, Any] | None) -> di
         "model_sha256": (record.get("model") or {}).get("sha256"),
         "config_sha256": record.get("config_sha256"),
         "fingerprints": {name: d.get("fingerprint") for name, d in (record.get("data") or {}).items()},
+        # Every update of a running run says it is alive; its end keeps the last beat.
+        "heartbeat_at": now_iso() if record.get("status") == "running" else None,
+        "heartbeat_s": record.get("heartbeat_s"),
     }
 
 
@@ -315,7 +495,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def alive(run: Mapping[str, Any]) -> bool | None:
     """Whether a ``running`` run's process still exists: None when it ran on another host."""
-    if run.get("host") != socket.gethostname() or not run.get("pid"):
+    if run.get("host") != host_id() or not run.get("pid"):
         return None
     try:
         os.kill(int(run["pid"]), 0)
@@ -324,6 +504,18 @@ def alive(run: Mapping[str, Any]) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def schema_refused(shown: str, revision: str) -> StoreError:
+    """The one line that refuses a store at another schema revision than the engine's."""
+    if revision in schema.REVISIONS[:-1]:
+        return StoreError(f"store error: the run store {shown} has schema revision {revision}, older than this "
+                          f"engine's {schema.HEAD}; upgrade it with: mlops db upgrade {shown}")
+    if revision == "unversioned":
+        return StoreError(f"store error: {shown} has a runs table but no schema revision: not a store of "
+                          f"mlops-engine; expected an empty database or a store made by mlops")
+    return StoreError(f"store error: the run store {shown} has schema revision {revision}, newer than this "
+                      f"engine's {schema.HEAD} (a later mlops-engine wrote it); upgrade mlops-engine to read it")
 
 
 def _size(path: Path) -> int | None:

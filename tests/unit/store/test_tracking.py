@@ -146,9 +146,12 @@ def test_render_formats() -> None:
     assert json.loads(render(ROWS, ["id"], "json")) == [{"id": "aaa111"}, {"id": "aab222"}, {"id": "bbb333"}]
 
 
-def test_an_unknown_store_scheme() -> None:
-    with pytest.raises(UsageError, match="no run store for 'postgresql'"):
-        tracking.open_store("postgresql://db/mlops", Path("."))
+def test_an_unknown_store_scheme_lists_the_schemes_and_hides_the_password() -> None:
+    with pytest.raises(UsageError, match="no run store for 'mysql'") as caught:
+        tracking.open_store("mysql://admin:hunter2@db:3306/mlops", Path("."))
+    message = str(caught.value)
+    assert "sqlite:///PATH" in message and "postgresql+psycopg://" in message
+    assert "hunter2" not in message and "\n" not in message
 
 
 def test_the_store_finds_the_top_runs_by_a_metric_itself(tmp_path: Path) -> None:

@@ -1,0 +1,106 @@
+"""The registry's entries in the metadata store, for a team sharing a PostgreSQL server.
+
+A registered model's versions, aliases and alias history are rows of the store
+(``registry_versions``, ``registry_aliases``, ``registry_alias_history``); the model
+files stay on disk under the registry's artifact root, a path the team shares (a
+network file system), which each version records. Every change (a registration, a
+promotion) is one transaction holding an advisory lock on the model's name, so two
+promotions of the same alias at once are applied one after the other: both are in the
+history, in order, and the alias ends on the later one. A model still kept in the JSON
+file of the file registry is read from it, and moved into the store by its next change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from engine.store import sql
+
+T = TypeVar("T")
+VERSIONS, ALIASES, HISTORY = (sql.REGISTRY[t] for t in ("registry_versions", "registry_aliases",
+                                                         "registry_alias_history"))
+
+
+class StoreEntries:
+    """Registry entries in the store at ``uri``.
+
+    Args:
+        uri: A server store's URI.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.store = sql.SqlRunStore(uri)
+        self.shown = self.store.shown
+
+    def read(self, name: str) -> dict[str, Any] | None:
+        """The entry of ``name`` (the file registry's shape), None when the store has none."""
+        return self.store.run(lambda conn: _entry(conn, name))
+
+    def names(self) -> list[str]:
+        from sqlalchemy import select
+
+        return sorted(self.store.run(lambda conn: list(conn.execute(select(VERSIONS.c.name).distinct()).scalars()),
+                                     default=[]) or [])
+
+    def stamp(self, name: str) -> tuple[int, int] | None:
+        """Changes whenever the entry does: (versions, last alias move)."""
+        from sqlalchemy import func, select
+
+        def work(conn: Any) -> tuple[int, int]:
+            versions = conn.execute(select(func.count()).where(VERSIONS.c.name == name)).scalar() or 0
+            moved = conn.execute(select(func.max(HISTORY.c.id)).where(HISTORY.c.name == name)).scalar() or 0
+            return int(versions), int(moved)
+
+        return self.store.run(work)
+
+    def update(self, name: str, change: Callable[[dict[str, Any]], T],
+               legacy: Callable[[], dict[str, Any] | None]) -> T:
+        """Apply ``change`` to the entry of ``name`` in one transaction, under the name's lock.
+
+        ``change`` mutates the entry as the file registry does (appends versions and
+        alias moves, sets aliases); what it added is written. ``legacy`` gives the entry
+        from the file registry when the store has none yet.
+        """
+        from sqlalchemy import text
+
+        def work(conn: Any) -> T:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"mlops-registry:{name}"})
+            entry = _entry(conn, name)
+            fresh = entry is None
+            if entry is None:
+                entry = legacy() or {"name": name, "versions": [], "aliases": {}, "alias_history": []}
+            known = set() if fresh else {v["version"] for v in entry["versions"]}
+            moves = 0 if fresh else len(entry["alias_history"])
+            aliases = {} if fresh else dict(entry["aliases"])
+            result = change(entry)
+            for version in entry["versions"]:
+                if version["version"] not in known:
+                    conn.execute(VERSIONS.insert().values(name=name, version=version["version"],
+                                                          record=json.dumps(version, sort_keys=True, default=str)))
+            for alias, number in entry["aliases"].items():
+                if aliases.get(alias) != number:
+                    conn.execute(ALIASES.delete().where(ALIASES.c.name == name, ALIASES.c.alias == alias))
+                    conn.execute(ALIASES.insert().values(name=name, alias=alias, version=number))
+            for move in entry["alias_history"][moves:]:
+                conn.execute(HISTORY.insert().values(name=name, alias=move["alias"], version=move["version"],
+                                                     previous=move.get("previous"), at=move["at"]))
+            return result
+
+        return self.store.run(work, write=True)  # type: ignore[return-value]
+
+
+def _entry(conn: Any, name: str) -> dict[str, Any] | None:
+    from sqlalchemy import select
+
+    versions = [json.loads(r) for r in conn.execute(select(VERSIONS.c.record).where(VERSIONS.c.name == name)
+                                                    .order_by(VERSIONS.c.version)).scalars()]
+    if not versions:
+        return None
+    aliases = {alias: number for alias, number in conn.execute(select(ALIASES.c.alias, ALIASES.c.version)
+                                                               .where(ALIASES.c.name == name))}
+    history = [{"alias": r.alias, "version": r.version, "previous": r.previous, "at": r.at}
+               for r in conn.execute(select(HISTORY).where(HISTORY.c.name == name).order_by(HISTORY.c.id))]
+    return {"name": name, "versions": versions, "aliases": aliases, "alias_history": history}
