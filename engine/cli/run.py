@@ -20,7 +20,9 @@ def quality_command(args: list[str]) -> int:
         defaults.append("hydra.run.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
     if not any(a.startswith("hydra.sweep.dir=") for a in args):
         defaults.append("hydra.sweep.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
-    return hydra_app(lazy_task("quality_task"), defaults + args, "mlops quality")
+    # After the user's arguments: Hydra's parser takes the overrides as one positional list,
+    # so ours before `-m a=1,2` would split it ("unrecognized arguments").
+    return hydra_app(lazy_task("quality_task"), args + defaults, "mlops quality")
 
 
 REPRODUCE_USAGE = """\

@@ -66,6 +66,14 @@ def test_mlops_quality_checks_only_the_data(project: Path) -> None:
     assert run_mlops(project, "quality", "quality=strict").returncode == 3
 
 
+@pytest.mark.slow
+def test_mlops_quality_sweeps_with_overrides_after_the_multirun_flag(project: Path) -> None:
+    done = run_mlops(project, "quality", "-m", "quality.rules.plausible_age.mostly=0.9,0.95")
+    assert done.returncode == 0, done.stderr
+    (sweep,) = sorted((project / "outputs" / "quality").glob("*/*"))  # the sweep folder, one job each below
+    assert sorted(read_json(job / "run.json")["kind"] for job in sweep.iterdir() if job.is_dir()) == ["quality"] * 2
+
+
 BAD_RULES = [
     (["quality.rules.plausible_age.check=nott_null"], "quality.rules.plausible_age.check",
      "must be one of: after_cutoff, agree, between"),
