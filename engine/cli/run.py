@@ -20,9 +20,11 @@ def quality_command(args: list[str]) -> int:
         defaults.append("hydra.run.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
     if not any(a.startswith("hydra.sweep.dir=") for a in args):
         defaults.append("hydra.sweep.dir=outputs/quality/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}-${name}")
-    # After the user's arguments: Hydra's parser takes the overrides as one positional list,
-    # so ours before `-m a=1,2` would split it ("unrecognized arguments").
-    return hydra_app(lazy_task("quality_task"), args + defaults, "mlops quality")
+    # Hydra's parser takes the overrides as one positional list: ours go next to the user's
+    # (`-m a=1,2` and `a=1,2 -m` both), never on the far side of a flag, which would split
+    # the list ("unrecognized arguments").
+    first = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
+    return hydra_app(lazy_task("quality_task"), [*args[:first], *defaults, *args[first:]], "mlops quality")
 
 
 REPRODUCE_USAGE = """\

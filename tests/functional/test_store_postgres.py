@@ -137,7 +137,7 @@ def test_a_server_restarted_during_a_16_job_sweep_loses_no_run(project: Path,
         monkeypatch.setenv("MLOPS_TRACKING_URI", uri)
         monkeypatch.setenv("MLOPS_HEARTBEAT_SECONDS", "0.5")
         store = sql.SqlRunStore(uri)
-        # "-m" last: `mlops quality` puts its own overrides before the arguments given
+        # "-m" last (test_quality.py has it first)
         sweep = subprocess.Popen([MLOPS, "quality", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                   "seed=range(0,16)", "-m"], cwd=project, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
