@@ -103,6 +103,22 @@ class RunStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} keeps no run history")
 
 
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken at once (BEGIN IMMEDIATE): committed when the block ends,
+    rolled back when it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        # An interrupt can land just after COMMIT: then there is nothing to roll back, and
+        # a failed ROLLBACK must not replace the interrupt.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
 def open_store(uri: str, root: Path) -> RunStore:
     """The store for ``uri``; a relative SQLite path is relative to ``root``.
 
@@ -316,25 +332,15 @@ class SqliteRunStore(RunStore):
         updates = ", ".join(f"{n} = coalesce(excluded.{n}, runs.{n})" if n.startswith("heartbeat_")
                             else f"{n} = excluded.{n}" for n in RUN_FIELDS if n != "id")
         self.exists(create=True)
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
-                             row)
-                for table, values in (("params", params), ("metrics", metrics), ("tags", tags)):
-                    if values is None:
-                        continue
-                    conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (row["id"],))
-                    conn.executemany(f"INSERT INTO {table} (run_id, key, value) VALUES (?, ?, ?)",
-                                     [(row["id"], k, v if table == "metrics" else _text(v))
-                                      for k, v in values.items() if v is not None or table != "metrics"])
-                conn.execute("COMMIT")
-            except BaseException:
-                # An interrupt can land just after COMMIT: then there is nothing to roll
-                # back, and a failed ROLLBACK must not replace the interrupt.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._connect() as conn, _immediate(conn):
+            conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}", row)
+            for table, values in (("params", params), ("metrics", metrics), ("tags", tags)):
+                if values is None:
+                    continue
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (row["id"],))
+                conn.executemany(f"INSERT INTO {table} (run_id, key, value) VALUES (?, ?, ?)",
+                                 [(row["id"], k, v if table == "metrics" else _text(v))
+                                  for k, v in values.items() if v is not None or table != "metrics"])
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         if not self.exists():
@@ -346,38 +352,24 @@ class SqliteRunStore(RunStore):
     def heartbeat(self, run_id: str) -> str | None:
         if not self.exists():
             return None
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (now_iso(), run_id))
-                row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-                if row and row[0] == "interrupted":
-                    last = conn.execute("SELECT event FROM run_events WHERE run_id = ? ORDER BY id DESC LIMIT 1",
-                                        (run_id,)).fetchone()
-                    if last and last[0] == "lost":
-                        conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                                     (run_id, now_iso(), "late heartbeat", LATE_HEARTBEAT))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._connect() as conn, _immediate(conn):
+            conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (now_iso(), run_id))
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row and row[0] == "interrupted":
+                last = conn.execute("SELECT event FROM run_events WHERE run_id = ? ORDER BY id DESC LIMIT 1",
+                                    (run_id,)).fetchone()
+                if last and last[0] == "lost":
+                    conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                                 (run_id, now_iso(), "late heartbeat", LATE_HEARTBEAT))
         return row[0] if row else None
 
     def mark_lost(self, run_id: str, heartbeat_at: str, message: str) -> bool:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                marked = conn.execute("UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND "
-                                      "status = 'running' AND heartbeat_at = ?", (message, run_id, heartbeat_at))
-                if marked.rowcount:
-                    conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                                 (run_id, now_iso(), "lost", message))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._connect() as conn, _immediate(conn):
+            marked = conn.execute("UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND "
+                                  "status = 'running' AND heartbeat_at = ?", (message, run_id, heartbeat_at))
+            if marked.rowcount:
+                conn.execute("INSERT INTO run_events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                             (run_id, now_iso(), "lost", message))
         return bool(marked.rowcount)
 
     def log_event(self, run_id: str, event: str, detail: str) -> None:
