@@ -263,6 +263,18 @@ CONFIG_CASES: list[Case] = [
          r"is not on the allowlist"),
     Case("model-target-check", ("check", "+model.extra._target_=builtins.exec"), 2,
          r"^mlops: config error at model\.extra"),
+    # the serving, monitoring and store surfaces of issues 15 to 18
+    Case("serve-quality-not-a-mode", ("check", "serve.quality=strict"), 2,
+         r"^mlops: config error at serve\.quality .*must be one of: enforce, flag, off, got 'strict'"),
+    Case("serve-quality-flag-not-a-mode", ("serve", "churn@champion", "--quality", "strict"), 2,
+         r"^mlops: usage error: argument --quality: expected one of enforce, flag, off, got 'strict'"),
+    Case("predict-quality-shell-text", ("predict", "churn@champion", "--input", "x.csv", "--output", "o.parquet",
+                                        "--quality", "off;rm -rf {outside}"), 2,
+         r"^mlops: usage error: argument --quality: expected one of enforce, flag, off"),
+    Case("monitor-since-not-a-duration", ("monitor", "churn@champion", "--since", "7parsecs"), 2,
+         r"^mlops: usage error: --since must be a duration such as 7d"),
+    Case("db-copy-unknown-scheme", ("db", "copy", "sqlite:///outputs/mlops.db", "ftp://{outside}/x"), 2,
+         r"^mlops: usage error: no run store for 'ftp' URIs .*expected one of: sqlite:///PATH, postgresql"),
 ]
 
 # ---------------------------------------------------------------------------------------
