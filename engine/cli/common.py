@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -62,17 +63,31 @@ def project_setting(key: str, default: object) -> object:
     """A setting of the project's composed config (conf/ in this folder), for the plain
     commands that look at stores: they find what ``mlops run`` wrote, env variables
     included. Outside a project, or when conf/ does not compose, the default."""
-    conf = Path.cwd() / "conf"
-    if not (conf / "config.yaml").is_file():
-        return default
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            value = OmegaConf.select(compose(config_name="config"), key, default=default)
-    except (HydraException, OmegaConfBaseException, ValueError):
+    composed = _project_config(str(Path.cwd() / "conf"))
+    if composed is None:
+        return default
+    try:  # interpolations (${oc.env:...}) resolve here, at each read
+        value = OmegaConf.select(composed, key, default=default)
+    except (OmegaConfBaseException, ValueError):
         return default
     return default if value is None else value
+
+
+@functools.lru_cache(maxsize=4)
+def _project_config(conf: str) -> Any:
+    """The project's composed config, composed once per process and folder (``mlops serve``
+    reads two settings); None outside a project or when it does not compose."""
+    if not (Path(conf) / "config.yaml").is_file():
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=conf, version_base="1.3"):
+            return compose(config_name="config")
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return None
