@@ -32,7 +32,7 @@ from engine.config import expr
 from engine.config import quality as quality_rules
 from engine.errors import ConfigError, DataError
 from engine.files import atomic_path
-from engine.stages import quality
+from engine.stages import data, quality
 
 DOMAIN_FILE = "input_domain.json"
 #: The format of the file; a reader refuses a newer one instead of misreading it.
@@ -49,19 +49,15 @@ FLAGS = {
 }
 
 
-def type_of(series: pd.Series) -> str:
-    """The request type of a column: ``boolean``, ``integer``, ``number`` or ``string``.
+#: A source column type (:func:`engine.stages.data.type_of`) as a request type; any other
+#: (text, category, datetime) is a category for the Pipeline, so a string.
+_REQUEST_TYPES = {"bool": "boolean", "int": "integer", "float": "number"}
 
-    Booleans come first (pandas counts them as numeric); anything not numeric is a
-    category for the Pipeline (:func:`engine.stages.model.as_model_input`), so a string.
-    """
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(series):
-        return "integer"
-    if pd.api.types.is_numeric_dtype(series):
-        return "number"
-    return "string"
+
+def type_of(series: pd.Series) -> str:
+    """The request type of a column: ``boolean``, ``integer``, ``number`` or ``string``
+    (the JSON names of :func:`engine.stages.data.type_of`'s types)."""
+    return _REQUEST_TYPES.get(data.type_of(series.dtype), "string")
 
 
 def profile(X: pd.DataFrame, key: pd.Series | None = None,
