@@ -32,6 +32,20 @@ def binaries() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+def password_of(uri: str) -> str:
+    """The password in a server URI: ours, or the one ``MLOPS_TEST_POSTGRES_URI`` (CI) carries."""
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(uri).password)
+
+
+def with_password(uri: str, password: str) -> str:
+    """The same server URI with another password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).set(password=password).render_as_string(hide_password=False)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

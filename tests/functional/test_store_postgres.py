@@ -41,7 +41,7 @@ def test_a_parallel_sweep_the_registry_and_load_model_on_postgresql(
     assert "could not index" not in done.stdout + done.stderr
     assert not (project / "outputs" / "mlops.db").exists()  # every run went to the server
     for path in (project / "outputs").rglob("*"):  # the store's password is written nowhere
-        assert not path.is_file() or postgres.PASSWORD.encode() not in path.read_bytes(), path
+        assert not path.is_file() or postgres.password_of(postgres_uri).encode() not in path.read_bytes(), path
     listed = listed_rows(project, postgres_uri, "params.model._target_", "metrics.roc_auc")
     assert sorted(r["params.model._target_"].rsplit(".", 1)[-1] for r in listed) == \
         ["LogisticRegression", "RandomForestClassifier"]
@@ -50,7 +50,7 @@ def test_a_parallel_sweep_the_registry_and_load_model_on_postgresql(
     assert json.loads(best.stdout)[0]["metrics.roc_auc"] == max(r["metrics.roc_auc"] for r in listed)
     compared = run_mlops(project, "compare", listed[0]["id"], listed[1]["id"], "--all")
     assert compared.returncode == 0 and "model._target_" in compared.stdout, compared.stderr
-    assert "tracking.uri" in compared.stdout and postgres.PASSWORD not in compared.stdout
+    assert "tracking.uri" in compared.stdout and postgres.password_of(postgres_uri) not in compared.stdout
     registered = run_mlops(project, "registry", "register", listed[0]["id"][:8], "--name", "churn")
     assert registered.returncode == 0, registered.stderr
     assert run_mlops(project, "registry", "promote", "churn/1", "--alias", "champion").returncode == 0
@@ -65,10 +65,10 @@ def test_a_parallel_sweep_the_registry_and_load_model_on_postgresql(
     refused = subprocess.run([sys.executable, "-c", "import engine; engine.load_model('churn@champion')"],
                              cwd=project, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "the run store postgresql+psycopg://mlops:***@" in refused.stderr
-    assert "000000000000" in refused.stderr and postgres.PASSWORD not in refused.stderr
+    assert "000000000000" in refused.stderr and postgres.password_of(postgres_uri) not in refused.stderr
     current = run_mlops(project, "db", "current")
     assert current.returncode == 0 and current.stdout.rstrip().endswith("(head)"), current.stderr
-    assert postgres.PASSWORD not in current.stdout and "***" in current.stdout
+    assert postgres.password_of(postgres_uri) not in current.stdout and "***" in current.stdout
 
 
 def test_an_unreachable_server_wrong_credentials_and_an_unknown_scheme_are_one_line(
@@ -81,7 +81,7 @@ def test_an_unreachable_server_wrong_credentials_and_an_unknown_scheme_are_one_l
     port = sql.url_of(closed).port
     assert f"cannot reach the PostgreSQL server at 127.0.0.1:{port}" in away.stderr and "tries" in away.stderr
     assert time.monotonic() - started < 30
-    wrong = postgres_uri.replace(postgres.PASSWORD, "not-the-password-42")
+    wrong = postgres.with_password(postgres_uri, "not-the-password-42")
     for args in (("runs", "--tracking-uri", wrong), ("db", "current", wrong), ("db", "upgrade", wrong)):
         refused = run_mlops(project, *args)
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
@@ -188,7 +188,7 @@ def test_db_copy_moves_an_sqlite_store_to_postgresql_and_the_counts_match(projec
     assert run_mlops(project, "registry", "register", "latest", "--name", "churn").returncode == 0
     copied = run_mlops(project, "db", "copy", "sqlite:///outputs/mlops.db", postgres_uri)
     assert copied.returncode == 0, copied.stderr
-    assert "verified:" in copied.stdout and postgres.PASSWORD not in copied.stdout
+    assert "verified:" in copied.stdout and postgres.password_of(postgres_uri) not in copied.stdout
     lines = {line.split()[0]: line.split() for line in copied.stdout.splitlines()[1:-1]}
     assert lines["runs"][1] == "2" and lines["runs"][4] == lines["runs"][6]  # source hash = destination hash
     assert lines["registry_versions"][1] == "1"  # the file registry's model came along
