@@ -226,8 +226,6 @@ def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, plan: Plan |
     """The rows the model scored in the last ``since``, from the prediction log
     (``outputs/predictions/<name>/date=YYYY-MM-DD/``): their inputs, scores, decisions and
     domain flags as logged."""
-    import pyarrow.dataset as ds
-
     now = now or datetime.now(timezone.utc)
     start = pd.Timestamp(now) - since
     folder = root / "outputs" / "predictions" / monitored.name
@@ -238,15 +236,7 @@ def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, plan: Plan |
     if not files:
         return monitoring.Current(pd.DataFrame(columns=list(columns)), source=f"the prediction log of "
                                   f"{monitored.name} since {start:%Y-%m-%d %H:%M} (no rows)")
-    table = ds.dataset(files, format="parquet").to_table(
-        columns=["received_at", "model_sha256", "model_version", "key", "as_of", "inputs", "score", "decision",
-                 "in_domain"])
-    frame = table.to_pandas()
-    frame = frame[frame["received_at"] >= start]
-    if monitored.version is not None:
-        frame = frame[frame["model_version"] == monitored.version]
-    inputs = pd.DataFrame.from_records([json.loads(text) for text in frame["inputs"]], index=frame.index) \
-        if len(frame) else pd.DataFrame(columns=list(columns))
+    frame, inputs = read_log(files, start, monitored.version, list(columns))
     for column in columns:
         if column not in inputs.columns:
             inputs[column] = np.nan
@@ -264,6 +254,40 @@ def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, plan: Plan |
         current.key_metrics = key_metrics(plan, monitored)
         current.source += f"; {note}"
     return current
+
+
+def read_log(files: list[Path], start: pd.Timestamp, version: int | None,
+             columns: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The prediction log's rows received since ``start`` (of ``version``, if given), and
+    their inputs as columns.
+
+    A file's ``inputs`` is a struct of its model version's input columns; files written
+    before that hold a JSON text per row, read too. Files of versions with other inputs
+    are joined by column name.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = ["received_at", "model_sha256", "model_version", "key", "as_of", "inputs", "score", "decision",
+              "in_domain"]
+    frames, inputs = [], []
+    for path in files:
+        table = pq.read_table(path, columns=wanted)
+        frame = table.drop_columns(["inputs"]).to_pandas()
+        keep = (frame["received_at"] >= start) & (version is None or frame["model_version"] == version)
+        keep = keep.to_numpy(dtype=bool)
+        if not keep.any():
+            continue
+        logged = table.column("inputs").combine_chunks().filter(pa.array(keep))
+        if pa.types.is_struct(logged.type):
+            inputs.append(pd.DataFrame({field.name: np.array(logged.field(i).to_numpy(zero_copy_only=False))
+                                        for i, field in enumerate(logged.type)}))  # a copy: stages write in place
+        else:  # a JSON text per row: the log's format before typed inputs
+            inputs.append(pd.DataFrame.from_records([json.loads(text) for text in logged.to_pylist()]))
+        frames.append(frame[keep])
+    if not frames:
+        return pd.DataFrame(columns=[c for c in wanted if c != "inputs"]), pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True), pd.concat(inputs, ignore_index=True)
 
 
 def _scored(frame: pd.DataFrame, monitored: Monitored, source: str) -> monitoring.Current:

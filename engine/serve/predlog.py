@@ -4,11 +4,14 @@ Layout (readable as one dataset by pandas, pyarrow, DuckDB and Spark)::
 
     outputs/predictions/<model name>/date=YYYY-MM-DD/part-<time>-<pid>-<n>.parquet
 
-One row per scored row, in one fixed schema (:data:`SCHEMA`), whatever the model
-version: the request id and time, the model (name, version, run, sha256), the key,
-the raw inputs as scored (a JSON object: its columns change with the model version,
-the file schema does not), where they came from (the request or the feature store, with
-its as_of), the score, the decision and threshold, the domain flags and the latency.
+One row per scored row, in one schema (:data:`SCHEMA`) whatever the model version but
+for the fields of ``inputs``: the request id and time, the model (name, version, run,
+sha256), the key, the inputs as scored (a struct of the version's input columns, typed
+as the model takes them: numbers as float64, the rest as text), where they came from
+(the request or the feature store, with its as_of), the score, the decision and
+threshold, the domain and rule flags and the latency. Files of versions with other
+input columns unify by field name (``pyarrow.unify_schemas``, DuckDB's
+``union_by_name``), as ``mlops monitor`` reads them.
 
 A request only hands its rows to a bounded queue (no copying, no encoding): the writer
 thread builds the table and writes a file when it holds ``batch_rows`` rows or
@@ -25,7 +28,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +54,7 @@ SCHEMA = pa.schema([
     ("run_id", pa.string()),
     ("model_sha256", pa.string()),
     ("key", pa.string()),
-    ("inputs", pa.string()),
+    ("inputs", pa.struct([])),  # the input columns of the version that scored the rows: schema()
     ("source", pa.string()),
     ("as_of", pa.string()),
     ("score", pa.float64()),
@@ -188,15 +191,15 @@ class PredictionLog:
         if not entries:
             return
         try:
-            table = to_table(entries)
-            dates = pc.strftime(table["received_at"], format="%Y-%m-%d").to_pylist()
-            for date in sorted(set(dates)):
-                part = table.filter(pa.array([d == date for d in dates])) if len(set(dates)) > 1 else table
-                self._files += 1
-                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-                path = self.root / f"date={date}" / f"part-{stamp}-{os.getpid()}-{self._files}.parquet"
-                with atomic_path(path) as tmp:  # a temp name starting with '.': readers skip it
-                    pq.write_table(part, tmp, compression="zstd")
+            for table in tables(entries):
+                dates = pc.strftime(table["received_at"], format="%Y-%m-%d")
+                for date in pc.unique(dates).to_pylist():
+                    part = table.filter(pc.equal(dates, date)) if len(pc.unique(dates)) > 1 else table
+                    self._files += 1
+                    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+                    path = self.root / f"date={date}" / f"part-{stamp}-{os.getpid()}-{self._files}.parquet"
+                    with atomic_path(path) as tmp:  # a temp name starting with '.': readers skip it
+                        pq.write_table(part, tmp, compression="zstd")
             self.written_rows += rows
             self.on_written(rows)
         except Exception as exc:  # noqa: BLE001 - a full disk must not stop the server; said, and counted
@@ -211,63 +214,104 @@ class PredictionLog:
 _TICK = object()  # the writer's wake-up with nothing new: time to flush
 
 
-def to_table(entries: list[_Entry]) -> pa.Table:
-    """The log rows of some requests, in :data:`SCHEMA`."""
-    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+def tables(entries: list[_Entry]) -> Iterator[pa.Table]:
+    """The log rows of some requests: one table per run of consecutive requests whose
+    inputs have the same columns (one, unless the model changed meanwhile)."""
+    run: list[_Entry] = []
     for entry in entries:
-        n = len(entry.frame)
-        positions = entry.frame.index.tolist()
-        ident = entry.identity
-        columns["request_id"] += [entry.request_id] * n
-        columns["row"] += positions
-        columns["received_at"] += [entry.received_at] * n
-        columns["model_name"] += [ident["name"]] * n
-        columns["model_version"] += [ident["version"]] * n
-        columns["run_id"] += [ident["run_id"]] * n
-        columns["model_sha256"] += [ident["sha256"]] * n
-        columns["key"] += [None if k is None else str(k) for k in entry.keys]
-        columns["inputs"] += _inputs_json(entry.frame)
-        columns["source"] += ["feature_store" if b else "request" for b in entry.by_key]
-        columns["as_of"] += [entry.as_of if b else None for b in entry.by_key]
-        columns["score"] += [float(s) for s in entry.scores]
-        columns["decision"] += [int(d) for d in entry.decisions]
-        columns["threshold"] += [entry.threshold] * n
-        columns["in_domain"] += [not f for f in entry.flags]
-        columns["domain_flags"] += [[f"{f['column']}:{f['flag']}" for f in row] for row in entry.flags]
-        columns["rule_flags"] += ([[f"{v['rule']}:{v['column']}" for v in row] for row in entry.violations]
-                                  if entry.violations is not None else [[] for _ in range(n)])
-        columns["latency_ms"] += [round(entry.latency_ms, 3)] * n
-    return pa.Table.from_pydict(columns, schema=SCHEMA)
+        if run and list(entry.frame.columns) != list(run[0].frame.columns):
+            yield to_table(run)
+            run = []
+        run.append(entry)
+    if run:
+        yield to_table(run)
 
 
-def _inputs_json(frame: pd.DataFrame) -> list[str]:
-    """Each row's input values as a JSON object (missing: null).
+def to_table(entries: list[_Entry]) -> pa.Table:
+    """The log rows of some requests whose inputs have the same columns, in
+    :func:`schema` of those columns, built a column at a time.
 
-    With orjson (the serve extra) a row costs a microsecond or two: a request of one row
-    is the common case, and pandas' ``to_json`` costs a few hundred microseconds a call,
-    on the writer's thread but under the same GIL as the requests. Without it, pandas'
-    encoder (numbers to 15 significant digits).
+    The writer runs under the GIL the requests need, so nothing here loops over values
+    in Python where Arrow or numpy can: a request's own values (id, time, the model) are
+    one row per request, repeated by ``take``, and the inputs of all the requests are
+    joined into one frame (one ``concat`` costs what a few pandas calls on each small
+    frame would) and taken over as typed columns by :func:`inputs_array`.
     """
-    if not len(frame):
-        return []
-    if _orjson is None:
-        text = frame.to_json(orient="records", lines=True, double_precision=15)
-        return text.rstrip("\n").split("\n")  # JSON escapes a newline inside a string: one line per row
-    names = [str(c) for c in frame.columns]
-    return [_orjson.dumps(dict(zip(names, row, strict=True)), default=_plain).decode()
-            for row in frame.to_numpy(dtype=object).tolist()]
+    sizes = np.array([len(entry.frame) for entry in entries], dtype=np.int64)
+    request_of_row = pa.array(np.repeat(np.arange(len(entries)), sizes))
+    ident = [entry.identity for entry in entries]
+    per_request = pa.table({
+        "request_id": pa.array([entry.request_id for entry in entries], pa.string()),
+        "received_at": pa.array([entry.received_at for entry in entries], SCHEMA.field("received_at").type),
+        "model_name": pa.array([i["name"] for i in ident], pa.string()),
+        "model_version": pa.array([i["version"] for i in ident], pa.int64()),
+        "run_id": pa.array([i["run_id"] for i in ident], pa.string()),
+        "model_sha256": pa.array([i["sha256"] for i in ident], pa.string()),
+        "threshold": pa.array([entry.threshold for entry in entries], pa.float64()),
+        "latency_ms": pa.array([round(entry.latency_ms, 3) for entry in entries], pa.float64()),
+        "as_of": pa.array([entry.as_of for entry in entries], pa.string()),
+    }).take(request_of_row)
+    by_key = np.concatenate([np.asarray(entry.by_key, dtype=bool) for entry in entries])
+    flags = [row for entry in entries for row in entry.flags]
+    frames = [entry.frame for entry in entries]
+    inputs = inputs_array(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+    columns = {
+        **{name: per_request[name] for name in per_request.column_names},
+        "row": pa.array(np.concatenate([frame.index.to_numpy(dtype=np.int64) for frame in frames]), pa.int32()),
+        "key": pa.array([None if k is None else str(k) for entry in entries for k in entry.keys], pa.string()),
+        "inputs": inputs,
+        "source": pa.array(np.where(by_key, "feature_store", "request"), pa.string()),
+        "as_of": pc.if_else(pa.array(by_key), per_request["as_of"], pa.scalar(None, pa.string())),
+        "score": pa.array(np.concatenate([np.asarray(entry.scores, dtype=float) for entry in entries])),
+        "decision": pa.array(np.concatenate([np.asarray(entry.decisions) for entry in entries]).astype(np.int8)),
+        "in_domain": pa.array([not row for row in flags], pa.bool_()),
+        "domain_flags": _lists(flags, "column", "flag"),
+        "rule_flags": _lists([row for entry in entries for row in (entry.violations if entry.violations is not None
+                                                                   else [[]] * len(entry.frame))], "rule", "column"),
+    }
+    target = schema(inputs.type)
+    return pa.table([columns[name] for name in target.names], schema=target)
 
 
-def _plain(value: Any) -> Any:
-    """What orjson cannot write itself: pandas' missing values, numpy scalars."""
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+def _lists(rows: list[list[dict[str, Any]]], first: str, second: str) -> pa.ListArray:
+    """Each row's ``"<first>:<second>"`` texts, as a list column built from its offsets
+    (most rows have none)."""
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum([len(row) for row in rows], out=offsets[1:])
+    values = pa.array([f"{item[first]}:{item[second]}" for row in rows for item in row], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-try:
-    import orjson as _orjson
-except ImportError:  # the serve extra brings it
-    _orjson = None
+def schema(inputs: pa.DataType) -> pa.Schema:
+    """:data:`SCHEMA` with the inputs' struct of one model version's input columns."""
+    return SCHEMA.set(SCHEMA.get_field_index("inputs"), pa.field("inputs", inputs))
+
+
+def inputs_array(frame: pd.DataFrame) -> pa.StructArray:
+    """Each row's inputs as the model took them (:func:`engine.stages.model.as_model_input`):
+    a number as float64, anything else (text, a category, a boolean) as its text, missing
+    as null. One struct field per input column, taken over a column at a time."""
+    if not len(frame.columns):
+        return pa.array([{}] * len(frame), pa.struct([]))
+    arrays = []
+    for _, series in frame.items():
+        if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+            arrays.append(pa.array(series.to_numpy(dtype=float, na_value=np.nan), pa.float64(), from_pandas=True))
+        else:
+            arrays.append(_text(series))
+    return pa.StructArray.from_arrays(arrays, names=[str(c) for c in frame.columns])
+
+
+def _text(series: pd.Series) -> pa.Array:
+    """A column that is not a number as text (null where missing)."""
+    try:
+        array = pa.array(series, from_pandas=True)
+        if isinstance(array, pa.ChunkedArray):  # pandas' Arrow-backed str dtype
+            array = array.combine_chunks()
+        if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+            return array.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed objects
+        pass
+    present = series.notna().to_numpy()
+    return pa.array([str(v) if ok else None for v, ok in zip(series.to_numpy(dtype=object), present, strict=True)],
+                    pa.string())

@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.serve.predlog import SCHEMA, PredictionLog
+from engine.serve import predlog
+from engine.serve.predlog import PredictionLog
 
 
 @dataclass
@@ -42,13 +44,14 @@ def test_every_row_is_written_and_pandas_reads_the_partitioned_folder(tmp_path: 
     log.close()
     files = sorted((tmp_path / "churn").glob("date=*/part-*.parquet"))
     assert len(files) == 1 and files[0].parent.name.startswith("date=20")
-    assert pq.read_schema(files[0]).equals(SCHEMA, check_metadata=False)
+    assert pq.read_schema(files[0]).equals(predlog.schema(pa.struct([("plan", pa.string()), ("n_orders", pa.float64())])),
+                          check_metadata=False)
     table = pd.read_parquet(tmp_path / "churn")
     assert len(table) == 5 and written == [5] and log.written_rows == 5
     assert table["request_id"].tolist() == ["one"] * 3 + ["two"] * 2
     assert table["model_version"].tolist() == [3, 3, 3, 4, 4]
     assert table["key"].tolist() == ["100", "101", "102", "100", "101"]
-    assert table["inputs"].iloc[1] == '{"plan":"annual","n_orders":1.5}'
+    assert table["inputs"].iloc[1] == {"plan": "annual", "n_orders": 1.5}
     assert table["in_domain"].tolist() == [False, True, True, False, True]
     assert list(table["domain_flags"].iloc[0]) == ["plan:unseen_category"]
     assert table["decision"].tolist() == [0, 1, 1, 0, 1] and table["latency_ms"].iloc[0] == 12.5
@@ -101,3 +104,54 @@ def test_duckdb_reads_the_partitioned_log_with_its_date_column(tmp_path: Path) -
     assert {str(date) for *_, date in rows} == {day}
     flags = duckdb.sql(f"SELECT domain_flags FROM read_parquet('{pattern}') WHERE len(domain_flags) > 0").fetchall()
     assert flags == [(["plan:unseen_category"],), (["plan:unseen_category"],)]
+    orders = duckdb.sql(f"SELECT sum(inputs.n_orders) FROM read_parquet('{pattern}', union_by_name = true)").fetchall()
+    assert orders == [(sum(np.arange(4) + 0.5) + sum(np.arange(3) + 0.5),)]
+
+
+def test_inputs_are_typed_as_the_model_took_them_and_a_batch_spanning_versions_writes_a_file_each(
+        tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "churn", flush_s=60)
+    old = pd.DataFrame({"plan": np.array(["annual", np.nan, 'say "hi"\n'], dtype=object),
+                        "n_orders": [1.0, np.nan, np.inf]}, index=pd.Index([0, 2, 5]))
+    stored = pd.DataFrame({"plan": pd.Categorical(["weekly", None]), "n_orders": pd.array([3, None], dtype="Int64"),
+                           "vip": [True, False]}, index=pd.Index([1, 3]))
+    assert log.append(FakeServed(version=3), "a", old, [1, 2, 3], np.array([.1, .5, .9]), np.array([0, 1, 1]),
+                      [[], [], []], [False] * 3, None, 1.0)
+    assert log.append(FakeServed(version=4), "b", stored, ["k1", "k2"], np.array([.2, .7]), np.array([0, 1]),
+                      [[], []], [True, True], "2026-11-01", 2.0,
+                      [[{"rule": "known_plan", "column": "plan", "severity": "error"}], []])
+    log.close()
+    files = sorted((tmp_path / "churn").glob("date=*/part-*.parquet"))
+    assert len(files) == 2  # one per version: their inputs differ
+    first, second = (pq.read_table(f) for f in files)
+    if first.column("model_version")[0].as_py() == 4:
+        first, second = second, first
+    assert first.schema.field("inputs").type == pa.struct([("plan", pa.string()), ("n_orders", pa.float64())])
+    assert first.column("inputs").to_pylist() == [{"plan": "annual", "n_orders": 1.0},
+                                                  {"plan": None, "n_orders": None},
+                                                  {"plan": 'say "hi"\n', "n_orders": float("inf")}]
+    assert first.column("row").to_pylist() == [0, 2, 5] and first.column("as_of").to_pylist() == [None] * 3
+    assert second.schema.field("inputs").type == pa.struct([("plan", pa.string()), ("n_orders", pa.float64()),
+                                                            ("vip", pa.string())])
+    assert second.column("inputs").to_pylist() == [{"plan": "weekly", "n_orders": 3.0, "vip": "True"},
+                                                   {"plan": None, "n_orders": None, "vip": "False"}]
+    assert second.column("source").to_pylist() == ["feature_store"] * 2
+    assert second.column("as_of").to_pylist() == ["2026-11-01"] * 2
+    assert second.column("rule_flags").to_pylist() == [["known_plan:plan"], []]
+    assert second.column("key").to_pylist() == ["k1", "k2"]
+    unified = pa.unify_schemas([first.schema, second.schema])
+    assert unified.field("inputs").type.get_field_index("vip") == 2
+
+
+def test_many_small_requests_and_one_large_give_the_same_log_rows(tmp_path: Path) -> None:
+    rows = frame(50)
+    one, many = PredictionLog(tmp_path / "one", flush_s=60), PredictionLog(tmp_path / "many", flush_s=60)
+    scores = np.linspace(0, 1, 50)
+    one.append(FakeServed(), "r", rows, list(range(50)), scores, scores >= .4, [[]] * 50, [False] * 50, None, 1.0)
+    for i in range(50):
+        many.append(FakeServed(), "r", rows.iloc[[i]], [i], scores[[i]], scores[[i]] >= .4, [[]], [False], None, 1.0)
+    one.close()
+    many.close()
+    a, b = (pd.read_parquet(tmp_path / name).drop(columns="received_at") for name in ("one", "many"))
+    pd.testing.assert_frame_equal(a, b)
+    assert a["inputs"].tolist() == [{"plan": "annual", "n_orders": i + 0.5} for i in range(50)]
