@@ -435,7 +435,8 @@ def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Tra
         holdout = pd.read_parquet(record.run_dir / PREDICTIONS_FILE, columns=["y_true", "y_score"])
         reference_profile = {"path": f"model/{monitoring.PROFILE_FILE}", "sha256": monitoring.save(
             monitoring.profile(parts.X_train, holdout["y_score"].to_numpy(), metrics["threshold"],
-                               holdout["y_true"].to_numpy()), record.run_dir / "model")}
+                               holdout["y_true"].to_numpy(), plan.business.economics, plan.monitor.chunks),
+            record.run_dir / "model")}
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
                              "input_schema": {"path": f"model/{model.INPUT_SCHEMA_FILE}", "sha256": schema_digest},
                              "input_domain": input_domain, "reference_profile": reference_profile,
