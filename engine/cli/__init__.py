@@ -46,8 +46,8 @@ commands:
   serve      MODEL [--host H] [--port P]: the model as an HTTP service (/predict, /health, /ready,
              /model, /metrics, /docs) that checks its inputs, follows its alias, logs predictions
   predict    MODEL --input FILE|feature-store --output SCORES.parquet: batch scoring with serve's checks
-  monitor    MODEL [--since 7d | --current features --as-of DATE]: drift, live quality and
-             performance by conf/monitor/, against the profile frozen at training (exit 6: failed)
+  monitor    MODEL [--since 7d | --current features --as-of DATE] [--labels FILE]: drift, live quality
+             and performance by conf/monitor/, against the profile frozen at training (exit 6: failed)
   db         upgrade [URI] | current [URI] | copy SRC_URI DST_URI: the metadata store's schema
              (Alembic), and moving a store (SQLite <-> PostgreSQL), verified
 

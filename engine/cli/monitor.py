@@ -9,8 +9,8 @@ from engine.cli.common import command_parser, tracking_store
 from engine.errors import UsageError
 
 MONITOR_USAGE = """\
-usage: mlops monitor MODEL [--since DURATION | --current SOURCE [--as-of DATE]] [OVERRIDE ...]
-                     [--registry PATH] [--tracking-uri URI]
+usage: mlops monitor MODEL [--since DURATION | --current SOURCE [--as-of DATE]] [--labels SOURCE]
+                     [OVERRIDE ...] [--registry PATH] [--tracking-uri URI]
 
   MODEL       NAME@ALIAS (churn@champion), NAME/VERSION, NAME, or a training run
   --since     the prediction log's rows of the last DURATION (7d, 12h; default
@@ -19,6 +19,11 @@ usage: mlops monitor MODEL [--since DURATION | --current SOURCE [--as-of DATE]] 
               data (its quality rules applied too; labels when the data reaches 30 days
               past the cut-off); or a CSV or Parquet file of feature rows
   --as-of     the cut-off of --current features (default: the config's as_of)
+  --labels    the realised labels, from a source of their own: a CSV or Parquet file,
+              or a source of conf/data/ by name, with the key, the label (0/1) and,
+              optionally, when it became known (monitor.labels); joined by key, point
+              in time: a row takes the latest label of its key known after its cut-off
+              and within monitor.label_delay of it (instead of the project's labels)
   OVERRIDE    Hydra overrides of the project's config (monitor.*, data.*, ...)
 
 Compares the current rows with the reference profile frozen beside the model at
@@ -47,6 +52,7 @@ def monitor_command(args: list[str]) -> int:
     parser.add_argument("--since")
     parser.add_argument("--current")
     parser.add_argument("--as-of", dest="as_of")
+    parser.add_argument("--labels")
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(registry.DEFAULT_PATH)))
     options, overrides = parser.parse_known_args(args)
     flags = [a for a in overrides if a.startswith("-")]
@@ -84,15 +90,23 @@ def monitor_command(args: list[str]) -> int:
         spec = {"kind": "file", "path": options.current}
 
         def load() -> monitor.monitoring.Current:
-            current = monitor.from_file(Path(options.current), monitored)
-            current.key_metrics = monitor.key_metrics(plan, monitored)
-            return current
+            return monitor.from_file(Path(options.current), monitored, plan)
     else:
         assert since is not None
         spec = {"kind": "prediction_log", "since": options.since or str(plan.monitor.window)}
 
         def load() -> monitor.monitoring.Current:
-            return monitor.from_log(root, monitored, since, plan)
+            return monitor.from_log(root, monitored, since, plan, project_labels=not options.labels)
+    if options.labels:
+        # read before the run starts: a bad labels file is bad input, not a failed monitor run
+        labels, what = monitor.read_labels(options.labels, plan, root, monitored)
+        spec["labels"] = options.labels
+        unlabelled = load
+
+        def load() -> monitor.monitoring.Current:
+            current = unlabelled()
+            monitor.attach_labels(current, labels, plan.monitor.label_delay, what)
+            return current
     record, report = monitor.execute(plan, monitored, spec, root, store, overrides, load)
     print(f"monitor: {monitored.ref} on {record.data['monitor']['current']['source']}")
     print(report.table())

@@ -30,7 +30,9 @@ CORRECTIONS = ("none", "bonferroni", "fdr")
 #: The metrics a performance rule may bound: with labels (``performance``), or estimated
 #: from calibrated scores without them (``estimated_performance``, CBPE).
 PERFORMANCE_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy", "net_value_per_month")
-ESTIMATED_METRICS = ("roc_auc",)
+ESTIMATED_METRICS = PERFORMANCE_METRICS
+#: How the current rows are cut into chunks: by calendar month of their time, or by rows.
+CHUNK_BY = ("month", "rows")
 
 
 # ------------------------------------------------------------------ drift methods
@@ -214,25 +216,30 @@ class Quality(MonitorRule):
 @dataclass(frozen=True, kw_only=True)
 class Performance(MonitorRule):
     """A metric on labelled rows (the prediction log's rows joined by key to the labels
-    of their cut-off once complete; ``--current features`` at such a cut-off; a file with
-    the label column) is at least ``min``, or no more than ``max_drop`` below the
-    hold-out's; every stakeholder's metric, the net value included, is recorded."""
+    of their cut-off once complete, or the rows of ``--labels``; ``--current features`` at
+    such a cut-off; a file with the label column) is at least ``min``, no more than
+    ``max_drop`` below the hold-out's, and inside the reference chunks' mean ± ``sigma``
+    standard deviations; every stakeholder's metric, the net value included, is recorded."""
 
     metric: str
     min: float | None = None
     max_drop: float | None = None
+    sigma: float | None = None
 
 
 @register("estimated_performance")
 @dataclass(frozen=True, kw_only=True)
 class EstimatedPerformance(MonitorRule):
     """CBPE: a metric estimated without labels from the calibrated scores (each row a
-    positive with its score's probability) is at least ``min``, or no more than
-    ``max_drop`` below the hold-out's."""
+    positive with its score's probability: the expected confusion matrix at the model's
+    threshold, the net value from it as on the hold-out) is at least ``min``, no more than
+    ``max_drop`` below the hold-out's realised value, and inside the reference chunks'
+    mean ± ``sigma`` standard deviations of the realised value (NannyML's alert)."""
 
     metric: str
     min: float | None = None
     max_drop: float | None = None
+    sigma: float | None = None
 
 
 # ------------------------------------------------------------------ retraining
@@ -258,6 +265,44 @@ class OnFailure:
     declared_cooldown: str = "1d"
 
 
+# ------------------------------------------------------------------ chunks and labels
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """``monitor.chunks``: NannyML's chunks, for the ±sigma alerts of performance rules.
+
+    Args:
+        reference_count: The hold-out (the reference) is cut into this many chunks of
+            equal size, in its row order, when the model is saved (None: by size).
+        reference_size: ...or into chunks of this many rows (the last, smaller one is
+            dropped when it is under half this size).
+        by: ``month`` (the calendar month of each current row's time) or ``rows``.
+        size: ``by: rows``: rows per current chunk (null: the reference chunks' size).
+    """
+
+    reference_count: int | None = 10
+    reference_size: int | None = None
+    by: str = "month"
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Labels:
+    """``monitor.labels``: the columns of a ``--labels`` file (or source).
+
+    Args:
+        key: Its key column (None: the features' entity).
+        label: Its label column, 0/1 or true/false (None: the target's name).
+        time: When each label became known (None: the file has none; a row's label is
+            then its key's alone, whatever its time).
+    """
+
+    key: str | None = None
+    label: str | None = None
+    time: str | None = None
+
+
 # ------------------------------------------------------------------ the group
 
 
@@ -276,6 +321,8 @@ class MonitorSpec:
         label_delay: How long after a cut-off its labels are complete (the target's
             horizon): the latest complete label window ends this long before the data's end.
         on_failure: The retrain a failure launches; None: none.
+        chunks: How the reference and the current rows are cut into chunks.
+        labels: The columns of a ``--labels`` source.
     """
 
     rules: Mapping[str, MonitorRule] = field(default_factory=dict)
@@ -286,6 +333,8 @@ class MonitorSpec:
     window: pd.Timedelta = pd.Timedelta(days=7)
     label_delay: pd.Timedelta = pd.Timedelta(days=30)
     on_failure: OnFailure | None = None
+    chunks: Chunks = field(default_factory=Chunks)
+    labels: Labels = field(default_factory=Labels)
 
     @classmethod
     def from_config(cls, monitor_cfg: Mapping[str, Any] | None) -> MonitorSpec:
@@ -326,8 +375,9 @@ class MonitorSpec:
             if isinstance(rule, EstimatedPerformance) and rule.metric not in ESTIMATED_METRICS:
                 raise ConfigError(f"{path}.metric", f"cannot be estimated without labels: {rule.metric!r}; expected "
                                   f"one of: {', '.join(ESTIMATED_METRICS)}")
-            if isinstance(rule, Performance | EstimatedPerformance) and rule.min is None and rule.max_drop is None:
-                raise ConfigError(path, "expected min or max_drop (or both), got neither")
+            if isinstance(rule, Performance | EstimatedPerformance) and rule.min is None and \
+                    rule.max_drop is None and rule.sigma is None:
+                raise ConfigError(path, "expected min, max_drop or sigma (or several), got none of them")
             rules[name] = rule
         retrain = monitor_cfg.get("on_failure")
         on_failure = None
@@ -343,7 +393,9 @@ class MonitorSpec:
                    min_rows=int(monitor_cfg.get("min_rows", 100)),
                    window=duration(str(monitor_cfg.get("window", "7d")), "monitor.window"),
                    label_delay=duration(str(monitor_cfg.get("label_delay", "30d")), "monitor.label_delay"),
-                   on_failure=on_failure)
+                   on_failure=on_failure, chunks=_chunks(monitor_cfg.get("chunks")),
+                   labels=Labels(**{k: (str(v) if v is not None else None)
+                                    for k, v in (monitor_cfg.get("labels") or {}).items()}))
 
     def test(self, column: str, column_type: str, reference_rows: int, rule: Drift | None = None) -> Test:
         """The test of one column: the rule's own method, the column's, or the default by type.
@@ -383,6 +435,27 @@ def duration(text: str, path: str) -> pd.Timedelta:
     return pd.Timedelta(**{_UNITS[match[2]]: float(match[1])})
 
 
+def _chunks(spec: Mapping[str, Any] | None) -> Chunks:
+    """``monitor.chunks`` (its shape checked by the schema): one of the reference's count
+    and size, ``by: rows`` with an optional size."""
+    if not spec:
+        return Chunks()
+    reference = spec.get("reference") or {}
+    if reference.get("count") is not None and reference.get("size") is not None:
+        raise ConfigError("monitor.chunks.reference", f"expected count or size, got both "
+                          f"(count {reference['count']}, size {reference['size']})")
+    count = reference.get("count")
+    size = reference.get("size")
+    current = spec.get("current") or {}
+    by = str(current.get("by", "month"))
+    if by == "month" and current.get("size") is not None:
+        raise ConfigError("monitor.chunks.current.size", f"only with by: rows, got by: month and size "
+                          f"{current['size']}")
+    return Chunks(reference_count=int(count) if count is not None else (None if size is not None else 10),
+                  reference_size=int(size) if size is not None else None, by=by,
+                  size=int(current["size"]) if current.get("size") is not None else None)
+
+
 def _test(spec: Mapping[str, Any] | None, default: Test | None, path: str, column_type: str | None) -> Test:
     if not spec:
         assert default is not None
@@ -417,6 +490,8 @@ def _json_type(name: str, cls: type) -> dict[str, Any]:
         return {"type": ["number", "null"] if name == "share" else "number", "minimum": 0, "maximum": 1}
     if name == "min_rows":
         return {"type": ["integer", "null"], "minimum": 1}
+    if name == "sigma":
+        return {"type": ["number", "null"], "exclusiveMinimum": 0}
     if name == "columns":
         return {"type": ["array", "null"], "minItems": 1, "items": {"type": "string"}}
     hint = typing.get_type_hints(cls)[name]

@@ -37,6 +37,14 @@ def write_monitor_report(target: Path, body: Mapping[str, Any], reference: Mappi
                        [[r["rule"], r["dimension"], r["severity"],
                          Markup(badge(r["verdict"], None if r["verdict"] != "failed" or r["severity"] == "error"
                                       else "warn")), r["detail"]] for r in body["rules"]]))
+    chunked = [(r, c) for r in body["rules"] for c in r.get("chunks") or []]
+    if chunked:
+        parts.append("<h2>Performance per chunk</h2>")
+        parts.append(table(["rule", "metric", "chunk", "rows", "value", "band (mean ± sigma std)", "verdict", "detail"],
+                           [[r["rule"], r.get("metric", ""), c["chunk"], c["rows"],
+                             c["value"], " .. ".join(fmt(x) for x in c["band"]) if c.get("band") else "",
+                             Markup(badge(c["verdict"], None if c["verdict"] != "failed" or r["severity"] == "error"
+                                          else "warn")), c["detail"]] for r, c in chunked], numeric={3, 4}))
     columns = _columns(body)
     if columns:
         parts.append("<h2>Drift per feature</h2>")

@@ -430,12 +430,14 @@ def _save(plan: Plan, table: features.FeatureTable, parts: _Parts, trained: _Tra
         input_domain = {"path": f"model/{domain.DOMAIN_FILE}", "sha256": domain.save(
             domain.profile(parts.X_train, table.frame.loc[parts.X_train.index, table.key], rules),
             record.run_dir / "model")}
-        # The reference profile of mlops monitor: the training inputs' histograms and the
-        # hold-out's scores, so monitoring never reads the training data again.
+        # The reference profile of mlops monitor: the training inputs' histograms, the
+        # hold-out's scores, realised metrics and value a month, its calibration map and its
+        # chunks' bands, so monitoring never reads the training data again.
         holdout = pd.read_parquet(record.run_dir / PREDICTIONS_FILE, columns=["y_true", "y_score"])
         reference_profile = {"path": f"model/{monitoring.PROFILE_FILE}", "sha256": monitoring.save(
             monitoring.profile(parts.X_train, holdout["y_score"].to_numpy(), metrics["threshold"],
-                               holdout["y_true"].to_numpy()), record.run_dir / "model")}
+                               holdout["y_true"].to_numpy(), plan.business.economics, plan.monitor.chunks),
+            record.run_dir / "model")}
         record.update(model={"path": f"model/{model.MODEL_FILE}", "sha256": digest,
                              "input_schema": {"path": f"model/{model.INPUT_SCHEMA_FILE}", "sha256": schema_digest},
                              "input_domain": input_domain, "reference_profile": reference_profile,

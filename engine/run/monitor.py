@@ -157,6 +157,9 @@ def from_features(plan: Plan, root: Path, monitored: Monitored) -> monitoring.Cu
     current = _scored(frame, monitored, f"the features at as_of {as_of.date()} ({len(frame)} rows)")
     current.quality = checked
     current.key_metrics = key_metrics(plan, monitored)
+    current.economics = plan.business.economics
+    current.keys = frame[table.key].astype(str).reset_index(drop=True)
+    current.cutoffs = pd.Series([as_of] * len(frame), dtype="datetime64[ns]")
     if labelled and table.target in frame.columns:
         current.labels = frame[table.target].to_numpy().astype(int)
     return current
@@ -205,8 +208,9 @@ def join_labels(plan: Plan, root: Path, keys: pd.Series, cutoffs: pd.Series) -> 
     return labels[mask], mask, note
 
 
-def from_file(path: Path, monitored: Monitored) -> monitoring.Current:
-    """Feature rows from a CSV or Parquet file (its label column, when present, gives labels)."""
+def from_file(path: Path, monitored: Monitored, plan: Plan | None = None) -> monitoring.Current:
+    """Feature rows from a CSV or Parquet file (its label column, when present, gives labels;
+    its key column, the features' entity, lets ``--labels`` join by key)."""
     if not path.is_file():
         raise UsageError(f"usage error: --current {path}: no such file; expected 'features', or a CSV or Parquet "
                          "file of feature rows")
@@ -218,14 +222,21 @@ def from_file(path: Path, monitored: Monitored) -> monitoring.Current:
     current = _scored(frame, monitored, f"{path} ({len(frame)} rows)")
     if monitored.target and monitored.target in frame.columns:
         current.labels = frame[monitored.target].to_numpy().astype(int)
+    if plan is not None:
+        current.key_metrics = key_metrics(plan, monitored)
+        current.economics = plan.business.economics
+        if plan.features.key in frame.columns:
+            current.keys = _keys(frame[plan.features.key]).reset_index(drop=True)
     return current
 
 
 def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, plan: Plan | None = None,
-             now: datetime | None = None) -> monitoring.Current:
+             now: datetime | None = None, project_labels: bool = True) -> monitoring.Current:
     """The rows the model scored in the last ``since``, from the prediction log
     (``outputs/predictions/<name>/date=YYYY-MM-DD/``): their inputs, scores, decisions and
-    domain flags as logged."""
+    domain flags as logged, their keys, cut-offs and times. With ``project_labels``, the
+    labels of the project's own data are joined (:func:`join_labels`); without, a
+    ``--labels`` source is joined afterwards (:func:`attach_labels`)."""
     now = now or datetime.now(timezone.utc)
     start = pd.Timestamp(now) - since
     folder = root / "outputs" / "predictions" / monitored.name
@@ -245,14 +256,21 @@ def from_log(root: Path, monitored: Monitored, since: pd.Timedelta, plan: Plan |
                                  outside=~frame["in_domain"].to_numpy(dtype=bool),
                                  source=f"the prediction log of {monitored.name} since {start:%Y-%m-%d %H:%M} "
                                         f"({len(frame)} rows)")
+    if len(frame):
+        received = frame["received_at"].dt.tz_convert("UTC").dt.tz_localize(None) \
+            if frame["received_at"].dt.tz is not None else frame["received_at"]
+        current.times = received.to_numpy()
+        current.keys = frame["key"].reset_index(drop=True)
+        current.cutoffs = pd.to_datetime(frame["as_of"], errors="coerce").fillna(
+            received.dt.normalize()).reset_index(drop=True)
     if plan is not None and len(frame):
-        cutoffs = pd.to_datetime(frame["as_of"], errors="coerce").fillna(
-            frame["received_at"].dt.tz_localize(None).dt.normalize()).reset_index(drop=True)
-        labels, mask, note = join_labels(plan, root, frame["key"].reset_index(drop=True), cutoffs)
-        if mask.any():
-            current.labels, current.labelled = labels, mask
         current.key_metrics = key_metrics(plan, monitored)
-        current.source += f"; {note}"
+        current.economics = plan.business.economics
+        if project_labels:
+            labels, mask, note = join_labels(plan, root, current.keys, current.cutoffs)
+            if mask.any():
+                current.labels, current.labelled = labels, mask
+            current.source += f"; {note}"
     return current
 
 
@@ -288,6 +306,160 @@ def read_log(files: list[Path], start: pd.Timestamp, version: int | None,
     if not frames:
         return pd.DataFrame(columns=[c for c in wanted if c != "inputs"]), pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True), pd.concat(inputs, ignore_index=True)
+
+
+# ------------------------------------------------------------------ --labels: labels from a source of their own
+
+#: A label's type: 0/1 numbers or booleans.
+_LABEL_EXPECTED = "0/1 or true/false"
+
+
+def read_labels(source: str, plan: Plan, root: Path, monitored: Monitored) -> tuple[pd.DataFrame, str]:
+    """The rows of a ``--labels`` source: a CSV or Parquet file, or a source of ``conf/data/``
+    by name, with its key, label and (optional) time columns (``monitor.labels``).
+
+    Returns:
+        A frame of ``key`` (text), ``label`` (0/1) and ``time`` (naive UTC timestamps, or
+        NaT without a time column), and what it was, for the report.
+
+    Raises:
+        UsageError: No such file or source.
+        DataError: A file that cannot be read; a column missing or of the wrong type; a
+            row without a key; one key twice without a time column. One line naming the
+            file, the column, what was expected and what was found.
+    """
+    declared = plan.monitor.labels
+    key = declared.key or plan.features.key
+    label = declared.label or monitored.target or plan.features.target
+    time = declared.time
+    if source in plan.data.sources:
+        import dataclasses
+
+        where = f"--labels {source} (data.sources.{source})"
+        frame = data.load(dataclasses.replace(plan.data, sources={source: plan.data.sources[source]}),
+                          root)[source].frame
+    else:
+        path = Path(source)
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            raise UsageError(f"usage error: --labels {source}: no such file or source; expected a CSV or Parquet "
+                             f"file, or one of the sources of conf/data/: {', '.join(plan.data.sources)}")
+        where = source
+        kind = "Parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
+        try:
+            frame = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"data error at {where}: cannot read it as {kind}: {problem}") from exc
+    wanted = {"key": (key, "monitor.labels.key"), "label": (label, "monitor.labels.label")}
+    if time:
+        wanted["time"] = (time, "monitor.labels.time")
+    for role, (column, setting) in wanted.items():
+        if column not in frame.columns:
+            raise DataError(f"data error at {where}: no column {column!r} (the {role}, {setting}); expected the "
+                            f"columns {', '.join(c for c, _ in wanted.values())}, got "
+                            f"{', '.join(map(str, frame.columns[:12])) or 'none'}")
+    keys = frame[key]
+    if keys.isna().any():
+        row = int(np.flatnonzero(keys.isna().to_numpy())[0])
+        raise DataError(f"data error at {where}: column {key!r} (the key): expected a key in every row, got "
+                        f"{int(keys.isna().sum())} missing (the first at row {row + 1})")
+    labels = _label_values(frame[label], where, label)
+    if time:
+        times = _time_values(frame[time], where, time)
+    else:
+        times = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+        twice = _keys(keys)[_keys(keys).duplicated()]
+        if len(twice):
+            raise DataError(f"data error at {where}: column {key!r} (the key): expected one label per key without "
+                            f"a time column (monitor.labels.time), got {twice.nunique()} key(s) more than once, "
+                            f"e.g. {twice.iloc[0]!r}")
+    out = pd.DataFrame({"key": _keys(keys).to_numpy(), "label": labels.to_numpy(), "time": times.to_numpy()})
+    return out.dropna(subset=["label"]).reset_index(drop=True), f"{where} ({len(frame)} label rows)"
+
+
+def _keys(values: pd.Series) -> pd.Series:
+    """Keys as text, as the prediction log keeps them (integers without a trailing .0)."""
+    if pd.api.types.is_float_dtype(values) and values.dropna().eq(values.dropna().round()).all():
+        values = values.astype("Int64")
+    return values.astype("string").astype(object)
+
+
+def _label_values(values: pd.Series, where: str, column: str) -> pd.Series:
+    """0/1 labels (missing: no label yet), or a DataError naming the column and what it holds."""
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float")
+    if pd.api.types.is_numeric_dtype(values):
+        bad = present[~present.isin([0, 1])]
+        if not len(bad):
+            return values.astype(float)
+        got = f"{len(bad)} other value(s), e.g. {_plain(bad.iloc[0])!r}"
+    else:
+        text = present.astype(str).str.strip().str.lower()
+        mapping = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+        bad = present[~text.isin(list(mapping))]
+        if not len(bad):
+            return values.astype(object).map(lambda v: mapping[str(v).strip().lower()] if pd.notna(v) else np.nan)
+        got = f"text, e.g. {bad.iloc[0]!r}" if isinstance(bad.iloc[0], str) else \
+            f"{type(bad.iloc[0]).__name__} values, e.g. {bad.iloc[0]!r}"
+    raise DataError(f"data error at {where}: column {column!r} (the label): expected {_LABEL_EXPECTED}, got {got}")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _time_values(values: pd.Series, where: str, column: str) -> pd.Series:
+    """Timestamps as naive UTC, or a DataError naming the column and the first that is not one."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise DataError(f"data error at {where}: column {column!r} (the label's time): expected dates or times "
+                            f"such as 2026-11-30, got {values.dtype} numbers, e.g. {_plain(values.dropna().iloc[0])!r}"
+                            if values.notna().any() else f"data error at {where}: column {column!r}: empty")
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        bad = values[parsed.isna() & values.notna()]
+        if len(bad):
+            raise DataError(f"data error at {where}: column {column!r} (the label's time): expected dates or times "
+                            f"such as 2026-11-30, got {bad.iloc[0]!r} (row {int(bad.index[0]) + 1})")
+    if parsed.dt.tz is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def attach_labels(current: monitoring.Current, labels: pd.DataFrame, delay: pd.Timedelta, what: str) -> None:
+    """Join ``--labels`` rows to the current rows by key, point in time: a row's label is
+    the latest one of its key that became known after its cut-off and no later than the
+    cut-off plus ``delay`` (``monitor.label_delay``). Labels without a time, or rows
+    without a cut-off (a file), join by key alone.
+
+    Raises:
+        UsageError: The current rows have no keys to join on.
+    """
+    if current.keys is None or not current.keys.notna().any():
+        raise UsageError(f"usage error: --labels {what}: the current rows have no keys to join labels on (a file "
+                         "needs the features' key column; a prediction log, rows scored by key)")
+    rows = pd.DataFrame({"row": np.arange(len(current.keys)), "key": current.keys.astype(object).to_numpy(),
+                         "cutoff": current.cutoffs.to_numpy() if current.cutoffs is not None else pd.NaT})
+    rows["cutoff"] = pd.to_datetime(rows["cutoff"])
+    merged = rows.dropna(subset=["key"]).merge(labels, on="key", how="inner")
+    timed = merged["time"].notna() & merged["cutoff"].notna()
+    inside = ~timed | ((merged["time"] > merged["cutoff"]) & (merged["time"] <= merged["cutoff"] + delay))
+    merged = merged[inside].sort_values(["row", "time"], na_position="first", kind="stable")
+    chosen = merged.drop_duplicates("row", keep="last")
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[chosen["row"].to_numpy()] = True
+    by_row = pd.Series(chosen["label"].to_numpy(), index=chosen["row"].to_numpy()).sort_index()
+    current.labels = by_row.to_numpy().astype(int) if mask.any() else None
+    current.labelled = mask if mask.any() else None
+    current.source += (f"; --labels {what}: {int(mask.sum())} of {len(rows)} row(s) labelled by key"
+                       + (f", within {_days(delay)} after their cut-off" if labels["time"].notna().any() else ""))
+
+
+def _days(delay: pd.Timedelta) -> str:
+    return f"{delay.days}d" if delay == pd.Timedelta(days=delay.days) else str(delay)
 
 
 def _scored(frame: pd.DataFrame, monitored: Monitored, source: str) -> monitoring.Current:

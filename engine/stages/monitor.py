@@ -42,7 +42,9 @@ import pandas as pd
 from scipy import stats
 
 from engine.config import monitor as decl
+from engine.config.business import Economics
 from engine.files import atomic_path
+from engine.stages import business
 
 PROFILE_FILE = "reference_profile.json"
 #: The format of the file; a reader refuses a newer one instead of misreading it.
@@ -107,15 +109,20 @@ def categorical_profile(values: pd.Series) -> dict[str, Any]:
             "other": other}
 
 
-def profile(X: pd.DataFrame, scores: np.ndarray, threshold: float, labels: np.ndarray | None = None) -> dict[str, Any]:
+def profile(X: pd.DataFrame, scores: np.ndarray, threshold: float, labels: np.ndarray | None = None,
+            economics: Economics | None = None, chunks: decl.Chunks | None = None) -> dict[str, Any]:
     """The reference profile of a model: its training inputs and its hold-out scores.
 
     Args:
         X: The training features, the Pipeline's columns in its order.
         scores: The model's scores on the hold-out rows.
         threshold: The decision threshold saved with the model.
-        labels: The hold-out's labels (its realised ROC AUC is what performance rules
-            compare with).
+        labels: The hold-out's labels: its realised metrics (ROC AUC, precision, recall,
+            F1, accuracy, and the net value a month with ``economics``) are what
+            performance rules compare with.
+        economics: The business economics the run valued the model with.
+        chunks: How the hold-out is cut into chunks for the ±sigma alerts (None: the
+            default, ten chunks).
     """
     columns: dict[str, Any] = {}
     for name in X.columns:
@@ -130,13 +137,21 @@ def profile(X: pd.DataFrame, scores: np.ndarray, threshold: float, labels: np.nd
             entry.update(categorical_profile(series))
         columns[str(name)] = entry
     scores = np.asarray(scores, dtype=float)
-    score_entry = {**numeric_profile(scores), "threshold": float(threshold),
-                   "positive_share": float((scores >= threshold).mean()) if len(scores) else None,
-                   "estimated_roc_auc": estimated_roc_auc(scores)}
-    if labels is not None and len(np.unique(labels)) == 2:
-        from sklearn.metrics import roc_auc_score
-
-        score_entry["roc_auc"] = float(roc_auc_score(labels, scores))
+    decisions = (scores >= threshold).astype(int)
+    score_entry: dict[str, Any] = {**numeric_profile(scores), "threshold": float(threshold),
+                                   "positive_share": float(decisions.mean()) if len(scores) else None}
+    labelled = labels is not None and len(np.unique(labels)) == 2
+    y = np.asarray(labels).astype(int) if labelled else None
+    if y is not None:
+        score_entry["calibration"] = calibration(scores, y)
+    probabilities = calibrated(score_entry, scores)
+    for metric, value in estimated_metrics(scores, decisions, economics, probabilities).items():
+        score_entry[f"estimated_{metric}"] = value
+    if y is not None:
+        score_entry.update(realised_metrics(y, scores, decisions, economics))
+    if len(scores):
+        score_entry["chunks"] = reference_chunks(scores, decisions, y, economics, chunks or decl.Chunks(),
+                                                 probabilities)
     return {"format": FORMAT, "rows": len(X), "columns": columns, "scores": score_entry}
 
 
@@ -362,16 +377,40 @@ def adjust(p_values: Sequence[float], correction: str) -> list[float]:
 # ------------------------------------------------------------------ CBPE
 
 
-def estimated_roc_auc(scores: np.ndarray) -> float | None:
+def calibration(scores: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
+    """The isotonic map from the hold-out's scores to the share of positives (NannyML's
+    calibration of CBPE): ``x`` the score thresholds, ``y`` the probabilities there; a
+    score between two is interpolated linearly, one outside their range clipped
+    (scikit-learn's ``IsotonicRegression(out_of_bounds="clip")`` predicts the same)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))
+    return {"x": [float(v) for v in fitted.X_thresholds_], "y": [float(v) for v in fitted.y_thresholds_]}
+
+
+def calibrated(score_entry: Mapping[str, Any], scores: np.ndarray) -> np.ndarray:
+    """The probability of the positive class of each score: through the profile's
+    calibration map, or the score itself (a profile without one: a hold-out without labels,
+    or an older profile)."""
+    scores = np.asarray(scores, dtype=float)
+    mapping = score_entry.get("calibration")
+    if not mapping or not mapping.get("x"):
+        return np.clip(scores, 0.0, 1.0)
+    return np.interp(scores, np.asarray(mapping["x"], dtype=float), np.asarray(mapping["y"], dtype=float))
+
+
+def estimated_roc_auc(scores: np.ndarray, probabilities: np.ndarray | None = None) -> float | None:
     """The ROC AUC expected from calibrated scores alone (CBPE): each row is a positive
-    with its score's probability, so a pair (i, j) counts as ranked right with weight
-    ``p_i (1 - p_j)`` when ``s_i > s_j`` (half at a tie)."""
+    with its probability ``p`` (the calibrated score; the score itself when None), so a
+    pair (i, j) counts as ranked right with weight ``p_i (1 - p_j)`` when ``s_i > s_j``
+    (half at a tie of the scores)."""
     s = np.asarray(scores, dtype=float)
     if len(s) < 2:
         return None
     order = np.argsort(s, kind="stable")
     s = s[order]
-    p = s  # a calibrated score is the probability of the positive class
+    p = s if probabilities is None else np.asarray(probabilities, dtype=float)[order]
     w = 1 - p
     # negatives' weight strictly below each score, and half of the weight tied with it
     uniq, start = np.unique(s, return_index=True)
@@ -383,6 +422,133 @@ def estimated_roc_auc(scores: np.ndarray) -> float | None:
     numerator = float(np.sum(p * (below + tied / 2)))
     denominator = float(p.sum() * w.sum() - np.sum(p * w))
     return numerator / denominator if denominator > 0 else None
+
+
+def expected_confusion(probabilities: np.ndarray, decisions: np.ndarray) -> tuple[float, float, float, float]:
+    """CBPE's expected confusion matrix: each row a positive with its calibrated score's
+    probability ``p``, so TP = the sum of ``p`` over the rows decided positive, FP the sum
+    of ``1 - p`` over them; FN and TN the same over the rows decided negative.
+
+    Returns:
+        (tp, fp, fn, tn), expected counts (floats).
+    """
+    p = np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0)
+    positive = np.asarray(decisions).astype(bool)
+    tp, fn = float(p[positive].sum()), float(p[~positive].sum())
+    fp, tn = float(positive.sum()) - tp, float((~positive).sum()) - fn
+    return tp, fp, fn, tn
+
+
+def confusion_metrics(tp: float, fp: float, fn: float, tn: float,
+                      economics: Economics | None = None) -> dict[str, float | None]:
+    """Precision, recall, F1, accuracy and, with the economics, the net value a month of a
+    confusion matrix (counts or CBPE's expected counts), scaled to the population as the
+    hold-out's is (:func:`engine.stages.business.value_at`)."""
+    total = tp + fp + fn + tn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    out: dict[str, float | None] = {
+        "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "accuracy": (tp + tn) / total if total else None}
+    if economics is not None:
+        out["net_value_per_month"] = business.value_at(economics, tp, fp, fn, tn)["net_value_per_month"]
+    return out
+
+
+def estimated_metrics(scores: np.ndarray, decisions: np.ndarray, economics: Economics | None = None,
+                      probabilities: np.ndarray | None = None) -> dict[str, float | None]:
+    """Every metric CBPE estimates from scores alone (the net value with the economics).
+
+    Args:
+        scores: The model's scores (their order ranks the rows).
+        decisions: 1 where the model says positive (the score at or above its threshold).
+        economics: Values the expected confusion matrix; None: no net value.
+        probabilities: The calibrated scores (:func:`calibrated`); None: the scores.
+    """
+    scores = np.asarray(scores, dtype=float)
+    if not len(scores):
+        return {}
+    p = np.clip(scores, 0.0, 1.0) if probabilities is None else probabilities
+    return {"roc_auc": estimated_roc_auc(scores, p),
+            **confusion_metrics(*expected_confusion(p, decisions), economics)}
+
+
+def realised_metrics(labels: np.ndarray, scores: np.ndarray, decisions: np.ndarray,
+                     economics: Economics | None = None) -> dict[str, float | None]:
+    """The same metrics on labelled rows (ROC AUC None with one class)."""
+    y = np.asarray(labels).astype(int)
+    d = np.asarray(decisions).astype(bool)
+    positive = y == 1
+    tp, fp = int(np.count_nonzero(d & positive)), int(np.count_nonzero(d & ~positive))
+    fn = int(np.count_nonzero(~d & positive))
+    roc_auc = None
+    if len(np.unique(y)) == 2:
+        from sklearn.metrics import roc_auc_score
+
+        roc_auc = float(roc_auc_score(y, scores))
+    return {"roc_auc": roc_auc, **confusion_metrics(tp, fp, fn, len(y) - tp - fp - fn, economics)}
+
+
+# ------------------------------------------------------------------ chunks (NannyML's ±sigma alerts)
+
+
+def split_rows(rows: int, count: int | None = None, size: int | None = None) -> list[np.ndarray]:
+    """Row positions cut into ``count`` chunks of equal size (±1), or into chunks of
+    ``size`` rows whose last, incomplete one joins the chunk before it (no row left out)."""
+    if count is not None:
+        return [c for c in np.array_split(np.arange(rows), max(1, min(count, rows))) if len(c)]
+    assert size is not None and size >= 1
+    full = max(rows // size, 1)
+    bounds = [i * size for i in range(full)] + [rows]
+    return [np.arange(bounds[i], bounds[i + 1]) for i in range(full)]
+
+
+def _band_stats(values: list[float | None]) -> dict[str, Any]:
+    """Mean and standard deviation of chunk values (NannyML's: ``np.std``, ddof 0), over the
+    chunks where the metric is defined."""
+    defined = np.asarray([v for v in values if v is not None], dtype=float)
+    return {"values": [_plain(v) for v in values],
+            "mean": float(defined.mean()) if len(defined) else None,
+            "std": float(defined.std()) if len(defined) >= 2 else None}
+
+
+def reference_chunks(scores: np.ndarray, decisions: np.ndarray, labels: np.ndarray | None,
+                     economics: Economics | None, chunks: decl.Chunks,
+                     probabilities: np.ndarray | None = None) -> dict[str, Any]:
+    """The hold-out cut into chunks in its row order, each chunk's realised metrics (with
+    labels) and CBPE estimates, and their mean and standard deviation: the bands of the
+    ±sigma alerts."""
+    parts = split_rows(len(scores), chunks.reference_count, chunks.reference_size)
+    realised: dict[str, list[float | None]] = {}
+    estimated: dict[str, list[float | None]] = {}
+    for rows in parts:
+        p = probabilities[rows] if probabilities is not None else None
+        for metric, value in estimated_metrics(scores[rows], decisions[rows], economics, p).items():
+            estimated.setdefault(metric, []).append(value)
+        if labels is not None:
+            for metric, value in realised_metrics(labels[rows], scores[rows], decisions[rows], economics).items():
+                realised.setdefault(metric, []).append(value)
+    return {"count": len(parts), "size": int(round(len(scores) / len(parts))), "rows": [len(r) for r in parts],
+            "realised": {m: _band_stats(v) for m, v in realised.items()},
+            "estimated": {m: _band_stats(v) for m, v in estimated.items()}}
+
+
+def current_chunks(chunks: decl.Chunks, reference: Mapping[str, Any], current: Current) -> list[tuple[str, np.ndarray]]:
+    """The current rows cut into chunks, when there are at least two: by the calendar month
+    of each row's time (``current.times``), or by ``size`` rows (null: the reference
+    chunks' size). Fewer than two: none (the window is judged as one)."""
+    rows = len(current.frame) if current.scores is None else len(current.scores)
+    if chunks.by == "month":
+        if current.times is None or rows == 0:
+            return []
+        months = pd.Series(pd.to_datetime(current.times)).dt.strftime("%Y-%m").to_numpy()
+        out = [(str(m), np.flatnonzero(months == m)) for m in sorted(set(months.tolist()))]
+        return out if len(out) >= 2 else []
+    size = chunks.size or int((reference.get("scores", {}).get("chunks") or {}).get("size") or 0)
+    if size < 1 or rows < 2 * size:
+        return []
+    return [(f"rows {r[0]}-{r[-1]}", r) for r in split_rows(rows, size=size)]
 
 
 # ------------------------------------------------------------------ rules on current data
@@ -404,6 +570,10 @@ class Current:
             business economics); None: the metrics of scikit-learn only.
         quality: The quality report of the current sources (``--current features``).
         source: Where the rows came from, for the report.
+        economics: The business economics, for the net value CBPE estimates.
+        times: When each row was scored (the prediction log), for chunks by month.
+        keys: Each row's key (the features' entity), for ``--labels``.
+        cutoffs: Each row's cut-off, for ``--labels`` (None: the rows have none).
     """
 
     frame: pd.DataFrame
@@ -415,6 +585,10 @@ class Current:
     key_metrics: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]] | None = None
     quality: Any = None
     source: str = ""
+    economics: Economics | None = None
+    times: np.ndarray | None = None
+    keys: pd.Series | None = None
+    cutoffs: pd.Series | None = None
     _pairs: dict[str, Pair] = field(default_factory=dict)
 
     def pair(self, column: str, entry: Mapping[str, Any]) -> Pair:
@@ -438,6 +612,7 @@ class RuleResult:
     threshold: Any = None
     detail: str = ""
     columns: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -447,7 +622,9 @@ class RuleResult:
         r = self.rule
         return {"rule": r.name, "dimension": r.dimension, "check": r.check, "severity": r.severity,
                 "verdict": self.verdict, "observed": _plain(self.observed), "threshold": _plain(self.threshold),
-                "detail": self.detail, "description": r.description, "columns": self.columns}
+                "detail": self.detail, "description": r.description, "columns": self.columns,
+                **({"metric": r.metric} if isinstance(r, decl.Performance | decl.EstimatedPerformance) else {}),
+                "chunks": self.chunks}
 
 
 @dataclass
@@ -640,47 +817,140 @@ def _performance(rule: decl.Performance, spec: decl.MonitorSpec, reference: Mapp
                           detail=f"{len(y)} labelled row(s), fewer than min_rows {minimum}")
     if len(np.unique(y)) < 2 and rule.metric == "roc_auc":
         return RuleResult(rule, "insufficient data", detail="the labels hold one class only")
-    from sklearn import metrics as skm
-
-    if current.key_metrics is not None:
-        every = dict(current.key_metrics(y, s))
-        value = every.get(rule.metric)
-    else:
-        every = {}
-        value = {"roc_auc": lambda: skm.roc_auc_score(y, s),
-                 "precision": lambda: skm.precision_score(y, d, zero_division=0),
-                 "recall": lambda: skm.recall_score(y, d, zero_division=0),
-                 "f1": lambda: skm.f1_score(y, d, zero_division=0),
-                 "accuracy": lambda: skm.accuracy_score(y, d)}[rule.metric]()
+    every = _realised(current, y, s, d)
+    value = every.get(rule.metric)
     if value is None:
         return RuleResult(rule, "insufficient data", detail=f"{rule.metric} is undefined on these labels")
-    result = _bounded(rule, float(value), reference["scores"].get(rule.metric), f"{len(y)} labelled rows:")
-    result.columns = [{"key_metrics": {k: _plain(v) for k, v in every.items()}}] if every else []
-    return result
+    result = _bounded(rule, float(value), reference, f"{len(y)} labelled rows:")
+    result.columns = [{"key_metrics": {k: _plain(v) for k, v in every.items()}}] if current.key_metrics else []
+    # each chunk's labelled rows (labels: the labelled rows in order; position -> label)
+    position = np.cumsum(mask) - 1
+    per_chunk = []
+    for name, rows in current_chunks(spec.chunks, reference, current):
+        rows = rows[mask[rows]]
+        if len(rows) < minimum or (rule.metric == "roc_auc" and len(np.unique(y[position[rows]])) < 2):
+            per_chunk.append((name, len(rows), None))
+            continue
+        chunk_d = current.decisions[rows] if current.decisions is not None else (current.scores[rows] >= 0.5)
+        per_chunk.append((name, len(rows), _realised(current, y[position[rows]], current.scores[rows],
+                                                     chunk_d).get(rule.metric)))
+    return _with_chunks(result, rule, reference, per_chunk)
+
+
+def _realised(current: Current, y: np.ndarray, s: np.ndarray, d: np.ndarray) -> dict[str, Any]:
+    """Every stakeholder's metric (the run layer's, with the economics), else the stage's own."""
+    if current.key_metrics is not None:
+        return dict(current.key_metrics(y, s))
+    return realised_metrics(y, s, d, current.economics)
 
 
 @executes("estimated_performance")
 def _estimated(rule: decl.EstimatedPerformance, spec: decl.MonitorSpec, reference: Mapping[str, Any],
                current: Current) -> RuleResult:
-    if current.scores is None or rule.metric != "roc_auc":
-        return RuleResult(rule, "not applicable", detail="no scores" if current.scores is None
-                          else f"{rule.metric} is not estimated yet")
-    value = estimated_roc_auc(current.scores)
+    if current.scores is None:
+        return RuleResult(rule, "not applicable", detail="no scores")
+    if rule.metric == "net_value_per_month" and current.economics is None:
+        return RuleResult(rule, "not applicable", detail="no business economics to value the expected "
+                          "confusion matrix with")
+    decisions = current.decisions if current.decisions is not None else (current.scores >= 0.5).astype(int)
+    p = calibrated(reference.get("scores", {}), current.scores)
+    value = estimated_metrics(current.scores, decisions, current.economics, p).get(rule.metric)
     if value is None:
         return RuleResult(rule, "insufficient data", detail="too few scores")
-    return _bounded(rule, value, reference["scores"].get("estimated_roc_auc"), "estimated (CBPE)")
+    result = _bounded(rule, value, reference, "estimated (CBPE)")
+    minimum = rule.min_rows if rule.min_rows is not None else spec.min_rows
+    per_chunk = []
+    for name, rows in current_chunks(spec.chunks, reference, current):
+        estimate = estimated_metrics(current.scores[rows], decisions[rows], current.economics,
+                                     p[rows]).get(rule.metric) if len(rows) >= minimum else None
+        per_chunk.append((name, len(rows), estimate))
+    return _with_chunks(result, rule, reference, per_chunk)
 
 
-def _bounded(rule: Any, value: float, before: float | None, how: str) -> RuleResult:
+def _show(metric: str, value: float) -> str:
+    return f"${value:,.2f}" if metric == "net_value_per_month" else f"{value:.4f}"
+
+
+def band(reference: Mapping[str, Any], metric: str, sigma: float | None) -> tuple[float, float] | None:
+    """The reference chunks' mean ± sigma standard deviations of a metric's realised value
+    (NannyML's alert band; the CBPE estimates' when the hold-out had no labels); None when
+    the rule declares no sigma or the profile keeps no chunks of that metric (older
+    profiles)."""
+    if sigma is None:
+        return None
+    chunks = reference.get("scores", {}).get("chunks") or {}
+    stats_ = (chunks.get("realised") or {}).get(metric) or (chunks.get("estimated") or {}).get(metric) or {}
+    if stats_.get("mean") is None or stats_.get("std") is None:
+        return None
+    lower, upper = stats_["mean"] - sigma * stats_["std"], stats_["mean"] + sigma * stats_["std"]
+    if metric != "net_value_per_month":  # a share: the band within [0, 1], as NannyML's limits
+        lower, upper = max(lower, 0.0), min(upper, 1.0)
+    return lower, upper
+
+
+def _problems(rule: Any, value: float, before: float | None, limits: tuple[float, float] | None) -> list[str]:
+    """What a value breaks of a rule's bounds (the ones that can be judged)."""
     problems = []
     if rule.min is not None and value < rule.min:
-        problems.append(f"below min {rule.min:g}")
+        problems.append(f"below min {_show(rule.metric, rule.min)}")
     if rule.max_drop is not None and before is not None and before - value > rule.max_drop:
-        problems.append(f"{before - value:.4f} below the hold-out's {before:.4f} (at most {rule.max_drop:g})")
-    detail = f"{how} {rule.metric} {value:.4f}" + (f" against {before:.4f} on the hold-out" if before else "")
-    return RuleResult(rule, "failed" if problems else "passed", observed=round(value, 6),
-                      threshold={"min": rule.min, "max_drop": rule.max_drop},
+        problems.append(f"{_show(rule.metric, before - value)} below the hold-out's {_show(rule.metric, before)} "
+                        f"(at most {rule.max_drop:g})")
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        problems.append(f"outside the reference chunks' {_show(rule.metric, limits[0])} .. "
+                        f"{_show(rule.metric, limits[1])} (mean ± {rule.sigma:g}σ)")
+    return problems
+
+
+def _bounded(rule: Any, value: float, reference: Mapping[str, Any], how: str) -> RuleResult:
+    """A value against a rule's ``min``, ``max_drop`` (the hold-out's realised value) and
+    ``sigma`` (the reference chunks' band). A relative bound the profile cannot judge (an
+    older profile without the hold-out's value or chunks) is named; with no bound left to
+    judge, the rule is ``not applicable``."""
+    before = reference.get("scores", {}).get(rule.metric)
+    limits = band(reference, rule.metric, rule.sigma)
+    unjudged = []
+    if rule.max_drop is not None and before is None:
+        unjudged.append(f"max_drop: the reference profile keeps no hold-out {rule.metric}")
+    if rule.sigma is not None and limits is None:
+        unjudged.append(f"sigma: the reference profile keeps no chunks of {rule.metric}")
+    threshold = {"min": rule.min, "max_drop": rule.max_drop, "sigma": rule.sigma,
+                 "band": [_plain(x) for x in limits] if limits else None}
+    detail = f"{how} {rule.metric} {_show(rule.metric, value)}" + \
+        (f" against {_show(rule.metric, before)} on the hold-out" if before is not None else "") + \
+        (f", band {_show(rule.metric, limits[0])} .. {_show(rule.metric, limits[1])}" if limits else "")
+    if rule.min is None and len(unjudged) == sum(x is not None for x in (rule.max_drop, rule.sigma)):
+        return RuleResult(rule, "not applicable", observed=round(value, 6), threshold=threshold,
+                          detail=f"{detail}; not judged: {'; '.join(unjudged)} (retrain to record it)")
+    problems = _problems(rule, value, before, limits)
+    if unjudged:
+        detail += f" (not judged: {'; '.join(unjudged)})"
+    return RuleResult(rule, "failed" if problems else "passed", observed=round(value, 6), threshold=threshold,
                       detail=detail + (": " + "; ".join(problems) if problems else ""))
+
+
+def _with_chunks(result: RuleResult, rule: Any, reference: Mapping[str, Any],
+                 per_chunk: list[tuple[str, int, float | None]]) -> RuleResult:
+    """Each current chunk judged by the same bounds as the window; a failed chunk fails the rule."""
+    if result.verdict == "not applicable" or not per_chunk:
+        return result
+    before = reference.get("scores", {}).get(rule.metric)
+    limits = band(reference, rule.metric, rule.sigma)
+    failed = []
+    for name, rows, value in per_chunk:
+        problems = _problems(rule, value, before, limits) if value is not None else []
+        verdict = "insufficient data" if value is None else "failed" if problems else "passed"
+        result.chunks.append({"chunk": name, "rows": rows, "value": _plain(round(value, 6)) if value is not None
+                              else None, "band": [_plain(x) for x in limits] if limits else None,
+                              "verdict": verdict, "detail": "; ".join(problems)})
+        if problems:
+            failed.append(name)
+    if failed:
+        result.verdict = "failed"
+        result.detail += f"; chunk(s) failed: {', '.join(failed)}"
+    else:
+        result.detail += f"; {len(per_chunk)} chunk(s) judged"
+    return result
 
 
 # ------------------------------------------------------------------ the training domain, vectorised

@@ -273,6 +273,35 @@ CONFIG_CASES: list[Case] = [
          r"^mlops: usage error: argument --quality: expected one of enforce, flag, off"),
     Case("monitor-since-not-a-duration", ("monitor", "churn@champion", "--since", "7parsecs"), 2,
          r"^mlops: usage error: --since must be a duration such as 7d"),
+    # mlops monitor --labels: a labels file of the wrong shape, named with its column
+    Case("monitor-labels-no-such-file", ("monitor", "churn@champion", "--labels", "nosuch.csv"), 2,
+         r"^mlops: usage error: --labels nosuch\.csv: no such file or source; expected a CSV or Parquet file, or one "
+         r"of the sources of conf/data/: customers, ", trained=True),
+    Case("monitor-labels-missing-column", ("monitor", "churn@champion", "--labels", "labels.csv"), 2,
+         r"^mlops: data error at labels\.csv: no column 'churned' \(the label, monitor\.labels\.label\); expected "
+         r"the columns customer_id, churned, got customer_id, label$", trained=True,
+         setup=lambda project, outside: (project / "labels.csv").write_text("customer_id,label\n1,1\n")),
+    Case("monitor-labels-text-labels", ("monitor", "churn@champion", "--labels", "labels.csv"), 2,
+         r"^mlops: data error at labels\.csv: column 'churned' \(the label\): expected 0/1 or true/false, got text, "
+         r"e\.g\. 'yes'$", trained=True,
+         setup=lambda project, outside: (project / "labels.csv").write_text("customer_id,churned\n1,yes\n")),
+    Case("monitor-labels-time-not-a-date", ("monitor", "churn@champion", "--labels", "labels.csv",
+                                            "monitor.labels.time=at"), 2,
+         r"^mlops: data error at labels\.csv: column 'at' \(the label's time\): expected dates or times such as "
+         r"2026-11-30, got '\$\(touch pwned\)' \(row 1\)$", trained=True,
+         setup=lambda project, outside: (project / "labels.csv").write_text(
+             "customer_id,churned,at\n1,1,$(touch pwned)\n")),
+    Case("monitor-labels-a-parquet-that-is-not", ("monitor", "churn@champion", "--labels", "labels.parquet"), 2,
+         r"^mlops: data error at labels\.parquet: cannot read it as Parquet: ", trained=True,
+         setup=lambda project, outside: (project / "labels.parquet").write_bytes(b"customer_id,churned\n1,1\n")),
+    Case("monitor-labels-one-key-twice", ("monitor", "churn@champion", "--labels", "labels.csv"), 2,
+         r"^mlops: data error at labels\.csv: column 'customer_id' \(the key\): expected one label per key without "
+         r"a time column \(monitor\.labels\.time\), got 1 key\(s\) more than once, e\.g\. '7'$", trained=True,
+         setup=lambda project, outside: (project / "labels.csv").write_text("customer_id,churned\n7,1\n7,0\n")),
+    Case("monitor-chunks-not-a-way", ("monitor", "churn@champion", "monitor.chunks.current.by=fortnight"), 2,
+         r"^mlops: config error at monitor\.chunks\.current\.by .*must be one of: month, rows, got 'fortnight'"),
+    Case("monitor-sigma-negative", ("check", "monitor.rules.roc_auc.sigma=-3"), 2,
+         r"^mlops: config error at monitor\.rules\.roc_auc\.sigma .*> 0, got -3"),
     Case("db-copy-unknown-scheme", ("db", "copy", "sqlite:///outputs/mlops.db", "ftp://{outside}/x"), 2,
          r"^mlops: usage error: no run store for 'ftp' URIs .*expected one of: sqlite:///PATH, postgresql"),
 ]

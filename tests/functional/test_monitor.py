@@ -132,3 +132,64 @@ def test_bad_input_is_one_line_and_exit_2(champion: Path, args: tuple[str, ...],
     done = run_mlops(champion, "monitor", *args)
     assert done.returncode == 2 and done.stderr.startswith(line), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_labels_of_their_own_are_joined_point_in_time_and_cbpe_values_the_month(tmp_path: Path) -> None:
+    """``--labels FILE``: the logged rows' labels from a file, by key, within label_delay after
+    each row's cut-off; the realised ROC AUC is the one of exactly those rows, the CBPE
+    estimates are recorded, and the rows are judged per chunk against the reference band."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    root = champion_project(tmp_path / "project")
+    profile = read_json(next((root / "outputs" / "runs").glob("*/*/model/reference_profile.json")))["scores"]
+    metrics = read_json(next((root / "outputs" / "runs").glob("*/*/metrics.json")))["metrics"]
+    assert profile["net_value_per_month"] == metrics["net_value_per_month"]  # the hold-out's realised value
+    assert profile["chunks"]["count"] == 10 and profile["chunks"]["realised"]["net_value_per_month"]["std"] >= 0
+    assert run_mlops(root, "features", "materialize").returncode == 0
+    scored = run_mlops(root, "predict", "churn@champion", "--input", "feature-store", "--output", "s.parquet")
+    assert scored.returncode == 0, scored.stderr
+    rows = pd.read_parquet(root / "s.parquet")
+    cutoff = pd.Timestamp(rows["as_of"].iloc[0])
+    rng = np.random.default_rng(0)
+    truth = (rng.uniform(size=len(rows)) < rows["score"]).astype(int)
+    # a third known the day before the cut-off (not yet: left out), a third inside the
+    # 30 days, a third after them (too late: left out); and a key no row has
+    days = np.resize([-1, 12, 45], len(rows))
+    labels = pd.DataFrame({"customer_id": rows["key"], "churned": truth,
+                           "labelled_at": [cutoff + pd.Timedelta(days=int(d)) for d in days]})
+    labels = pd.concat([labels, pd.DataFrame({"customer_id": ["nobody"], "churned": [1],
+                                              "labelled_at": [cutoff + pd.Timedelta(days=1)]})])
+    labels.to_csv(root / "labels.csv", index=False)
+
+    done = run_mlops(root, "monitor", "churn@champion", "--since", "1d", "--labels", "labels.csv",
+                     "monitor.labels.time=labelled_at", "monitor.chunks.current.by=rows",
+                     "monitor.chunks.current.size=1000")
+    assert done.returncode == 0, done.stderr
+    inside = days == 12
+    assert f"--labels labels.csv ({len(labels)} label rows): {inside.sum()} of {len(rows)} row(s) labelled by " \
+           "key, within 30d after their cut-off" in done.stdout
+    folder = sorted((root / "outputs" / "monitor").glob("*/*"))[-1]
+    body = read_json(folder / "monitor.json")
+    rules = {r["rule"]: r for r in body["rules"]}
+    assert rules["roc_auc"]["observed"] == pytest.approx(roc_auc_score(truth[inside], rows["score"][inside]),
+                                                         abs=1e-6)
+    assert rules["roc_auc"]["threshold"]["sigma"] == 3 and len(rules["roc_auc"]["chunks"]) == len(rows) // 1000
+    value = rules["estimated_value"]
+    assert value["metric"] == "net_value_per_month" and value["verdict"] in ("passed", "failed")
+    assert [c["chunk"] for c in value["chunks"]][0] == "rows 0-999"
+    assert body["current"]["labels"] == "labels.csv"
+    assert "<h2>Performance per chunk</h2>" in (folder / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_bad_labels_file_is_one_line_and_exit_2_before_any_monitor_run(champion: Path) -> None:
+    (champion / "labels.csv").write_text("customer_id,churned\n100001,maybe\n")
+    before = sorted((champion / "outputs" / "monitor").glob("*/*"))
+    done = run_mlops(champion, "monitor", "churn@champion", "--labels", "labels.csv")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "mlops: data error at labels.csv: column 'churned' (the label): expected 0/1 or " \
+                                  "true/false, got text, e.g. 'maybe'"
+    assert sorted((champion / "outputs" / "monitor").glob("*/*")) == before
