@@ -277,9 +277,9 @@ def flags(frame: pd.DataFrame, domain: Mapping[str, Any]) -> list[list[dict[str,
                                        "max": spec["max"]})
         elif spec.get("categories") is not None:
             seen = frozenset(spec["categories"])
-            for i, value in enumerate(values.tolist()):
-                if not missing[i] and _category(value) not in seen:
-                    out[i].append({"column": name, "flag": "unseen_category", "value": _category(value)})
+            for i, (value, gone) in enumerate(zip(values.tolist(), missing.tolist(), strict=True)):
+                if not gone and (text := _category(value)) not in seen:
+                    out[i].append({"column": name, "flag": "unseen_category", "value": text})
     return out
 
 
