@@ -1,19 +1,25 @@
-"""The registry's entries in the metadata store, for a team sharing a PostgreSQL server.
+"""The registry's entries in the metadata store: the SQLite file by default, or a team's
+PostgreSQL server; the same tables and queries on both.
 
 A registered model's versions, aliases and alias history are rows of the store
 (``registry_versions``, ``registry_aliases``, ``registry_alias_history``); the model
-files stay on disk under the registry's artifact root, a path the team shares (a
-network file system), which each version records. Every change (a registration, a
-promotion) is one transaction holding an advisory lock on the model's name, so two
-promotions of the same alias at once are applied one after the other: both are in the
-history, in order, and the alias ends on the later one. A model still kept in the JSON
-file of the file registry is read from it, and moved into the store by its next change.
+files stay on disk under the registry's artifact root (for a team, a path it shares on
+a network file system), which each version records. Every change (a registration, a
+promotion) is one transaction that serialises the changes of the model's name: on
+PostgreSQL it holds an advisory lock on the name, on SQLite it is ``BEGIN IMMEDIATE``,
+which holds the file's write lock from its first read. So two promotions of the same
+alias at once are applied one after the other: both are in the history, in order, and
+the alias ends on the later one. A model still kept in the JSON file of the file
+registry (``<name>.json``, what the engine wrote before) is read from it, and moved
+into the store, whole, by its next change, in that change's transaction
+(:class:`engine.store.registry.Registry` then renames the file).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.store import sql
@@ -27,10 +33,14 @@ class StoreEntries:
     """Registry entries in the store at ``uri``.
 
     Args:
-        uri: A server store's URI.
+        uri: The store's URI: ``sqlite:///PATH`` or a server's.
+        root: The folder a relative SQLite path is relative to (default: the current one).
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, root: Path | None = None) -> None:
+        if uri.startswith("sqlite:///"):
+            path = Path(uri.removeprefix("sqlite:///"))
+            uri = f"sqlite:///{path if path.is_absolute() else (root or Path.cwd()) / path}"
         self.store = sql.SqlRunStore(uri)
         self.shown = self.store.shown
 
@@ -61,7 +71,8 @@ class StoreEntries:
 
         ``change`` mutates the entry as the file registry does (appends versions and
         alias moves, sets aliases); what it added is written. ``legacy`` gives the entry
-        from the file registry when the store has none yet.
+        from the file registry when the store has none yet: it is written whole, with
+        the change, in the same transaction.
         """
         from sqlalchemy import text
 
