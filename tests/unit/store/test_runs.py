@@ -157,7 +157,8 @@ def test_reindex_carries_the_registry_over_from_the_old_index(tmp_path: Path) ->
     with conn:
         conn.execute("INSERT INTO registry_versions VALUES ('churn', 1, '{}')")
         conn.execute("INSERT INTO registry_aliases VALUES ('churn', 'champion', 1)")
-        conn.executemany("INSERT INTO registry_alias_history (name, alias, version, previous, at) VALUES (?, ?, ?, ?, ?)",
+        conn.executemany("INSERT INTO registry_alias_history (name, alias, version, previous, at) "
+                         "VALUES (?, ?, ?, ?, ?)",
                          [("churn", "champion", 1, None, "t1"), ("churn", "champion", 1, 1, "t2")])
     conn.close()
 
