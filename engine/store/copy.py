@@ -65,13 +65,14 @@ def _require_head(store: sql.SqlRunStore, role: str, create: bool) -> None:
 
 
 def copy(source_uri: str, target_uri: str, root: Path, registry: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Copy every run with its rows from one store to another, then verify.
+    """Copy every run with its rows, and every registered model's rows, from one store to
+    another, then verify.
 
     Args:
-        registry: With an SQLite source, the file registry's folder: the models kept in
-            its ``<name>.json`` files (and not in the source's registry tables) are copied
-            into the destination's registry tables too, each version recording the folder
-            as its artifact root.
+        registry: With an SQLite source, the registry's folder: models an earlier engine
+            kept there as ``<name>.json`` files (and not in the source's registry tables)
+            are copied into the destination's registry tables too, each version recording
+            the folder as its artifact root.
 
     Returns:
         Per table: ``{"copied": rows, "source": (count, hash), "target": (count, hash)}``.

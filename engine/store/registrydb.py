@@ -114,4 +114,9 @@ def _entry(conn: Any, name: str) -> dict[str, Any] | None:
                                                                .where(ALIASES.c.name == name))}
     history = [{"alias": r.alias, "version": r.version, "previous": r.previous, "at": r.at}
                for r in conn.execute(select(HISTORY).where(HISTORY.c.name == name).order_by(HISTORY.c.id))]
+    first: dict[str, int] = {}
+    for i, move in enumerate(history):
+        first.setdefault(move["alias"], i)
+    # in the order they were first set, as the file registry's entries kept them (messages list them so)
+    aliases = dict(sorted(aliases.items(), key=lambda item: (first.get(item[0], len(history)), item[0])))
     return {"name": name, "versions": versions, "aliases": aliases, "alias_history": history}
