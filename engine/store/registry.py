@@ -173,7 +173,8 @@ class Registry:
             return entry
 
         self.root.mkdir(parents=True, exist_ok=True)
-        result = self.entries.update(name, change, read_file)
+        where = f"the registry in {self.entries.shown}"
+        result = self.entries.update(name, change, read_file, lambda entry: _check_entry(entry, name, where))
         if moved and moved[-1]:
             try:
                 os.replace(self._file(name), self._file(name).with_name(f"{name}.json.moved"))
@@ -789,7 +790,7 @@ def _flat(values: Any) -> list[Any]:
     return [values]
 
 
-def _check_entry(entry: Any, name: str, path: Path) -> None:
+def _check_entry(entry: Any, name: str, path: Path | str) -> None:
     """Refuse a registry file of the wrong shape, in one line, before any key is used.
 
     Raises:

@@ -66,13 +66,15 @@ class StoreEntries:
         return self.store.run(work)
 
     def update(self, name: str, change: Callable[[dict[str, Any]], T],
-               legacy: Callable[[], dict[str, Any] | None]) -> T:
+               legacy: Callable[[], dict[str, Any] | None],
+               check: Callable[[dict[str, Any]], None] | None = None) -> T:
         """Apply ``change`` to the entry of ``name`` in one transaction, under the name's lock.
 
         ``change`` mutates the entry as the file registry does (appends versions and
         alias moves, sets aliases); what it added is written. ``legacy`` gives the entry
         from the file registry when the store has none yet: it is written whole, with
-        the change, in the same transaction.
+        the change, in the same transaction. ``check`` refuses a stored entry of the wrong
+        shape (an edited row) before anything is changed.
         """
         from sqlalchemy import text
 
@@ -81,6 +83,8 @@ class StoreEntries:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"mlops-registry:{name}"})
             entry = _entry(conn, name)
             fresh = entry is None
+            if entry is not None and check is not None:
+                check(entry)
             if entry is None:
                 entry = legacy() or {"name": name, "versions": [], "aliases": {}, "alias_history": []}
             known = set() if fresh else {v["version"] for v in entry["versions"]}
@@ -106,8 +110,8 @@ class StoreEntries:
 def _entry(conn: Any, name: str) -> dict[str, Any] | None:
     from sqlalchemy import select
 
-    versions = [json.loads(r) for r in conn.execute(select(VERSIONS.c.record).where(VERSIONS.c.name == name)
-                                                    .order_by(VERSIONS.c.version)).scalars()]
+    versions = [_record(r) for r in conn.execute(select(VERSIONS.c.record).where(VERSIONS.c.name == name)
+                                                 .order_by(VERSIONS.c.version)).scalars()]
     if not versions:
         return None
     aliases = {alias: number for alias, number in conn.execute(select(ALIASES.c.alias, ALIASES.c.version)
@@ -120,3 +124,12 @@ def _entry(conn: Any, name: str) -> dict[str, Any] | None:
     # in the order they were first set, as the file registry's entries kept them (messages list them so)
     aliases = dict(sorted(aliases.items(), key=lambda item: (first.get(item[0], len(history)), item[0])))
     return {"name": name, "versions": versions, "aliases": aliases, "alias_history": history}
+
+
+def _record(text: str) -> Any:
+    """A version's record; a row that is not JSON is kept as its text, which the registry's
+    shape check refuses in one line (it is not an object)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -334,6 +334,20 @@ def test_a_registry_file_of_the_wrong_shape_is_one_line(tmp_path: Path, edit: An
         assert "\n" not in str(raised.value)
 
 
+def test_a_store_row_that_is_not_a_version_record_is_one_line(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    registry.register("churn", make_run(tmp_path, "a"))
+    registry.promote("churn", 1, "champion")
+    store_sql("UPDATE registry_versions SET record = 'not json' WHERE name = 'churn'")
+    run = make_run(tmp_path, "b")
+    for call in (lambda: registry.read("churn"), lambda: load_model("churn@champion", tmp_path / "registry"),
+                 lambda: registry.register("churn", run), lambda: registry.promote("churn", 1, "x")):
+        with pytest.raises(EngineError, match=r"^registry error: the registry in sqlite:///.*mlops.db at "
+                                              r"versions\[0\]: expected an object, got str \"not json\"$"):
+            call()
+    assert not (tmp_path / "registry" / "churn" / "2").exists()  # refused before anything was written
+
+
 def test_a_run_whose_metrics_file_is_not_metrics_is_not_registered(tmp_path: Path) -> None:
     run = make_run(tmp_path, "a")
     (run / "metrics.json").write_text("[1, 2]")
