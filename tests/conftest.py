@@ -73,6 +73,29 @@ def champion_project(root: Path) -> Path:
     return root
 
 
+def project_registry(project: Path) -> Any:
+    """The registry of a project with the default store (``outputs/mlops.db``, ``outputs/registry``)."""
+    from engine.store.registry import Registry
+
+    return Registry(project / "outputs" / "registry", tracking_uri=f"sqlite:///{project / 'outputs' / 'mlops.db'}")
+
+
+def registry_entry(project: Path, name: str = "churn") -> dict[str, Any]:
+    """A registered model's entry (versions, aliases, alias history), as the project's store keeps it."""
+    entry: dict[str, Any] = project_registry(project).read(name)
+    return entry
+
+
+def edit_registered_version(project: Path, version: dict[str, Any], name: str = "churn") -> None:
+    """Replace a version's record in the project's store, as someone with write access to it could."""
+    import sqlite3
+
+    with sqlite3.connect(project / "outputs" / "mlops.db") as conn:
+        conn.execute("UPDATE registry_versions SET record = ? WHERE name = ? AND version = ?",
+                     (json.dumps(version), name, version["version"]))
+    conn.close()
+
+
 def run_dirs(project: Path, kind: str = "runs") -> list[Path]:
     """Run directories under outputs/, oldest first."""
     pattern = "*/*" if kind == "runs" else "*/*/*"

@@ -21,9 +21,10 @@ usage: mlops db upgrade [URI]            migrate the store to this engine's sche
         Default: --tracking-uri, else the project's tracking.uri ($MLOPS_TRACKING_URI,
         else sqlite:///outputs/mlops.db).
 
---registry  with an SQLite source: the file registry's folder (default $MLOPS_REGISTRY or
-            outputs/registry), whose models are copied into the destination's registry
-            tables, each version recording the folder as its artifact root
+--registry  with an SQLite source: the registry's folder (default $MLOPS_REGISTRY or
+            outputs/registry); models an earlier engine kept there as <name>.json files,
+            not yet in the source's tables, are copied into the destination's registry
+            tables too, each version recording the folder as its artifact root
 
 A store older than the engine is refused by every command until `mlops db upgrade`;
 on PostgreSQL the upgrade is one transaction. `db copy` is idempotent: run it again and

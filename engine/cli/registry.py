@@ -39,7 +39,7 @@ def registry_command(args: list[str]) -> int:
     parser.add_argument("--alias")
     parser.add_argument("--registry", default=os.environ.get("MLOPS_REGISTRY", str(registry.DEFAULT_PATH)))
     options = parser.parse_args(args)
-    # the registry lives in the store when it is a server's (--tracking-uri, else $MLOPS_TRACKING_URI)
+    # the entries live in the store (--tracking-uri, else $MLOPS_TRACKING_URI, else outputs/mlops.db)
     store = registry.Registry(Path(options.registry), options.tracking_uri)
     needs_ref = {"register": "RUN", "show": "NAME[@ALIAS|/VERSION]", "promote": "NAME/VERSION", "history": "NAME",
                  "export": "NAME[@ALIAS|/VERSION] DIR"}

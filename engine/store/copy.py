@@ -1,5 +1,7 @@
-"""``mlops db copy``: every run, its params, metrics, tags and history from one store to
-another (SQLite to PostgreSQL and back), then verified.
+"""``mlops db copy``: every run, its params, metrics, tags and history, and every registry
+version, alias and alias move, from one store to another (SQLite to PostgreSQL and back),
+table to table, then verified. Both backends keep the registry in those tables, so what
+is copied is what the destination's registry reads.
 
 The copy is one transaction on the destination: it lands whole or not at all. Each copied
 run replaces the destination's rows of that run, so a second copy of the same source
@@ -50,6 +52,8 @@ def upgrade(store: sql.SqlRunStore) -> tuple[str | None, str]:
 
 
 def _require_head(store: sql.SqlRunStore, role: str, create: bool) -> None:
+    if create and store.path is not None and not store.path.is_file():
+        tracking.SqliteRunStore(store.path).exists(create=True)  # as the engine makes one: WAL, under its lock
     current = revision(store)
     if current is None and create:
         upgrade(store)
@@ -61,13 +65,14 @@ def _require_head(store: sql.SqlRunStore, role: str, create: bool) -> None:
 
 
 def copy(source_uri: str, target_uri: str, root: Path, registry: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Copy every run with its rows from one store to another, then verify.
+    """Copy every run with its rows, and every registered model's rows, from one store to
+    another, then verify.
 
     Args:
-        registry: With an SQLite source, the file registry's folder: the models kept in
-            its ``<name>.json`` files (and not in the source's registry tables) are copied
-            into the destination's registry tables too, each version recording the folder
-            as its artifact root.
+        registry: With an SQLite source, the registry's folder: models an earlier engine
+            kept there as ``<name>.json`` files (and not in the source's registry tables)
+            are copied into the destination's registry tables too, each version recording
+            the folder as its artifact root.
 
     Returns:
         Per table: ``{"copied": rows, "source": (count, hash), "target": (count, hash)}``.
@@ -88,7 +93,7 @@ def copy(source_uri: str, target_uri: str, root: Path, registry: Path | None = N
     files = _file_registry(registry, owners["model"]) \
         if registry is not None and source.url.drivername.startswith("sqlite") else {}
     owners["model"] |= set(files.get("names", ()))
-    copied = target.run(lambda conn: _write(source, conn, owners, files), check=False) or {}
+    copied = target.run(lambda conn: _write(source, conn, owners, files), write=True, check=False) or {}
     report: dict[str, dict[str, Any]] = {}
     for table in sql.TABLES:
         mine = source.run(lambda conn, t=table: _digest(conn, t, None, files.get(t, [])), check=False)
@@ -121,15 +126,13 @@ def _file_registry(folder: Path, stored: set[str]) -> dict[str, Any]:
     """
     import json
 
-    from engine.store.registry import Registry
+    from engine.store.registry import file_entries
 
-    files = Registry(folder, tracking_uri="sqlite:///")  # the JSON files only
     rows: dict[str, Any] = {"names": [], "registry_versions": [], "registry_aliases": [],
                             "registry_alias_history": []}
-    for name in files.names():
+    for name, entry in file_entries(folder).items():
         if name in stored:
             continue
-        entry = files.read(name)
         rows["names"].append(name)
         for version in entry["versions"]:
             record = {**version, "artifact_root": str(folder.resolve())}

@@ -1,8 +1,11 @@
 """The model registry: numbered versions of a named model, aliases, and verified loading.
 
-Layout under the registry's folder (default ``outputs/registry``)::
+The entries (versions, aliases and the append-only alias history) are rows of the
+metadata store (:mod:`engine.store.registrydb`): the SQLite file by default
+(``sqlite:///outputs/mlops.db``), a PostgreSQL server for a team; the same tables and
+queries on both, each change one transaction. The model files stay on disk, under the
+registry's folder (default ``outputs/registry``, the artifact root each version records)::
 
-    <name>.json                   versions, aliases and the append-only alias history
     <name>/<version>/model.skops  the registered Pipeline, copied from its run
                                   (model.joblib: a pickle registered by an earlier version)
     <name>/<version>/input_schema.json  the columns it takes, with their types and sources
@@ -11,13 +14,18 @@ Layout under the registry's folder (default ``outputs/registry``)::
                                   requests against it), sha256 checked when copied and read
     <name>/<version>/reference_profile.json  the training inputs' histograms and the hold-out
                                   scores (mlops monitor), sha256 checked when copied and read
+    <name>.json                   an entry kept as a file by an engine before the store kept
+                                  them: read while the store has no entry of that name, moved
+                                  into the store whole (alias history included) by the name's
+                                  next change, in that change's transaction, then renamed
+                                  <name>.json.moved and never read again
 
 A version records its run, the model's sha256, the config's hash and the metrics.
 :func:`load_model` checks the file's sha256 against that record and against what the
 run recorded (its ``run.json`` and the metadata store's row), then reads it with
 :func:`read_model`, which refuses any type outside a trusted list before it builds an
 object: a file that was changed or substituted is refused, and one whose hashes were
-all edited to match still cannot run code. Writes are atomic and serialised by a lock.
+all edited to match still cannot run code. Model files are written atomically.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from typing import Any
 
 from engine.config import targets
 from engine.errors import EngineError, UsageError
-from engine.files import atomic_path, locked, write_json
+from engine.files import atomic_path
 from engine.store import environment, tracking
 
 log = logging.getLogger(__name__)
@@ -44,9 +52,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = Path("outputs") / "registry"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
-#: The longest model name: its registry file is written atomically through a temp file
-#: beside it, ``.<name>.json.XXXXXXXX.tmp`` (engine.files.atomic_path), and that name
-#: must fit the file systems' 255 bytes.
+#: The longest model name: registry files were written atomically through a temp file
+#: beside them, ``.<name>.json.XXXXXXXX.tmp`` (engine.files.atomic_path), and that name
+#: had to fit the file systems' 255 bytes; kept, so every registered name stays valid.
 MAX_NAME_BYTES = 255 - len("..json.XXXXXXXX.tmp")
 #: The model files a run may hold: skops, and the pickles earlier versions wrote.
 MODEL_FILES = ("model.skops", "model.joblib")
@@ -88,27 +96,32 @@ class ModelIntegrityError(EngineError):
 
 
 class Registry:
-    """A folder of named models; for a team, their entries in the PostgreSQL store.
+    """Named models: their entries in the metadata store, their files in a folder.
 
-    With a server store (``tracking_uri``, else ``$MLOPS_TRACKING_URI``, is a
-    ``postgresql`` URI) the versions, aliases and alias history are rows of the store
-    (:mod:`engine.store.registrydb`), each change one transaction, and ``root`` is the
-    artifact root the model files are copied to: a path the team shares, recorded in each
-    version. Otherwise they are ``<name>.json`` files in ``root``, written under a lock.
+    The versions, aliases and alias history are rows of the store at ``tracking_uri``
+    (else ``$MLOPS_TRACKING_URI``, else ``sqlite:///outputs/mlops.db``; a relative SQLite
+    path is relative to the current folder), each change one transaction
+    (:mod:`engine.store.registrydb`); ``root`` is the artifact root the model files are
+    copied to (for a team, a path it shares), recorded in each version. A model still
+    in a ``<name>.json`` file of ``root`` (an earlier engine's) is read from it until
+    its next change moves it into the store.
 
     Args:
         root: The registry's folder (the artifact root).
-        tracking_uri: The metadata store; default ``$MLOPS_TRACKING_URI``.
+        tracking_uri: The metadata store; default ``$MLOPS_TRACKING_URI`` or ``sqlite:///outputs/mlops.db``.
+
+    Raises:
+        UsageError: A URI of a scheme that has no store (the message lists them).
     """
 
     def __init__(self, root: Path, tracking_uri: str | None = None) -> None:
-        self.root = root
-        uri = tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or ""
-        self.entries: Any = None
-        if uri.split(":", 1)[0] in tracking.SERVER_SCHEMES:
-            from engine.store.registrydb import StoreEntries
+        from engine.store.registrydb import StoreEntries
 
-            self.entries = StoreEntries(uri)
+        self.root = root
+        uri = tracking_uri or os.environ.get("MLOPS_TRACKING_URI") or tracking.DEFAULT_URI
+        if not uri.startswith("sqlite:///") and uri.split(":", 1)[0] not in tracking.SERVER_SCHEMES:
+            tracking.open_store(uri, Path.cwd())  # the one line that lists the schemes
+        self.entries = StoreEntries(uri, Path.cwd())
 
     def _file(self, name: str) -> Path:
         return self.root / f"{check_name(name)}.json"
@@ -118,64 +131,56 @@ class Registry:
 
         Raises:
             UsageError: Not a model name (a path, say), or no model of that name.
-            EngineError: The file is not JSON, or not a registry file's shape.
+            EngineError: The store's entry or the model's JSON file is not a registry
+                entry's shape (one line naming where).
         """
-        if self.entries is not None:
-            entry = self.entries.read(check_name(name))
-            if entry is not None:
-                _check_entry(entry, name, f"the registry in {self.entries.shown}")
-                return entry
-        path = self._file(name)
-        try:
-            entry = json.loads(path.read_text())
-        except FileNotFoundError as exc:
+        entry = self.entries.read(check_name(name))
+        if entry is not None:
+            _check_entry(entry, name, f"the registry in {self.entries.shown}")
+            return entry
+        entry = self._read_file(name)
+        if entry is None:
             known = ", ".join(self.names()) or "(none yet)"
-            raise UsageError(f"usage error: no registered model {name!r}; expected one of: {known}") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise EngineError(f"registry error: {path} is not valid JSON: {exc}") from exc
-        except OSError as exc:
-            raise EngineError(f"registry error: cannot read {path}: {exc.strerror}") from exc
-        _check_entry(entry, name, path)
+            raise UsageError(f"usage error: no registered model {name!r}; expected one of: {known}")
         return entry
 
+    def _read_file(self, name: str) -> dict[str, Any] | None:
+        return read_entry_file(self._file(name), name)
+
     def names(self) -> list[str]:
-        """The registered models' names (files whose name is not a model name are not models)."""
-        stored = set(self.entries.names()) if self.entries is not None else set()
+        """The registered models' names: the store's, and those still in JSON files (files
+        whose name is not a model name are not models)."""
+        stored = set(self.entries.names())
         if not self.root.is_dir():
             return sorted(stored)
         return sorted(stored | {p.stem for p in self.root.glob("*.json") if NAME.match(p.stem) and ".." not in p.stem})
 
     def stamp(self, name: str) -> Any:
-        """A value that changes whenever the model's entry does (what ``mlops serve`` polls)."""
-        if self.entries is not None:
-            return self.entries.stamp(name)
-        try:
-            info = self._file(name).stat()
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size
+        """A value that changes whenever the model's entry does (what ``mlops serve`` polls):
+        the count of its versions and the id of its last alias move, two indexed reads."""
+        return self.entries.stamp(name)
 
     def _update(self, name: str, change: Any) -> Any:
-        """Apply ``change(entry)`` to the model's entry (a new one if none) and save it:
-        one store transaction under the name's lock, or the JSON file under the folder's lock."""
+        """Apply ``change(entry)`` to the model's entry (a new one if none) and save it, in
+        one store transaction that serialises the name's changes. An entry still in its
+        JSON file is moved into the store in that transaction; the file is then renamed
+        ``<name>.json.moved`` (kept for people, never read again)."""
+        moved: list[bool] = []
+
         def read_file() -> dict[str, Any] | None:
-            try:
-                entry = json.loads(self._file(name).read_text())
-            except (OSError, ValueError):
-                return None
-            _check_entry(entry, name, self._file(name))
+            entry = self._read_file(name)
+            moved.append(entry is not None)
             return entry
 
         self.root.mkdir(parents=True, exist_ok=True)
-        if self.entries is not None:
-            return self.entries.update(name, change, read_file)
-        with locked(self.root / ".lock"):
+        where = f"the registry in {self.entries.shown}"
+        result = self.entries.update(name, change, read_file, lambda entry: _check_entry(entry, name, where))
+        if moved and moved[-1]:
             try:
-                entry = self.read(name)
-            except UsageError:
-                entry = {"name": name, "versions": [], "aliases": {}, "alias_history": []}
-            result = change(entry)
-            write_json(self._file(name), entry)
+                os.replace(self._file(name), self._file(name).with_name(f"{name}.json.moved"))
+            except OSError as exc:  # the store holds the entry and wins: the file is only left behind
+                log.warning("registry: %s moved into the store, but the file could not be renamed: %s",
+                            self._file(name), exc.strerror)
         return result
 
     def register(self, name: str, run_dir: Path) -> dict[str, Any]:
@@ -246,7 +251,7 @@ class Registry:
                                   f"{field}_sha256": companion[1]})
             # what serving reports of the model's run (runs before serving have no domain)
             served = lineage(record) if companions["input_domain"][1] is not None else {}
-            shared = {"artifact_root": str(self.root.resolve())} if self.entries is not None else {}
+            shared = {"artifact_root": str(self.root.resolve())}
             entry["versions"].append({
                 "version": version, "run_id": record["id"], "run_dir": str(run_dir.resolve()),
                 "model": str(target.relative_to(self.root)), "model_sha256": model["sha256"], **added,
@@ -391,6 +396,41 @@ def lineage(record: Mapping[str, Any]) -> dict[str, Any]:
         "environment": {"python": provenance.get("python"), "packages": provenance.get("packages") or {}},
     }
 
+
+
+def read_entry_file(path: Path, name: str) -> dict[str, Any] | None:
+    """The entry an earlier engine kept in a ``<name>.json`` file; None when there is no file.
+
+    Raises:
+        EngineError: The file is not JSON, or not a registry file's shape.
+    """
+    try:
+        entry = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EngineError(f"registry error: {path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise EngineError(f"registry error: cannot read {path}: {exc.strerror}") from exc
+    _check_entry(entry, name, path)
+    return entry
+
+
+def file_entries(root: Path) -> dict[str, dict[str, Any]]:
+    """The entries still kept in ``<name>.json`` files in ``root`` (not moved into a store), by name.
+
+    Raises:
+        EngineError: A file that is damaged (its one-line error).
+    """
+    if not root.is_dir():
+        return {}
+    found = {}
+    for path in sorted(root.glob("*.json")):
+        if NAME.match(path.stem) and ".." not in path.stem:
+            entry = read_entry_file(path, path.stem)
+            if entry is not None:
+                found[path.stem] = entry
+    return found
 
 
 def check_name(name: str) -> str:
@@ -750,7 +790,7 @@ def _flat(values: Any) -> list[Any]:
     return [values]
 
 
-def _check_entry(entry: Any, name: str, path: Path) -> None:
+def _check_entry(entry: Any, name: str, path: Path | str) -> None:
     """Refuse a registry file of the wrong shape, in one line, before any key is used.
 
     Raises:

@@ -1,19 +1,25 @@
-"""The registry's entries in the metadata store, for a team sharing a PostgreSQL server.
+"""The registry's entries in the metadata store: the SQLite file by default, or a team's
+PostgreSQL server; the same tables and queries on both.
 
 A registered model's versions, aliases and alias history are rows of the store
 (``registry_versions``, ``registry_aliases``, ``registry_alias_history``); the model
-files stay on disk under the registry's artifact root, a path the team shares (a
-network file system), which each version records. Every change (a registration, a
-promotion) is one transaction holding an advisory lock on the model's name, so two
-promotions of the same alias at once are applied one after the other: both are in the
-history, in order, and the alias ends on the later one. A model still kept in the JSON
-file of the file registry is read from it, and moved into the store by its next change.
+files stay on disk under the registry's artifact root (for a team, a path it shares on
+a network file system), which each version records. Every change (a registration, a
+promotion) is one transaction that serialises the changes of the model's name: on
+PostgreSQL it holds an advisory lock on the name, on SQLite it is ``BEGIN IMMEDIATE``,
+which holds the file's write lock from its first read. So two promotions of the same
+alias at once are applied one after the other: both are in the history, in order, and
+the alias ends on the later one. A model still kept in the JSON file of the file
+registry (``<name>.json``, what the engine wrote before) is read from it, and moved
+into the store, whole, by its next change, in that change's transaction
+(:class:`engine.store.registry.Registry` then renames the file).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.store import sql
@@ -27,10 +33,14 @@ class StoreEntries:
     """Registry entries in the store at ``uri``.
 
     Args:
-        uri: A server store's URI.
+        uri: The store's URI: ``sqlite:///PATH`` or a server's.
+        root: The folder a relative SQLite path is relative to (default: the current one).
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, root: Path | None = None) -> None:
+        if uri.startswith("sqlite:///"):
+            path = Path(uri.removeprefix("sqlite:///"))
+            uri = f"sqlite:///{path if path.is_absolute() else (root or Path.cwd()) / path}"
         self.store = sql.SqlRunStore(uri)
         self.shown = self.store.shown
 
@@ -56,12 +66,15 @@ class StoreEntries:
         return self.store.run(work)
 
     def update(self, name: str, change: Callable[[dict[str, Any]], T],
-               legacy: Callable[[], dict[str, Any] | None]) -> T:
+               legacy: Callable[[], dict[str, Any] | None],
+               check: Callable[[dict[str, Any]], None] | None = None) -> T:
         """Apply ``change`` to the entry of ``name`` in one transaction, under the name's lock.
 
         ``change`` mutates the entry as the file registry does (appends versions and
         alias moves, sets aliases); what it added is written. ``legacy`` gives the entry
-        from the file registry when the store has none yet.
+        from the file registry when the store has none yet: it is written whole, with
+        the change, in the same transaction. ``check`` refuses a stored entry of the wrong
+        shape (an edited row) before anything is changed.
         """
         from sqlalchemy import text
 
@@ -70,6 +83,8 @@ class StoreEntries:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"mlops-registry:{name}"})
             entry = _entry(conn, name)
             fresh = entry is None
+            if entry is not None and check is not None:
+                check(entry)
             if entry is None:
                 entry = legacy() or {"name": name, "versions": [], "aliases": {}, "alias_history": []}
             known = set() if fresh else {v["version"] for v in entry["versions"]}
@@ -95,12 +110,26 @@ class StoreEntries:
 def _entry(conn: Any, name: str) -> dict[str, Any] | None:
     from sqlalchemy import select
 
-    versions = [json.loads(r) for r in conn.execute(select(VERSIONS.c.record).where(VERSIONS.c.name == name)
-                                                    .order_by(VERSIONS.c.version)).scalars()]
+    versions = [_record(r) for r in conn.execute(select(VERSIONS.c.record).where(VERSIONS.c.name == name)
+                                                 .order_by(VERSIONS.c.version)).scalars()]
     if not versions:
         return None
     aliases = {alias: number for alias, number in conn.execute(select(ALIASES.c.alias, ALIASES.c.version)
                                                                .where(ALIASES.c.name == name))}
     history = [{"alias": r.alias, "version": r.version, "previous": r.previous, "at": r.at}
                for r in conn.execute(select(HISTORY).where(HISTORY.c.name == name).order_by(HISTORY.c.id))]
+    first: dict[str, int] = {}
+    for i, move in enumerate(history):
+        first.setdefault(move["alias"], i)
+    # in the order they were first set, as the file registry's entries kept them (messages list them so)
+    aliases = dict(sorted(aliases.items(), key=lambda item: (first.get(item[0], len(history)), item[0])))
     return {"name": name, "versions": versions, "aliases": aliases, "alias_history": history}
+
+
+def _record(text: str) -> Any:
+    """A version's record; a row that is not JSON is kept as its text, which the registry's
+    shape check refuses in one line (it is not an object)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

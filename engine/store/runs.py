@@ -49,7 +49,9 @@ def reindex(store_path: Path, outputs: Path, err: Any = sys.stderr) -> int:
     The new index is built beside the old one and swapped in only when it is complete,
     so an interrupted or failed reindex leaves the old index as it was; the old file is
     kept aside as ``<store>.old-<time>``. A run directory that cannot be read is
-    skipped, with one line on ``err`` naming it and why.
+    skipped, with one line on ``err`` naming it and why. The registry's entries are not in
+    the run directories: they are carried over from the old index when it can be read
+    (one line on ``err`` says so when it cannot; they stay in the file kept aside).
 
     Raises:
         UsageError: ``outputs`` holds no run directory: rebuilding from it would empty
@@ -81,12 +83,37 @@ def reindex(store_path: Path, outputs: Path, err: Any = sys.stderr) -> int:
                           file=err)
                     continue
                 count += 1
-            if not building.exists():  # every run dir was skipped: still a valid, empty index
-                store.exists(create=True)
+            store.exists(create=True)  # every run dir skipped: still a valid, empty index
+            _carry_registry(store_path, building, err)
         finally:
             store.lock_path.unlink(missing_ok=True)
         _set_aside(store_path)
     return count
+
+
+#: The registry's tables: what a reindex carries over from the old index.
+REGISTRY_TABLES = ("registry_versions", "registry_aliases", "registry_alias_history")
+
+
+def _carry_registry(old: Path, new: Path, err: Any) -> None:
+    """Copy the registry's rows from the old index into the new one, in one transaction
+    (their order and ids kept); one line on ``err`` when the old index cannot be read."""
+    if not old.is_file() or not old.stat().st_size:
+        return
+    conn = sqlite3.connect(new, timeout=60, isolation_level=None)
+    try:
+        conn.execute("ATTACH DATABASE ? AS old", (str(old),))
+        present = {r[0] for r in conn.execute("SELECT name FROM old.sqlite_master WHERE type = 'table'")}
+        with tracking._immediate(conn):
+            for table in REGISTRY_TABLES:
+                if table in present:
+                    columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+                    conn.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM old.{table}")
+    except sqlite3.DatabaseError as exc:
+        print(f"mlops: the registry's entries could not be carried over from {old} ({exc}); they stay in the old "
+              "index, kept aside beside it", file=err)
+    finally:
+        conn.close()
 
 
 def _set_aside(store_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The run store on a database server: PostgreSQL through SQLAlchemy 2 Core.
+"""The run store through SQLAlchemy 2 Core: PostgreSQL for a team, and SQLite where the
+registry (:mod:`engine.store.registrydb`) and ``mlops db`` reach the embedded store.
 
 ``postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB`` (``postgresql://`` and
 ``postgres://`` are read the same way, with psycopg 3: ``pip install
@@ -17,6 +18,13 @@ never holds the password:
 - a schema older or newer than the engine's: refused, naming ``mlops db upgrade``.
 
 Only writes create the store: reading an empty database finds no run.
+
+On an SQLite file (``sqlite:///PATH``) it keeps the embedded store's settings
+(:class:`engine.store.tracking.SqliteRunStore`): the file is created by that store, in
+WAL mode under its lock; every connection waits up to 60 s for a lock and syncs as
+``NORMAL``; a write is one ``BEGIN IMMEDIATE`` transaction, which takes the write lock
+before its first read (what the advisory lock does on PostgreSQL), and a read one
+deferred transaction, so it sees one snapshot. Only "database is locked" is retried.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import StoreError, UsageError
@@ -150,6 +159,9 @@ class SqlRunStore(tracking.RunStore):
         self.retry_seconds = retry_seconds
         self._engine: Any = None
         self._ready = False
+        #: The database file of an SQLite URL (None: a server).
+        self.path = Path(str(self.url.database)) if self.url.drivername.startswith("sqlite") and self.url.database \
+            else None
 
     def __repr__(self) -> str:
         return f"SqlRunStore({self.shown!r})"
@@ -169,6 +181,10 @@ class SqlRunStore(tracking.RunStore):
                     raise UsageError("usage error: a postgresql store needs psycopg: pip install "
                                      "'mlops-engine[postgres]'") from exc
                 connect_args = {"connect_timeout": CONNECT_TIMEOUT, "application_name": "mlops"}
+            elif self.path is not None:
+                self._engine = create_engine(self.url, connect_args={"timeout": 60}, pool_size=2, max_overflow=4)
+                _sqlite_transactions(self._engine)
+                return self._engine
             else:
                 connect_args = {}
             # pre_ping: a pooled connection the server closed (a restart) is replaced, not used.
@@ -196,11 +212,15 @@ class SqlRunStore(tracking.RunStore):
         """
         from sqlalchemy.exc import DBAPIError
 
+        if self.path is not None and check and not self._ready and not self._sqlite_file(write):
+            return default
         start, pause, tries = time.monotonic(), 0.1, 0
         while True:
             tries += 1
             try:
                 with self.engine.connect() as conn:
+                    if write and self.path is not None:
+                        conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                     if check and not self._check(conn, create=write):
                         return default
                     result = work(conn)
@@ -211,16 +231,37 @@ class SqlRunStore(tracking.RunStore):
                 password = self.url.password
                 if password:
                     message = message.replace(str(password), "***")
-                if _REFUSED.search(message):
+                if self.path is not None and "locked" not in message:
+                    raise StoreError(f"store error at {self.shown}: {message}") from None
+                if _REFUSED.search(message) and self.path is None:
                     raise StoreError(f"store error: {self.shown} refused the connection: {message}") from None
                 if not _transient(exc):
                     raise StoreError(f"store error at {self.shown}: {message}") from None
                 waited = time.monotonic() - start
+                if waited + pause > self.retry_seconds and self.path is not None:
+                    raise StoreError(f"store error at {self.shown}: {message} (after {tries} tries in "
+                                     f"{waited:.0f} s)") from None
                 if waited + pause > self.retry_seconds:
                     raise StoreError(f"store error: cannot reach the PostgreSQL server at {where(self.url)} "
                                      f"({self.shown}) after {tries} tries in {waited:.0f} s: {message}") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
+
+    def _sqlite_file(self, create: bool) -> bool:
+        """Whether the SQLite file holds a store of the engine's revision; with ``create``,
+        make it so, as the embedded store does (WAL, the schema written under its lock).
+        SQLAlchemy is never the one to create the file: it would make it without WAL.
+
+        Raises:
+            DataError: The file is empty (0 bytes) or not a database.
+            StoreError: The schema is older or newer than the engine's.
+        """
+        store = tracking.SqliteRunStore(self.path)  # type: ignore[arg-type]
+        if not store.exists(create=create):
+            return False
+        with store._connect():  # refuses another revision in one line; creates the tables of an empty file
+            pass
+        return True
 
     def _check(self, conn: Any, create: bool) -> bool:
         """Whether the store has the engine's schema; an empty database is created by a write.
@@ -229,6 +270,9 @@ class SqlRunStore(tracking.RunStore):
             StoreError: The schema is older or newer than the engine's.
         """
         if self._ready:
+            return True
+        if self.path is not None and conn.exec_driver_sql("PRAGMA user_version").scalar() == schema.HEAD_NUMBER:
+            self._ready = True  # one pragma, as the embedded store checks: no Alembic import
             return True
         revision = schema.current(conn)
         if revision is None:
@@ -339,6 +383,28 @@ class SqlRunStore(tracking.RunStore):
             return [dict(r._mapping) for r in conn.execute(query.order_by(EVENTS.c.id))]
 
         return self.run(work, default=[]) or []
+
+
+def _sqlite_transactions(engine: Any) -> None:
+    """Give an SQLite engine the embedded store's settings and real transactions.
+
+    Python's sqlite3 opens a transaction only before a write, so a read-then-write would
+    read outside it; here the driver's own transaction handling is off and every
+    transaction starts with ``BEGIN`` (a read: one snapshot) or, for a write, with the
+    ``sqlite_begin`` execution option's ``BEGIN IMMEDIATE`` (SQLAlchemy's documented
+    recipe for pysqlite).
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA busy_timeout = 60000")
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
 def _replace_values_pg(conn: Any, run_id: str, given: dict[str, list[tuple[str, Any]]]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import run_mlops
+from tests.conftest import edit_registered_version, registry_entry, run_mlops
 from tests.functional.serving import Server, feature_rows, records
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def bundle(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_bundle_holds_the_model_its_card_and_pinned_requirements(bundle: Path, trained: Path) -> None:
-    registry = json.loads((trained / "outputs" / "registry" / "churn.json").read_text())["versions"][0]
+    registry = registry_entry(trained)["versions"][0]
     assert sorted(p.name for p in bundle.iterdir()) == ["Dockerfile", "input_domain.json", "model.skops",
                                                         "model.skops.sha256", "model_card.json", "model_card.md",
                                                         "requirements.txt", "wheels"]
@@ -89,10 +89,9 @@ def test_a_tampered_bundle_is_refused(bundle: Path, tmp_path: Path) -> None:
 def test_another_major_version_is_refused_unless_allowed(trained: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(trained, project, symlinks=True)
-    path = project / "outputs" / "registry" / "churn.json"
-    entry = json.loads(path.read_text())
-    entry["versions"][0]["environment"]["packages"]["numpy"] = "1.26.4"
-    path.write_text(json.dumps(entry))
+    version = registry_entry(project)["versions"][0]
+    version["environment"]["packages"]["numpy"] = "1.26.4"
+    edit_registered_version(project, version)
     feature_rows(project, 3).to_csv(project / "rows.csv", index=False)
     args = ("predict", "churn@champion", "--input", "rows.csv", "--output", "s.parquet", "--no-log")
     refused = run_mlops(project, *args)

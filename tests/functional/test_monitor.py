@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import champion_project, read_json, run_mlops
+from tests.conftest import champion_project, read_json, registry_entry, run_mlops
 
 DRIFT = ("data.generate.snapshot=2026-12-31", "data.generate.drift_after=2026-11-01")
 
@@ -34,7 +34,7 @@ def test_help_exits_0_and_bad_arguments_are_one_line_and_exit_2(tmp_path: Path) 
 def test_undrifted_data_passes_and_the_declared_drift_exits_6_naming_the_columns(champion: Path) -> None:
     record = read_json(next((champion / "outputs" / "runs").glob("*/*/run.json")))
     assert record["model"]["reference_profile"]["path"] == "model/reference_profile.json"
-    version = json.loads((champion / "outputs" / "registry" / "churn.json").read_text())["versions"][0]
+    version = registry_entry(champion)["versions"][0]
     assert version["reference_profile"] == "churn/1/reference_profile.json"
 
     quiet = run_mlops(champion, "monitor", "churn@champion", "--current", "features", "--as-of", "2026-10-15")
@@ -95,7 +95,7 @@ def test_a_failed_monitor_retrains_validates_promotes_and_records_the_lineage(ch
     done = run_mlops(champion, "monitor", "churn@champion", "--current", "features", "--as-of", "2026-12-01", *DRIFT)
     assert done.returncode == 6, done.stderr
     assert "monitor: retrain passed: churn/2; the alias moved to churn/2" in done.stdout, done.stdout
-    registry = json.loads((champion / "outputs" / "registry" / "churn.json").read_text())
+    registry = registry_entry(champion)
     assert registry["aliases"]["champion"] == 2
     folder = sorted((champion / "outputs" / "monitor").glob("*/*"))[-1]
     monitor_run = read_json(folder / "run.json")
@@ -117,7 +117,7 @@ def test_a_failed_monitor_retrains_validates_promotes_and_records_the_lineage(ch
     again = run_mlops(champion, "monitor", "churn/1", "--current", "features", "--as-of", "2026-12-01", *DRIFT)
     assert again.returncode == 6
     assert "monitor: retrain skipped (cooldown: the last retrain of churn started" in again.stdout
-    assert json.loads((champion / "outputs" / "registry" / "churn.json").read_text())["aliases"]["champion"] == 2
+    assert registry_entry(champion)["aliases"]["champion"] == 2
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import pytest
 
 from engine.stages import model
 from engine.store.registry import read_model
-from tests.conftest import MLOPS, champion_project, read_json
+from tests.conftest import MLOPS, champion_project, edit_registered_version, read_json, registry_entry
 
 LOAD = "import engine; m = engine.load_model('churn@champion'); print(type(m).__name__)"
 
@@ -63,9 +63,7 @@ class Records:
 
     def __init__(self, project: Path) -> None:
         self.project = project
-        self.registry = project / "outputs" / "registry" / "churn.json"
-        self.entry = json.loads(self.registry.read_text())
-        self.version = self.entry["versions"][0]
+        self.version = registry_entry(project)["versions"][0]
         # the copied project: the run folder is the copy's, not the fixture's
         self.run = project / Path(self.version["run_dir"]).relative_to(
             Path(self.version["run_dir"]).parents[3])
@@ -88,7 +86,7 @@ class Records:
         self.save()
 
     def save(self) -> None:
-        self.registry.write_text(json.dumps(self.entry))
+        edit_registered_version(self.project, self.version)
         (self.run / "run.json").write_text(json.dumps(self.record))
 
 

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import run_mlops
+from tests.conftest import registry_entry, run_mlops
 from tests.functional.serving import Server, feature_rows, in_process_scores, records
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ def test_health_ready_model_metrics_and_docs(server: Server, trained: Path) -> N
     ready = httpx.get(f"{server.url}/ready", timeout=30)
     assert ready.status_code == 200 and ready.json()["model"]["version"] == 1
     described = httpx.get(f"{server.url}/model", timeout=30).json()
-    registry = json.loads((trained / "outputs" / "registry" / "churn.json").read_text())["versions"][0]
+    registry = registry_entry(trained)["versions"][0]
     assert described["sha256"] == registry["model_sha256"]
     assert described["config_sha256"] == registry["config_sha256"]
     assert described["alias"] == "champion" and described["run_id"] == registry["run_id"]
@@ -349,8 +349,7 @@ def test_a_promotion_swaps_the_new_version_in_under_load_without_a_failed_reques
             loop.join()
         described = httpx.get(f"{running.url}/model", timeout=30).json()
         assert described["version"] == 2 and described["alias"] == "champion"
-        assert described["sha256"] == json.loads(
-            (two_versions / "outputs" / "registry" / "churn.json").read_text())["versions"][1]["model_sha256"]
+        assert described["sha256"] == registry_entry(two_versions)["versions"][1]["model_sha256"]
 
         # a promotion to a tampered version: refused, one line, the old one keeps serving
         promoted = run_mlops(two_versions, "registry", "promote", "churn/3", "--alias", "champion")

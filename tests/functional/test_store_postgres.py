@@ -191,7 +191,7 @@ def test_db_copy_moves_an_sqlite_store_to_postgresql_and_the_counts_match(projec
     assert "verified:" in copied.stdout and postgres.password_of(postgres_uri) not in copied.stdout
     lines = {line.split()[0]: line.split() for line in copied.stdout.splitlines()[1:-1]}
     assert lines["runs"][1] == "2" and lines["runs"][4] == lines["runs"][6]  # source hash = destination hash
-    assert lines["registry_versions"][1] == "1"  # the file registry's model came along
+    assert lines["registry_versions"][1] == "1"  # the registry's rows came along, table to table
     shown = run_mlops(project, "registry", "show", "churn/1", "--tracking-uri", postgres_uri)
     assert shown.returncode == 0 and "model_sha256:" in shown.stdout, shown.stderr
     local = listed_rows(project, "sqlite:///outputs/mlops.db", "metrics.roc_auc")
@@ -201,7 +201,8 @@ def test_db_copy_moves_an_sqlite_store_to_postgresql_and_the_counts_match(projec
     assert again.returncode == 0 and again.stdout.splitlines()[1:] == copied.stdout.splitlines()[1:]
     same = run_mlops(project, "db", "copy", "sqlite:///outputs/mlops.db", "sqlite:///outputs/mlops.db")
     assert same.returncode == 2 and "the same store" in same.stderr
-    (project / "outputs" / "registry" / "churn.json").unlink()  # the team's registry is the store now
+    for suffix in ("", "-wal", "-shm"):  # the team's registry is the store now: the local one is gone
+        Path(f"{project / 'outputs' / 'mlops.db'}{suffix}").unlink(missing_ok=True)
     loaded = subprocess.run([sys.executable, "-c", "import engine; print(engine.load_model('churn/1'))"], cwd=project,
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "MLOPS_TRACKING_URI": postgres_uri})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import MLOPS, read_json, run_dirs, run_mlops
+from tests.conftest import MLOPS, project_registry, read_json, registry_entry, run_dirs, run_mlops
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "ci" / "github-actions.yml"
 #: The weak model every champion test starts from: one categorical feature.
@@ -104,7 +104,7 @@ def test_the_ci_example_passes_a_better_change_and_fails_a_worse_one(repo: Path)
     text = worse_summary.read_text()
     assert "## mlops validate: FAILED" in text and "**FAIL**" in text
     assert "features.use: None -> ['segment']" in text  # the diff step's output
-    registry = read_json(repo / "outputs" / "registry" / "churn.json")
+    registry = registry_entry(repo)
     assert registry["aliases"]["champion"] == 2  # a failed gate moves nothing
 
 
@@ -113,7 +113,7 @@ def test_a_champion_whose_inputs_the_evaluation_rows_lack_is_refused(repo: Path)
     slow = run_mlops(repo, "validate", "promotion.latency.p99_ms=0.001", "--against", "churn@champion", "--promote")
     assert slow.returncode == 4  # the budget applies with no champion yet, and nothing is promoted
     assert slow.stderr.startswith("mlops: validation failed: latency: p99 single-row ")
-    assert not (repo / "outputs" / "registry" / "churn.json").exists()
+    assert project_registry(repo).names() == []
     wide = run_mlops(repo, "validate", "+features.derived.orders_twice=n_orders * 2", "--against",
                      "churn@champion", "--promote")
     assert wide.returncode == 0, wide.stderr

@@ -6,6 +6,7 @@ import logging
 import os
 import pickle
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,23 @@ def make_run(root: Path, name: str, status: str = "succeeded", auc: float = 0.8,
 
 def index(root: Path, record: dict[str, Any]) -> None:
     tracking.track(tracking.open_store(os.environ["MLOPS_TRACKING_URI"], root), record, None)
+
+
+def store_sql(statement: str, *args: Any) -> None:
+    """Run one statement on the test's SQLite store (where the registry keeps its entries)."""
+    conn = sqlite3.connect(os.environ["MLOPS_TRACKING_URI"].removeprefix("sqlite:///"))
+    with conn:
+        conn.execute(statement, args)
+    conn.close()
+
+
+def edit_version(name: str, version: int, **changes: Any) -> None:
+    """Edit a registered version's record in the store, as someone with write access to it could."""
+    conn = sqlite3.connect(os.environ["MLOPS_TRACKING_URI"].removeprefix("sqlite:///"))
+    [record] = conn.execute("SELECT record FROM registry_versions WHERE name = ? AND version = ?", (name, version))
+    conn.close()
+    store_sql("UPDATE registry_versions SET record = ? WHERE name = ? AND version = ?",
+              json.dumps({**json.loads(record[0]), **changes}), name, version)
 
 
 class Planted:
@@ -125,15 +143,13 @@ def test_a_registry_edited_to_point_at_another_model_is_refused(tmp_path: Path) 
     registry = Registry(tmp_path / "registry")
     registry.register("churn", make_run(tmp_path, "a"))
     registry.register("other", make_run(tmp_path, "evil", constant=1))
-    entry = json.loads((tmp_path / "registry" / "churn.json").read_text())
-    entry["versions"][0]["model"] = "other/1/model.skops"  # inside the registry, the hash of churn's model
-    (tmp_path / "registry" / "churn.json").write_text(json.dumps(entry))
+    edit_version("churn", 1, model="other/1/model.skops")  # inside the registry, the hash of churn's model
     with pytest.raises(ModelIntegrityError, match="has sha256 .*, the registry recorded"):
         load_model("churn", tmp_path / "registry")
-    entry["versions"][0]["model"] = str(Path("..") / "runs" / "evil" / "model" / "model.skops")
-    (tmp_path / "registry" / "churn.json").write_text(json.dumps(entry))
-    with pytest.raises(EngineError, match=r"churn.json at versions\[0\]\.model: expected a path inside the "
-                                          r"registry ending in model.skops or model.joblib, got str "):
+    edit_version("churn", 1, model=str(Path("..") / "runs" / "evil" / "model" / "model.skops"))
+    with pytest.raises(EngineError, match=r"^registry error: the registry in sqlite:///.*mlops.db at versions\[0\]"
+                                          r"\.model: expected a path inside the registry ending in model.skops or "
+                                          r"model.joblib, got str "):
         load_model("churn", tmp_path / "registry")
 
 
@@ -141,10 +157,8 @@ def test_a_registry_whose_sha256_was_edited_to_another_model_is_refused_by_the_r
     registry = Registry(tmp_path / "registry")
     registry.register("churn", make_run(tmp_path, "a"))
     registry.register("other", make_run(tmp_path, "evil", constant=1))
-    entry = json.loads((tmp_path / "registry" / "churn.json").read_text())
     evil = registry.read("other")["versions"][0]
-    entry["versions"][0].update(model=evil["model"], model_sha256=evil["model_sha256"])
-    (tmp_path / "registry" / "churn.json").write_text(json.dumps(entry))
+    edit_version("churn", 1, model=evil["model"], model_sha256=evil["model_sha256"])
     with pytest.raises(ModelIntegrityError, match=r"refusing to load churn/1: the registry's sha256 \w{12} for .* "
                                                   r"is not what the run.json in .*/runs/a recorded \(\w{12}\)"):
         load_model("churn", tmp_path / "registry")
@@ -163,9 +177,8 @@ def test_a_skops_model_loads_when_its_run_and_store_row_are_gone(tmp_path: Path)
     registry.register("churn", run)
     assert load_model("churn", tmp_path / "registry").predict([[0]]).shape == (1,)  # no store row
     shutil.rmtree(run)
-    os.remove(tmp_path / "mlops.db") if (tmp_path / "mlops.db").exists() else None
+    store_sql("DELETE FROM runs")  # the run's row gone too (the registry's rows stay: they are the registry)
     assert load_model("churn", tmp_path / "registry").predict([[0]]).shape == (1,)
-    assert not (tmp_path / "mlops.db").exists()  # loading never creates a store
 
 
 def test_a_legacy_pickle_loads_through_its_recorded_hash_with_a_warning(tmp_path: Path,
@@ -190,7 +203,7 @@ def test_a_legacy_pickle_whose_hash_does_not_match_is_refused(tmp_path: Path) ->
 def test_a_legacy_pickle_whose_run_or_store_row_is_gone_is_refused(tmp_path: Path) -> None:
     run = legacy_run(tmp_path, "old")
     register_legacy(tmp_path / "registry", "churn", run)
-    (tmp_path / "mlops.db").unlink()
+    (tmp_path / "mlops.db").unlink()  # an earlier engine's registry file, beside no store
     with pytest.raises(ModelIntegrityError, match=r"refusing to load churn/1: .*model.joblib is a pickle saved by "
                                                   r"an earlier version, which can run code, and the run store "
                                                   r"sqlite:///.*mlops.db cannot confirm its sha256; re-run run old-0000"):
@@ -198,6 +211,7 @@ def test_a_legacy_pickle_whose_run_or_store_row_is_gone_is_refused(tmp_path: Pat
     shutil.rmtree(run)
     with pytest.raises(ModelIntegrityError, match=r"the run.json in .*old and the run store .* cannot confirm"):
         load_model("churn", tmp_path / "registry")
+    assert not (tmp_path / "mlops.db").exists()  # reading the registry or loading never creates a store
 
 
 def test_a_registry_and_store_edited_to_point_at_a_malicious_pickle_run_nothing(tmp_path: Path) -> None:
@@ -229,9 +243,7 @@ def test_a_malicious_pickle_in_place_of_a_skops_file_is_never_unpickled(tmp_path
     registry.register("churn", run)
     digest = hashlib.sha256(payload).hexdigest()
     (tmp_path / "registry" / "churn" / "1" / "model.skops").write_bytes(payload)
-    entry = json.loads((tmp_path / "registry" / "churn.json").read_text())
-    entry["versions"][0]["model_sha256"] = digest
-    (tmp_path / "registry" / "churn.json").write_text(json.dumps(entry))
+    edit_version("churn", 1, model_sha256=digest)
     record = json.loads((run / "run.json").read_text())
     record["model"]["sha256"] = digest
     (run / "run.json").write_text(json.dumps(record))
@@ -304,18 +316,36 @@ def test_show_refuses_a_path(tmp_path: Path, ref: str) -> None:
     (lambda e: {**e, "aliases": {"champion": 9}}, "aliases\\.champion", "one of the versions \\[1\\]"),
     (lambda e: {**e, "alias_history": [7]}, "alias_history\\[0\\]", "an object with alias, version, previous, at"),
 ])
-def test_a_registry_file_of_the_wrong_shape_is_one_line(tmp_path: Path, edit: Any, where: str, expected: str) -> None:
+def test_a_registry_file_of_the_wrong_shape_is_one_line(tmp_path: Path, edit: Any, where: str, expected: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier engine's ``<name>.json``, edited, beside a store that has no entry of that name."""
     registry = Registry(tmp_path / "registry")
     registry.register("churn", make_run(tmp_path, "a"))
     registry.promote("churn", 1, "champion")
     path = tmp_path / "registry" / "churn.json"
-    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    path.write_text(json.dumps(edit(registry.read("churn"))))
+    monkeypatch.setenv("MLOPS_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    registry = Registry(tmp_path / "registry")
     for call in (lambda: registry.read("churn"), lambda: registry.resolve("churn@champion"),
                  lambda: load_model("churn", tmp_path / "registry"), lambda: registry.promote("churn", 1, "x")):
         with pytest.raises(EngineError, match=f"^registry error: {path} at {where}: expected {expected}, got .+$") \
                 as raised:
             call()
         assert "\n" not in str(raised.value)
+
+
+def test_a_store_row_that_is_not_a_version_record_is_one_line(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    registry.register("churn", make_run(tmp_path, "a"))
+    registry.promote("churn", 1, "champion")
+    store_sql("UPDATE registry_versions SET record = 'not json' WHERE name = 'churn'")
+    run = make_run(tmp_path, "b")
+    for call in (lambda: registry.read("churn"), lambda: load_model("churn@champion", tmp_path / "registry"),
+                 lambda: registry.register("churn", run), lambda: registry.promote("churn", 1, "x")):
+        with pytest.raises(EngineError, match=r"^registry error: the registry in sqlite:///.*mlops.db at "
+                                              r"versions\[0\]: expected an object, got str \"not json\"$"):
+            call()
+    assert not (tmp_path / "registry" / "churn" / "2").exists()  # refused before anything was written
 
 
 def test_a_run_whose_metrics_file_is_not_metrics_is_not_registered(tmp_path: Path) -> None:

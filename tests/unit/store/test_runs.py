@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -146,6 +147,34 @@ def test_reindex_over_a_damaged_store_keeps_it_aside(tmp_path: Path) -> None:
     assert runs.reindex(db, outputs) == 3
     assert [p.read_bytes() for p in outputs.glob("mlops.db.old-*")] == [b""]
     assert len(tracking.SqliteRunStore(db).search()) == 3
+
+
+def test_reindex_carries_the_registry_over_from_the_old_index(tmp_path: Path) -> None:
+    outputs = make_outputs(tmp_path)
+    db = outputs / "mlops.db"
+    runs.reindex(db, outputs)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO registry_versions VALUES ('churn', 1, '{}')")
+        conn.execute("INSERT INTO registry_aliases VALUES ('churn', 'champion', 1)")
+        conn.executemany("INSERT INTO registry_alias_history (name, alias, version, previous, at) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         [("churn", "champion", 1, None, "t1"), ("churn", "champion", 1, 1, "t2")])
+    conn.close()
+
+    def registry_rows(path: Path) -> list[list[tuple[object, ...]]]:
+        conn = sqlite3.connect(path)
+        rows = [conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in runs.REGISTRY_TABLES]
+        conn.close()
+        return rows
+
+    before = registry_rows(db)
+    assert runs.reindex(db, outputs) == 3  # the run dirs do not hold the registry: the old index does
+    assert registry_rows(db) == before and len(before[2]) == 2
+    db.write_bytes(b"damaged")
+    err = io.StringIO()
+    assert runs.reindex(db, outputs, err=err) == 3
+    assert "mlops: the registry's entries could not be carried over from" in err.getvalue()
 
 
 def test_a_row_left_running_by_a_dead_process_after_success_is_shown_from_its_run_json(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ the schema check, the upgrade from the previous revision, and ``mlops db copy``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -287,6 +288,41 @@ def test_a_store_written_before_alembic_is_refused_then_upgraded_in_place(tmp_pa
     assert rows[2]["params"] == {"seed": "2"}
     track(store, "new", 0.5)
     assert len(store.search()) == 4
+
+
+def test_a_json_registry_beside_a_store_written_before_alembic_survives_the_upgrade(tmp_path: Path) -> None:
+    """The registry an earlier engine kept in JSON files: refused with its store until the
+    upgrade, then read from its file, and moved into the store's tables, history and all."""
+    from engine.store.registry import Registry
+
+    path = tmp_path / "mlops.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(LEGACY_DDL)
+    conn.execute("INSERT INTO runs (id, status, started_at) VALUES ('legacy0', 'succeeded', '2026-01-01')")
+    conn.commit()
+    conn.close()
+    (tmp_path / "registry").mkdir()
+    entry = {"name": "churn", "aliases": {"champion": 1},
+             "versions": [{"version": 1, "run_id": "legacy0", "run_dir": "/runs/legacy0",
+                           "model": "churn/1/model.skops", "model_sha256": "a" * 64, "metrics": {"roc_auc": 0.8},
+                           "registered_at": "2026-01-01T00:00:00+00:00"}],
+             "alias_history": [{"alias": "champion", "version": 1, "previous": None,
+                                "at": "2026-01-02T00:00:00+00:00"}]}
+    (tmp_path / "registry" / "churn.json").write_text(json.dumps(entry))
+    uri = f"sqlite:///{path}"
+    with pytest.raises(StoreError, match=r"^store error: the run store sqlite:///.* has schema revision 0001, older "
+                                         r"than this engine's .*; upgrade it with: mlops db upgrade sqlite:///"):
+        Registry(tmp_path / "registry", uri).read("churn")
+    assert copy.upgrade(copy.store_for(uri, tmp_path)) == ("0001", schema.HEAD)
+    registry = Registry(tmp_path / "registry", uri)
+    assert registry.read("churn") == entry  # from its file: the store has no entry of that name yet
+    registry.promote("churn", 1, "challenger")  # the first change moves it into the tables
+    stored = registry.entries.read("churn")
+    assert stored["versions"] == entry["versions"] and stored["aliases"] == {"champion": 1, "challenger": 1}
+    assert stored["alias_history"][0] == entry["alias_history"][0] and len(stored["alias_history"]) == 2
+    assert (tmp_path / "registry" / "churn.json.moved").is_file()
+    assert not (tmp_path / "registry" / "churn.json").exists()
+    assert [r["id"] for r in tracking.open_store(uri, tmp_path).search()] == ["legacy0"]
 
 
 def test_the_embedded_store_is_created_with_the_tables_the_revisions_build(tmp_path: Path) -> None:
