@@ -80,7 +80,7 @@ def monitor_command(args: list[str]) -> int:
         except ConfigError as exc:
             parser.error(f"--since {exc.problem}")
     store = tracking_store(options.tracking_uri)
-    monitored = monitor.resolve_model(options.model, Path(options.registry), store)
+    monitored = monitor.resolve_model(options.model, Path(options.registry), store, options.tracking_uri)
     if options.current == "features":
         spec = {"kind": "features", "as_of": plan.settings.as_of.isoformat()}
 
@@ -116,6 +116,6 @@ def monitor_command(args: list[str]) -> int:
     if report.failed_errors and plan.monitor.on_failure is not None:
         from engine.run.retrain import retrain
 
-        retrain(plan, monitored, record, overrides, root, Path(options.registry), store)
+        retrain(plan, monitored, record, overrides, root, Path(options.registry), store, options.tracking_uri)
     monitor.gate(report)
     return 0

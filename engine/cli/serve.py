@@ -115,7 +115,7 @@ def serve_command(args: list[str]) -> int:
     follower = None
     followed = follows(options.model)
     if followed and not options.no_follow:
-        follower = AliasFollower(Registry(Path(options.registry)), *followed, holder, options.tracking_uri,
+        follower = AliasFollower(Registry(Path(options.registry), options.tracking_uri), *followed, holder, options.tracking_uri,
                                  options.poll_seconds, service.recent_rows,
                                  lambda outcome: service.metrics.swaps.labels(outcome).inc(),
                                  options.allow_version_mismatch)

@@ -85,7 +85,8 @@ def validate_command(args: list[str]) -> int:
     spec = plan.promotion
     if not spec.declared:  # a run recorded before conf/promotion/ existed: the project's policy
         spec = PromotionSpec.from_config(_as_dict(project_setting("promotion", None)), plan.settings.seed)
-    verdict = validate.gate(candidate, root, options.against, Path(options.registry), spec, plan.business.economics)
+    verdict = validate.gate(candidate, root, options.against, Path(options.registry), spec, plan.business.economics,
+                            options.tracking_uri)
     _print(verdict, candidate)
     if options.summary:
         with open(options.summary, "a", encoding="utf-8") as summary:
@@ -95,7 +96,7 @@ def validate_command(args: list[str]) -> int:
             print(f"mlops: validation failed: {line}", file=sys.stderr)
         raise PromotionGateError(f"validation failed: {verdict['failures'][-1]}")
     if options.promote:
-        validate.promote(candidate, options.against, Path(options.registry), print)
+        validate.promote(candidate, options.against, Path(options.registry), print, options.tracking_uri)
     return 0
 
 

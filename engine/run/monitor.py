@@ -74,14 +74,14 @@ class Monitored:
                 "run_dir": str(self.run_dir), "threshold": self.threshold}
 
 
-def resolve_model(ref: str, registry_root: Path, store: tracking.RunStore) -> Monitored:
+def resolve_model(ref: str, registry_root: Path, store: tracking.RunStore, tracking_uri: str | None = None) -> Monitored:
     """The model to monitor: ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` or a training run.
 
     Raises:
         UsageError: No such model, or one trained before reference profiles existed.
         ModelIntegrityError: A file does not match its recorded sha256.
     """
-    registry = registries.Registry(registry_root)
+    registry = registries.Registry(registry_root, tracking_uri)
     by_registry = "@" in ref or "/" in ref.strip("/") and not Path(ref).is_dir() or ref in registry.names()
     if by_registry:
         entry, version = registry.resolve(ref)
@@ -89,7 +89,7 @@ def resolve_model(ref: str, registry_root: Path, store: tracking.RunStore) -> Mo
         if payload is None:
             raise UsageError(f"usage error: {entry['name']}/{version['version']} was registered without a reference "
                              "profile (trained before mlops monitor existed); retrain and register it to monitor it")
-        fitted = registries.load_model(f"{entry['name']}/{version['version']}", registry_root)
+        fitted = registries.load_model(f"{entry['name']}/{version['version']}", registry_root, tracking_uri)
         domain_bytes = registry.input_domain(version)
         run_dir = Path(version["run_dir"])
         name, number, run_id, threshold = entry["name"], int(version["version"]), version["run_id"], \

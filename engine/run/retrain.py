@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -59,8 +60,12 @@ def latest_label_cutoff(plan: Plan, root: Path) -> pd.Timestamp:
 
 
 def retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str], root: Path, registry_root: Path,
-            store: tracking.RunStore, echo: Callable[[str], None] = print) -> dict[str, Any]:
+            store: tracking.RunStore, tracking_uri: str | None = None,
+            echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Launch ``monitor.on_failure``'s retrain after a failed monitor run; record the lineage.
+
+    The retrain's ``mlops run`` and ``mlops validate`` use ``tracking_uri`` (the monitor's
+    ``--tracking-uri``) when given, as their ``MLOPS_TRACKING_URI``.
 
     Returns:
         What ``run.json`` records under ``retrain`` (``status``: ``skipped`` with the
@@ -77,7 +82,7 @@ def retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str],
             outcome = {"status": "skipped", "reason": f"another monitor is retraining {monitored.name} (lock held)"}
             return _close(outcome, record, store, echo)
         try:
-            outcome = _retrain(plan, monitored, record, overrides, root, registry_root, folder, echo)
+            outcome = _retrain(plan, monitored, record, overrides, root, registry_root, folder, echo, tracking_uri)
         except EngineError as exc:  # the monitor's own verdict (exit 6) must not be lost to it
             outcome = {"status": "failed", "step": "prepare", "error": str(exc)}
         finally:
@@ -86,7 +91,7 @@ def retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str],
 
 
 def _retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str], root: Path, registry_root: Path,
-             folder: Path, echo: Callable[[str], None]) -> dict[str, Any]:
+             folder: Path, echo: Callable[[str], None], tracking_uri: str | None) -> dict[str, Any]:
     spec = plan.monitor.on_failure
     assert spec is not None
     state_path = folder / f"retrain-{monitored.name}.json"
@@ -110,11 +115,11 @@ def _retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str]
                                "sweep_dir": str(sweep_dir)}
     write_json(sweep_dir / RETRAIN_FILE, {"monitor_run": record.id, "monitor_run_dir": str(record.run_dir),
                                           "model": monitored.describe(), "as_of": str(cutoff.date())})
-    done = _mlops(command, root)
+    done = _mlops(command, root, tracking_uri)
     if done.returncode != 0:
         return {**outcome, "status": "failed", "step": "run", "exit_status": done.returncode,
                 "error": _last_line(done.stderr)}
-    best = _best_registered(registry_root, monitored.name, sweep_dir)
+    best = _best_registered(registry_root, monitored.name, sweep_dir, tracking_uri)
     if best is None:
         return {**outcome, "status": "failed", "step": "register",
                 "error": f"no run of {sweep_dir} was registered as {monitored.name} (does the experiment set "
@@ -127,7 +132,7 @@ def _retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str]
         return {**outcome, "status": "registered", "note": "the monitored model is no NAME@ALIAS: nothing to validate"}
     validate = ["validate", "--against", against, "--candidate", str(run_dir), *(["--promote"] if spec.promote else [])]
     echo(f"monitor: validating: mlops {' '.join(validate)}")
-    checked = _mlops(validate, root)
+    checked = _mlops(validate, root, tracking_uri)
     verdict = run_dir / "validation.json"
     outcome.update(validation=str(verdict) if verdict.exists() else None)
     if checked.returncode == 0:
@@ -138,17 +143,19 @@ def _retrain(plan: Plan, monitored: Any, record: RunRecord, overrides: list[str]
             "error": _last_line(checked.stderr)}
 
 
-def _mlops(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-c", _MLOPS, *args], cwd=root, capture_output=True, text=True)
+def _mlops(args: list[str], root: Path, tracking_uri: str | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLOPS_TRACKING_URI": tracking_uri} if tracking_uri else None
+    done = subprocess.run([sys.executable, "-c", _MLOPS, *args], cwd=root, capture_output=True, text=True, env=env)
     for line in done.stdout.splitlines():
         log.info("  %s", line)
     return done
 
 
-def _best_registered(registry_root: Path, name: str, sweep_dir: Path) -> tuple[dict[str, Any], Path] | None:
+def _best_registered(registry_root: Path, name: str, sweep_dir: Path,
+                     tracking_uri: str | None) -> tuple[dict[str, Any], Path] | None:
     """The registry version whose run lies in ``sweep_dir`` (RegisterBest registered it)."""
     try:
-        entry = registries.Registry(registry_root).read(name)
+        entry = registries.Registry(registry_root, tracking_uri).read(name)
     except EngineError:
         return None
     for version in reversed(entry["versions"]):

@@ -323,7 +323,7 @@ def single_row_p99_ms(fitted: Any, rows: Rows, count: int, max_seconds: float) -
 
 
 def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spec: PromotionSpec,
-         economics: Economics) -> dict[str, Any]:
+         economics: Economics, tracking_uri: str | None = None) -> dict[str, Any]:
     """Apply the policy; return the verdict (also written as validation.json / .md).
 
     Raises:
@@ -334,7 +334,7 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
     timings: dict[str, float] = {}  # seconds by part, in validation.json: what the gate costs
     started = time.perf_counter()
     fitted, record = candidate_model(candidate_dir)
-    champion = _champion(against, registry_root)
+    champion = _champion(against, registry_root, tracking_uri)
     timings["load_models"] = _lap(started)
     verdict: dict[str, Any] = {
         "candidate": {"run_id": record["id"], "run_dir": str(candidate_dir), "model_sha256": record["model"]["sha256"],
@@ -355,7 +355,7 @@ def gate(candidate_dir: Path, root: Path, against: str, registry_root: Path, spe
         assert rows is not None
         verdict["evaluation"] = rows.description
         started = time.perf_counter()
-        _check_types(registry.Registry(registry_root).input_domain(version), rows, f"champion {against}")
+        _check_types(registry.Registry(registry_root, tracking_uri).input_domain(version), rows, f"champion {against}")
         scores = {"candidate": score(fitted, rows, "candidate"), "champion": score(champion_model, rows, "champion")}
         timings["scoring"] = _lap(started)
         started = time.perf_counter()
@@ -402,8 +402,9 @@ def _lap(started: float) -> float:
     return round(time.perf_counter() - started, 4)
 
 
-def _champion(against: str, registry_root: Path) -> tuple[dict[str, Any], dict[str, Any], Any] | None:
-    store = registry.Registry(registry_root)
+def _champion(against: str, registry_root: Path,
+              tracking_uri: str | None) -> tuple[dict[str, Any], dict[str, Any], Any] | None:
+    store = registry.Registry(registry_root, tracking_uri)
     name, _, alias = against.partition("@")
     if not alias:
         raise UsageError(f"usage error: --against takes NAME@ALIAS, got {against!r}")
@@ -411,7 +412,7 @@ def _champion(against: str, registry_root: Path) -> tuple[dict[str, Any], dict[s
     if name not in store.names() or alias not in store.read(name)["aliases"]:
         return None  # nothing in production yet
     entry, version = store.resolve(against)
-    return entry, version, registry.load_model(against, registry_root)
+    return entry, version, registry.load_model(against, registry_root, tracking_uri)
 
 
 def _apply(rule: Any, values: Mapping[str, Any], decide_on: str) -> dict[str, Any]:
@@ -519,13 +520,14 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|")[:80]
 
 
-def promote(candidate_dir: Path, against: str, registry_root: Path, echo: Callable[[str], None]) -> dict[str, Any]:
+def promote(candidate_dir: Path, against: str, registry_root: Path, echo: Callable[[str], None],
+            tracking_uri: str | None = None) -> dict[str, Any]:
     """Register the candidate's model and move the alias to it (after a pass).
 
     A candidate already registered under ``name`` (a sweep's best run, registered as the
     challenger) is not registered twice: the alias moves to that version.
     """
-    store = registry.Registry(registry_root)
+    store = registry.Registry(registry_root, tracking_uri)
     name, _, alias = against.partition("@")
     record = json.loads((candidate_dir / "run.json").read_text())
     try:

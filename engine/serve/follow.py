@@ -1,7 +1,8 @@
 """Following an alias: a promotion swaps the new version in without a restart.
 
-A server started on ``NAME@ALIAS`` watches the registry file ``<registry>/<name>.json``
-(its size and modification time, every ``poll_s`` seconds). When the alias points at
+A server started on ``NAME@ALIAS`` watches the model's entry in the registry's store
+(:meth:`engine.store.registry.Registry.stamp`: its number of versions and its latest
+alias move, two indexed reads every ``poll_s`` seconds). When the alias points at
 another version, the new version is loaded on this thread, with every check a start
 makes (its sha256 against the registry and the run's records, skops' trusted types,
 the sha256 of its input domain), then warmed up on the rows most recently logged (or

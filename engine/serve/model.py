@@ -118,7 +118,7 @@ def load(ref: str, registry: Path, tracking_uri: str | None = None, allow_versio
         UsageError: No such model, alias, version or run.
         ModelIntegrityError: The model or its domain does not match its records.
     """
-    store = registries.Registry(registry)
+    store = registries.Registry(registry, tracking_uri)
     match = registries.REF.match(ref)
     if match and (match["alias"] or match["version"] or match["name"] in store.names()):
         return load_version(store, ref, tracking_uri, allow_version_mismatch=allow_version_mismatch)
