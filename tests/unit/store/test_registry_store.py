@@ -15,6 +15,7 @@ import pytest
 from engine import load_model
 from engine.store import copy, tracking
 from engine.store.registry import ModelIntegrityError, Registry
+from tests.unit.store import backends
 from tests.unit.store.test_registry import make_run
 
 
@@ -150,21 +151,9 @@ class RegistryStoreContract:
         assert tracking.open_store(other_uri, tmp_path).get("a-0000") is not None
 
 
-class TestSqliteRegistry(RegistryStoreContract):
-    @pytest.fixture
-    def uri(self, tmp_path: Path) -> str:
-        return f"sqlite:///{tmp_path / 'mlops.db'}"
-
-    @pytest.fixture
-    def other_uri(self, postgres_uri: str) -> str:
-        return postgres_uri
+class TestSqliteRegistry(backends.Sqlite, RegistryStoreContract):
+    pass
 
 
-class TestPostgresRegistry(RegistryStoreContract):
-    @pytest.fixture
-    def uri(self, postgres_uri: str) -> str:
-        return postgres_uri
-
-    @pytest.fixture
-    def other_uri(self, tmp_path: Path) -> str:
-        return f"sqlite:///{tmp_path / 'copy.db'}"
+class TestPostgresRegistry(backends.Postgres, RegistryStoreContract):
+    pass

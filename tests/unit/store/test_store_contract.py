@@ -19,6 +19,7 @@ import pytest
 
 from engine.errors import StoreError
 from engine.store import copy, runcache, runs, schema, sql, tracking
+from tests.unit.store import backends
 
 
 def record(run_id: str, started: str = "2026-11-27T10:00:00", status: str = "succeeded",
@@ -207,25 +208,11 @@ class StoreContract:
         assert returned.events("lost")[0]["detail"] == "lost: test"
 
 
-class TestSqliteStore(StoreContract):
-    @pytest.fixture
-    def uri(self, tmp_path: Path) -> str:
-        return f"sqlite:///{tmp_path / 'mlops.db'}"
-
-    @pytest.fixture
-    def other_uri(self, postgres_uri: str) -> str:
-        return postgres_uri
+class TestSqliteStore(backends.Sqlite, StoreContract):
+    pass
 
 
-class TestPostgresStore(StoreContract):
-    @pytest.fixture
-    def uri(self, postgres_uri: str) -> str:
-        return postgres_uri
-
-    @pytest.fixture
-    def other_uri(self, tmp_path: Path) -> str:
-        return f"sqlite:///{tmp_path / 'copy.db'}"
-
+class TestPostgresStore(backends.Postgres, StoreContract):
     def test_an_upgrade_is_one_transaction(self, uri: str, tmp_path: Path) -> None:
         """A revision that fails takes the ones before it back with it: the store stays as it was."""
         target = copy.store_for(uri, tmp_path)
