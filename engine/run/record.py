@@ -92,13 +92,15 @@ class RunRecord:
         """Time a stage, log its start and end, and record it; yields its record dict.
 
         run.json is written as the stage starts; its outcome is written with the next save.
+        A Ctrl-C or SIGTERM from the moment the stage is in the record (while run.json is
+        written, say, by a watcher that just saw it running) marks it interrupted.
         """
         entry: dict[str, Any] = {"status": "running", "started_at": now_iso()}
-        self.data["stages"][name] = entry
-        self.save()  # observers see which stage is running
-        log.info("%s: started", name)
         start = time.perf_counter()
         try:
+            self.data["stages"][name] = entry
+            self.save()  # observers see which stage is running
+            log.info("%s: started", name)
             yield entry
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

@@ -44,3 +44,24 @@ def test_a_failing_stage_is_recorded_as_failed(tmp_path: Path) -> None:
     on_disk = read(tmp_path)
     assert on_disk["stages"]["train"]["status"] == "failed"
     assert on_disk["status"] == "failed" and on_disk["error"]["message"] == "boom"
+
+
+def test_a_ctrl_c_while_the_stage_start_is_written_marks_the_stage_interrupted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signal lands while run.json is written as the stage starts (a watcher that saw
+    the stage running sent it): the stage must not stay `running` in an interrupted run."""
+    record = RunRecord(tmp_path, name="t")
+    record.start()
+    written = record.save
+
+    def save_then_interrupt(durable: bool = False) -> None:
+        written(durable)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(record, "save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with record.stage("train"):
+            pass
+    monkeypatch.setattr(record, "save", written)
+    record.finish("interrupted")
+    assert read(tmp_path)["stages"]["train"]["status"] == "interrupted"
