@@ -31,6 +31,15 @@ def listed_rows(project: Path, uri: str, *columns: str) -> list[dict[str, Any]]:
     return json.loads(listed.stdout)
 
 
+def run_on_another_host(project: Path, uri: str, host: str) -> subprocess.Popen[str]:
+    """A training run long enough to beat a few times (every 0.5 s), as if on ``host``."""
+    env = {**os.environ, "MLOPS_TRACKING_URI": uri, "MLOPS_HOST_ID": host, "MLOPS_HEARTBEAT_SECONDS": "0.5",
+           "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([MLOPS, "run", "data.generate.customers=20000", "model=random_forest"], cwd=project,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            text=True)
+
+
 @pytest.mark.slow
 def test_a_parallel_sweep_the_registry_and_load_model_on_postgresql(
         project: Path, postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,10 +108,7 @@ def test_an_unreachable_server_wrong_credentials_and_an_unknown_scheme_are_one_l
 def test_a_run_killed_on_another_host_is_shown_lost_after_the_heartbeat_timeout(
         project: Path, postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     store = tracking.open_store(postgres_uri, project)
-    env = {**os.environ, "MLOPS_TRACKING_URI": postgres_uri, "MLOPS_HOST_ID": "node-17.cluster",
-           "MLOPS_HEARTBEAT_SECONDS": "0.5", "PYTHONUNBUFFERED": "1"}
-    job = subprocess.Popen([MLOPS, "run", "data.generate.customers=20000", "model=random_forest"], cwd=project,
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = run_on_another_host(project, postgres_uri, "node-17.cluster")
     try:
         beats: list[str] = []
         deadline = time.monotonic() + 120
@@ -213,10 +219,7 @@ def test_db_copy_moves_an_sqlite_store_to_postgresql_and_the_counts_match(projec
 def test_a_run_marked_lost_that_beats_again_is_revived_only_when_it_finishes(
         project: Path, postgres_uri: str) -> None:
     store = tracking.open_store(postgres_uri, project)
-    env = {**os.environ, "MLOPS_TRACKING_URI": postgres_uri, "MLOPS_HOST_ID": "node-18.cluster",
-           "MLOPS_HEARTBEAT_SECONDS": "0.5", "PYTHONUNBUFFERED": "1"}
-    job = subprocess.Popen([MLOPS, "run", "data.generate.customers=20000", "model=random_forest"], cwd=project,
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = run_on_another_host(project, postgres_uri, "node-18.cluster")
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and job.poll() is None:
