@@ -21,13 +21,13 @@ import csv
 import io
 import json
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from engine.errors import RequestError
 
@@ -107,25 +107,77 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
         raise RequestError(422, f"the request holds {n:,} rows; expected at most {max_rows:,} (--max-rows)")
     if n == 0:
         raise RequestError(422, "the request holds no rows; expected at least one")
+    names = list(columns_spec)
+    columns: list[Sequence[Any]] | None = None
     if table is None:
         for i, row in enumerate(rows):  # type: ignore[arg-type]
             if not isinstance(row, dict):
                 raise RequestError(422, f"expected a row object, got {_shape(row)}", row=i)
         records: list[dict[str, Any]] = rows  # type: ignore[assignment]
-        wanted = set(columns_spec)
-        given_of = [row.keys() for row in records]
-        has_key = [key is not None and key in row for row in records]
         keys = [row.get(key) for row in records] if key else [None] * n
+        columns = _every_column(records, names)
+        if columns is not None:  # the common case: every row gives every input column
+            feature_rows, by_key = list(range(n)), []
+            key_given = [k is not None for k in keys]
+        else:
+            has_key = [key is not None and key in row for row in records]
+            feature_rows, by_key = _sort_rows([row.keys() for row in records], has_key, names, key, by_key_allowed)
     else:
-        given_of = [table.keys()] * n
         has_key = [key is not None and key in table] * n
         keys = list(table[key]) if key in table else [None] * n
-        wanted = set(columns_spec)
-    names = list(columns_spec)
+        feature_rows, by_key = _sort_rows([table.keys()] * n, has_key, names, key, by_key_allowed)
+    if columns is None:  # a key given as null is no key, unless the row gives nothing else
+        looked_up = set(by_key)
+        key_given = [has_key[i] and (keys[i] is not None or i in looked_up) for i in range(n)]
+    if key:
+        key_type = (domain.get("key") or {}).get("type", "string")
+        for i in range(n):
+            if key_given[i]:
+                keys[i] = key_value(keys[i], key_type, i, key)
+    index = pd.Index(feature_rows, dtype="int64")
+    data: dict[str, Any] = {}
+    for j, (name, spec) in enumerate(columns_spec.items()):
+        if columns is not None:
+            values = columns[j]
+        elif table is not None:
+            values = table[name] if feature_rows else []
+        else:
+            values = [records[i][name] for i in feature_rows]
+        typed = _typed(values, spec["type"], name, feature_rows)
+        # Text as objects, as the Pipeline takes it: pandas would infer its str dtype,
+        # a copy into Arrow and back again on the way to the model.
+        data[name] = typed if typed.dtype != object else pd.Series(typed, index=index, dtype=object, copy=False)
+    # Column labels as objects too: looking a column up by a label of pandas' str dtype
+    # costs twice as much, and the flags, rules and model each look up every column.
+    frame = pd.DataFrame(data, index=index, columns=pd.Index(names, dtype=object), copy=False)
+    return Rows(n=n, features=frame, keys=keys, by_key=by_key)
+
+
+def _every_column(records: list[dict[str, Any]], names: list[str]) -> list[Sequence[Any]] | None:
+    """The records' values a column at a time when every record gives every input column
+    (else None): one ``itemgetter`` pass and one transpose, both in C."""
+    if not names:
+        return None
+    getter = operator.itemgetter(*names)
+    try:
+        tuples = list(map(getter, records))
+    except KeyError:  # a row without some column: given by key, or refused by _sort_rows
+        return None
+    return [tuples] if len(names) == 1 else list(zip(*tuples))
+
+
+def _sort_rows(given_of: list[Any], has_key: list[bool], names: list[str], key: str | None,
+               by_key_allowed: bool) -> tuple[list[int], list[int]]:
+    """The positions of the rows that give every input column, and of those that give only the key.
+
+    Raises:
+        RequestError: 422 at the first row that is neither.
+    """
+    wanted = set(names)
     by_key: list[int] = []
     feature_rows: list[int] = []
     for i, given in enumerate(given_of):
-        if wanted <= given:  # every input column: the common case, one set test
+        if wanted <= given:  # every input column: one set test
             feature_rows.append(i)
         elif has_key[i] and wanted.isdisjoint(given):
             if not by_key_allowed:
@@ -139,22 +191,7 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
             raise RequestError(422, f"missing; expected every input column of the model{alternative} (missing: "
                                     f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''})",
                                row=i, column=missing[0])
-    if key:
-        key_type = (domain.get("key") or {}).get("type", "string")
-        for i in range(n):
-            if has_key[i] and (keys[i] is not None or i in by_key):
-                keys[i] = key_value(keys[i], key_type, i, key)
-    data: dict[str, Any] = {}
-    for name, spec in columns_spec.items():
-        if table is not None:
-            values = table[name] if feature_rows else []
-        elif len(feature_rows) == n:
-            values = [row[name] for row in records]
-        else:
-            values = [records[i][name] for i in feature_rows]
-        data[name] = _typed(values, spec["type"], name, feature_rows)
-    frame = pd.DataFrame(data, index=pd.Index(feature_rows, dtype="int64"), columns=names)
-    return Rows(n=n, features=frame, keys=keys, by_key=by_key)
+    return feature_rows, by_key
 
 
 def key_value(value: Any, kind: str, row: int, column: str) -> Any:
@@ -182,32 +219,23 @@ def key_value(value: Any, kind: str, row: int, column: str) -> Any:
 def _typed(values: Sequence[Any], kind: str, name: str, rows: list[int]) -> np.ndarray:
     """One input column as the model takes it: float64 for numbers, objects otherwise.
 
-    Text (from CSV) is converted; JSON values must already be of the column's type.
+    The common case, every value of the column's exact JSON type (or null), is converted
+    by numpy in one call. Text (from CSV) is converted value by value; other JSON values
+    must already be of the column's type.
 
     Raises:
         RequestError: 422 at the first value of another type.
     """
-    typed = _typed_by_arrow(values, kind)
-    return typed if typed is not None else _typed_by_value(values, kind, name, rows)
-
-
-def _typed_by_value(values: Sequence[Any], kind: str, name: str, rows: list[int]) -> np.ndarray:
-    """:func:`_typed`, value by value: CSV cells, a mix of types, and every error message."""
-    types = set(map(type, values))
+    types = set(map(type, values))  # exact types: a bool is not an int here, a CSV cell not a str
     if kind in ("number", "integer"):
-        if types <= {int, float, type(None)}:
-            out = np.array(values, dtype=float)
-            given = np.array([v is not None for v in values], dtype=bool)
-            bad = np.flatnonzero(~np.isfinite(out) & given)
-            if len(bad):  # 1e999 parses to inf
-                raise RequestError(422, f"expected a finite number, got {values[bad[0]]!r}", row=rows[bad[0]],
-                                   column=name)
-            if kind == "integer":
-                fraction = np.flatnonzero(np.isfinite(out) & (out != np.floor(out)))
-                if len(fraction):
-                    raise RequestError(422, f"expected an integer or null, got {values[fraction[0]]!r}",
-                                       row=rows[fraction[0]], column=name)
-            return out
+        if types <= _NUMBERS:
+            try:
+                out = np.array(values, dtype=float)  # null -> NaN; JSON itself has no NaN
+            except OverflowError:  # an integer beyond float64: named below
+                pass
+            else:
+                _whole_and_finite(out, values, kind, name, rows)
+                return out
         out = np.empty(len(values), dtype=float)
         for j, value in enumerate(values):
             out[j] = _number(value, kind, rows[j], name)
@@ -215,54 +243,43 @@ def _typed_by_value(values: Sequence[Any], kind: str, name: str, rows: list[int]
     # Categories as the Pipeline takes them (engine.stages.model.as_model_input): text,
     # NaN for missing (SimpleImputer's marker), booleans as "True"/"False".
     if kind == "boolean":
-        if not types <= {bool, type(None)}:
+        if not types <= _BOOLEANS:
             values = [_boolean(v, rows[j], name) for j, v in enumerate(values)]
-        return np.array([math.nan if v is None else str(v) for v in values], dtype=object)
-    if not types <= {str, type(None)}:
+        return np.array([math.nan if v is None else ("True" if v else "False") for v in values], dtype=object)
+    if not types <= _TEXTS:
         for j, value in enumerate(values):
             if value is not None and not isinstance(value, str):
                 raise RequestError(422, f"expected {EXPECTED['string']}, got {_shape(value)}", row=rows[j],
                                    column=name)
-    return np.array([math.nan if v is None else str(v) for v in values], dtype=object)  # _Text -> str
-
-
-def _typed_by_arrow(values: Sequence[Any], kind: str) -> np.ndarray | None:
-    """:func:`_typed` for a column whose values are all of its type, or None.
-
-    The common case of a large JSON request, in Arrow's C++ loop instead of a Python
-    pass per check, once the values' exact types are those of the column (a bool in a
-    number column is not: Arrow would read it as 1.0). Anything else, and a number that
-    is not finite or not whole where an integer is expected, is left to
-    :func:`_typed_by_value`, which names the first bad value.
-    """
-    types = set(map(type, values))  # exact types: a bool is not an int here, a CSV cell not a str
-    allowed = {"number": {int, float}, "integer": {int, float}, "boolean": {bool}, "string": {str}}[kind]
-    if not types <= allowed | {type(None)}:
-        return None
-    try:
-        array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # an int beyond 64 bits
-        return None
-    kind_of = array.type
-    if pa.types.is_null(kind_of):
-        return np.full(len(values), math.nan) if kind in ("number", "integer") else \
-            np.full(len(values), math.nan, dtype=object)
-    if kind in ("number", "integer"):
-        if not (pa.types.is_int64(kind_of) or pa.types.is_float64(kind_of)):
-            return None
-        out = np.asarray(array.to_numpy(zero_copy_only=False), dtype=float)
-        if np.isinf(out).any() or (kind == "integer" and (out[np.isfinite(out)] % 1).any()):
-            return None
-        return out
-    if kind == "boolean" and pa.types.is_boolean(kind_of):
-        out = np.where(array.fill_null(False).to_numpy(zero_copy_only=False), "True", "False").astype(object)
-    elif kind == "string" and pa.types.is_string(kind_of):
-        out = array.to_numpy(zero_copy_only=False)
-    else:
-        return None
-    if array.null_count:
-        out[array.is_null().to_numpy(zero_copy_only=False)] = math.nan
+        values = [None if v is None else str(v) for v in values]  # a CSV cell (_Text) -> str
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    if type(None) in types:
+        out[np.equal(out, None)] = math.nan
     return out
+
+
+_NUMBERS = frozenset({int, float, type(None)})
+_BOOLEANS = frozenset({bool, type(None)})
+_TEXTS = frozenset({str, type(None)})
+
+
+def _whole_and_finite(out: np.ndarray, values: Sequence[Any], kind: str, name: str, rows: list[int]) -> None:
+    """Refuse the first number that is not finite (1e999 parses to inf), or not whole
+    where an integer is expected.
+
+    Raises:
+        RequestError: 422 at that value.
+    """
+    bad = np.flatnonzero(np.isinf(out))
+    if len(bad):
+        raise RequestError(422, f"expected a finite number, got {values[bad[0]]!r}", row=rows[bad[0]], column=name)
+    if kind == "integer":
+        with np.errstate(invalid="ignore"):
+            fraction = np.flatnonzero(np.isfinite(out) & (out != np.floor(out)))
+        if len(fraction):
+            raise RequestError(422, f"expected an integer or null, got {values[fraction[0]]!r}",
+                               row=rows[fraction[0]], column=name)
 
 
 class _Text(str):
@@ -272,8 +289,13 @@ class _Text(str):
 def _number(value: Any, kind: str, row: int, column: str) -> float:
     if value is None:
         return math.nan
-    if type(value) in (int, float) and math.isfinite(value) and (kind == "number" or float(value).is_integer()):
-        return float(value)
+    if type(value) in (int, float):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float64
+            number = math.inf
+        if math.isfinite(number) and (kind == "number" or number.is_integer()):
+            return number
     if isinstance(value, _Text):
         try:
             number = float(value)

@@ -168,8 +168,9 @@ def read_rules(domain: Mapping[str, Any], where: str) -> list[RowRule]:
 
 
 def rule_violations(frame: pd.DataFrame, rules: Sequence[RowRule],
-                    as_of: pd.Timestamp | None = None) -> list[list[dict[str, Any]]]:
-    """Per row of ``frame`` (the model's inputs), the row rules it breaks (empty: none).
+                    as_of: pd.Timestamp | None = None) -> list[Sequence[dict[str, Any]]]:
+    """Per row of ``frame`` (the model's inputs), the row rules it breaks (empty: none, a
+    shared empty tuple as in :func:`flags`).
 
     Each is ``{"column", "flag": "rule", "rule", "check", "severity", "value", "expected"}``,
     ``column`` the input column the rule reads first.
@@ -177,7 +178,7 @@ def rule_violations(frame: pd.DataFrame, rules: Sequence[RowRule],
     Args:
         as_of: What ``as_of`` means in a rule's expressions; default now (UTC, naive).
     """
-    out: list[list[dict[str, Any]]] = [[] for _ in range(len(frame))]
+    out: list[Sequence[dict[str, Any]]] = [()] * len(frame)
     if not rules or not len(frame):
         return out
     when = as_of if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
@@ -195,7 +196,7 @@ def rule_violations(frame: pd.DataFrame, rules: Sequence[RowRule],
         column, feature = next(iter(_read_order(rule, row_rule.inputs)))
         values = renamed[column].tolist()
         for i in np.flatnonzero(bad):
-            out[i].append({"column": feature, "flag": "rule", "rule": rule.name, "check": rule.check,
+            _flag(out, i, {"column": feature, "flag": "rule", "rule": rule.name, "check": rule.check,
                            "severity": rule.severity, "value": _plain_value(values[i]), "expected": expected(rule)})
     return out
 
@@ -242,45 +243,86 @@ def save(domain: Mapping[str, Any], directory: Path) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def flags(frame: pd.DataFrame, domain: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+def flags(frame: pd.DataFrame, domain: Mapping[str, Any]) -> list[Sequence[dict[str, Any]]]:
     """Per row of ``frame``, the ways it leaves the training domain (empty: inside it).
 
     ``frame`` holds the domain's columns with values of their types (checked before,
     by the server's input checks). Each flag is ``{"column", "flag", "value"}`` with a
-    flag of :data:`FLAGS`. Works on each column's numpy array: a request of a few rows
-    pays microseconds per column, not a pandas operation per check.
+    flag of :data:`FLAGS`, in the domain's column order. A row inside the domain gets
+    one shared empty tuple, not a list of its own: most rows are inside, and a request
+    of many rows would otherwise hand the prediction log a list per row to keep.
+
+    The numeric columns are compared with their ranges as one 2-D array, and a category
+    column is looked at value by value only when it holds a value not seen in training,
+    so a request pays a few numpy calls, not a pass per column and row.
     """
-    out: list[list[dict[str, Any]]] = [[] for _ in range(len(frame))]
-    for name, spec in domain["columns"].items():
-        if name not in frame.columns:
-            continue
-        values = frame[name].to_numpy()
-        if spec["type"] in ("integer", "number"):
-            numbers = values.astype(float) if values.dtype.kind in "fiub" else \
-                pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            missing = np.isnan(numbers)
-        else:
-            numbers = None
-            missing = np.asarray(pd.isna(values), dtype=bool)
-        if spec.get("missing_share", 0) == 0 and missing.any():
-            for i in np.flatnonzero(missing):
-                out[i].append({"column": name, "flag": "missing", "value": None})
-        if numbers is not None:
-            with np.errstate(invalid="ignore"):
-                if spec.get("min") is not None:
-                    for i in np.flatnonzero(numbers < spec["min"]):
-                        out[i].append({"column": name, "flag": "below_range", "value": _number(numbers[i]),
-                                       "min": spec["min"]})
-                if spec.get("max") is not None:
-                    for i in np.flatnonzero(numbers > spec["max"]):
-                        out[i].append({"column": name, "flag": "above_range", "value": _number(numbers[i]),
-                                       "max": spec["max"]})
-        elif spec.get("categories") is not None:
-            seen = frozenset(spec["categories"])
-            for i, (value, gone) in enumerate(zip(values.tolist(), missing.tolist(), strict=True)):
-                if not gone and (text := _category(value)) not in seen:
-                    out[i].append({"column": name, "flag": "unseen_category", "value": text})
+    out: list[Sequence[dict[str, Any]]] = [()] * len(frame)
+    if not len(frame):
+        return out
+    specs = {name: spec for name, spec in domain["columns"].items() if name in frame.columns}
+    numeric = [name for name, spec in specs.items() if spec["type"] in ("integer", "number")]
+    numbers = _numbers(frame, numeric)
+    bounds = [(specs[name].get("min"), specs[name].get("max")) for name in numeric]
+    low = np.array([-np.inf if lo is None else lo for lo, _ in bounds], dtype=float)
+    high = np.array([np.inf if hi is None else hi for _, hi in bounds], dtype=float)
+    may_miss = np.array([specs[name].get("missing_share", 0) != 0 for name in numeric], dtype=bool)
+    missing = np.isnan(numbers)
+    with np.errstate(invalid="ignore"):
+        below, above = numbers < low, numbers > high
+    flagged = {numeric[j] for j in np.flatnonzero((below | above | (missing & ~may_miss)).any(axis=0))}
+    for name, spec in specs.items():
+        if name in flagged:
+            j = numeric.index(name)
+            if not may_miss[j]:
+                for i in np.flatnonzero(missing[:, j]):
+                    _flag(out, i, {"column": name, "flag": "missing", "value": None})
+            for i in np.flatnonzero(below[:, j]):
+                _flag(out, i, {"column": name, "flag": "below_range", "value": _number(numbers[i, j]),
+                               "min": spec["min"]})
+            for i in np.flatnonzero(above[:, j]):
+                _flag(out, i, {"column": name, "flag": "above_range", "value": _number(numbers[i, j]),
+                               "max": spec["max"]})
+        elif spec["type"] not in ("integer", "number"):
+            _category_flags(out, name, spec, frame[name].to_numpy())
     return out
+
+
+def _numbers(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """The numeric columns ``names`` as one float array, rows by columns (NaN: missing)."""
+    if not names:
+        return np.empty((len(frame), 0))
+    part = frame[names]
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in part.dtypes):  # the checked rows: one block
+        return part.to_numpy(dtype=float, na_value=np.nan)
+    return np.column_stack([pd.to_numeric(part[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                            for name in names])
+
+
+def _category_flags(out: list[Sequence[dict[str, Any]]], name: str, spec: Mapping[str, Any],
+                    values: np.ndarray) -> None:
+    """Add a category column's flags: missing where training had none, and unseen values."""
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if spec.get("missing_share", 0) == 0:
+        for i in np.flatnonzero(missing):
+            _flag(out, i, {"column": name, "flag": "missing", "value": None})
+    if spec.get("categories") is None:
+        return
+    seen = frozenset(spec["categories"])
+    listed = values.tolist()
+    # Most requests hold only categories seen in training: one set of the distinct
+    # values, and a pass over the rows only when some of them were not seen.
+    if any(not pd.isna(value) and _category(value) not in seen for value in set(listed)):
+        for i, (value, gone) in enumerate(zip(listed, missing.tolist(), strict=True)):
+            if not gone and (text := _category(value)) not in seen:
+                _flag(out, i, {"column": name, "flag": "unseen_category", "value": text})
+
+
+def _flag(out: list[Sequence[dict[str, Any]]], row: int, flag: dict[str, Any]) -> None:
+    """Add one flag to a row's (the first replaces the shared empty tuple with a list)."""
+    if out[row]:
+        out[row].append(flag)  # type: ignore[attr-defined]
+    else:
+        out[row] = [flag]
 
 
 def read(payload: bytes, where: str) -> dict[str, Any]:

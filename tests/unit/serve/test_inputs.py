@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine.errors import RequestError
@@ -73,8 +74,10 @@ def test_by_key_without_a_feature_store_names_what_is_expected() -> None:
     ({**ROW, "amount": True}, "amount", "expected a number or null, got"),  # Arrow would read it as 1.0
     ({**ROW, "vip": 1}, "vip", "expected true, false or null"),
     ({**ROW, "plan": ["annual"]}, "plan", "expected a string or null"),
+    ({**ROW, "amount": 10**400}, "amount", "expected a number or null, got number 1000"),  # beyond float64
+    ({**ROW, "n_orders": -10**309}, "n_orders", "expected an integer or null, got number -1000"),
 ], ids=["fraction", "text-number", "infinite", "text-bool", "number-category", "missing", "list-key", "bool-number",
-        "number-bool", "list-category"])
+        "number-bool", "list-category", "huge-number", "huge-integer"])
 def test_a_value_of_the_wrong_type_is_422_at_its_row_and_column(row: dict[str, Any], column: str,
                                                                 words: str) -> None:
     with pytest.raises(RequestError) as caught:
@@ -127,16 +130,16 @@ def test_checked_rows_are_what_the_pipeline_takes_without_another_conversion() -
 
 
 @pytest.mark.parametrize("n", [1, 3, 1500])
-def test_large_json_columns_are_typed_as_the_value_by_value_checks_type_them(n: int) -> None:
-    """Columns whose values are all of their type take Arrow's path; a mix takes the
-    value-by-value one; the typed rows are the same either way."""
+def test_json_columns_typed_at_once_equal_csv_cells_typed_one_by_one(n: int) -> None:
+    """JSON values of their column's exact type take numpy's one-call path; CSV cells are
+    converted value by value; the same rows come out typed the same either way."""
     rows = [{**ROW, "n_orders": i % 7, "amount": None if i % 3 == 0 else i / 4, "plan": None if i % 5 == 0
              else "annual", "vip": None if i % 4 == 0 else bool(i % 2)} for i in range(n)]
     fast = checked(rows, max_rows=n).features
-    typed = {name: inputs._typed_by_value(
-        [r[name] for r in rows], DOMAIN["columns"][name]["type"], name, list(range(n))) for name in DOMAIN["columns"]}
-    for name, expected in typed.items():
-        got = fast[name].to_numpy(dtype=object if expected.dtype == object else float)
-        assert [None if isinstance(v, float) and np.isnan(v) else v for v in got.tolist()] == \
-            [None if isinstance(v, float) and np.isnan(v) else v for v in expected.tolist()], name
+    names = list(DOMAIN["columns"])
+    lines = [",".join(names)] + [",".join("" if r[c] is None else str(r[c]) for c in names) for r in rows]
+    slow = inputs.check(inputs.parse("\n".join(lines).encode(), "text/csv"), DOMAIN, n).features
+    pd.testing.assert_frame_equal(fast, slow)
+    assert [fast[c].dtype for c in names] == [np.dtype(float) if DOMAIN["columns"][c]["type"] in ("number", "integer")
+                                             else np.dtype(object) for c in names]
     assert fast["n_orders"].dtype == np.float64 and np.isnan(fast["amount"].iloc[0])
