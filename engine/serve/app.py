@@ -164,7 +164,7 @@ class Service:
             raise RequestError(422, f"the model cannot score this row: {_first_line(exc)}", row=row) from exc
         self.metrics.batch_rows.observe(len(frame))
         self.recent.append(frame)
-        flags = domains.flags(frame, served.domain)
+        flags = domains.flags(frame, served.domain, None if rows.by_key else rows.arrays)
         decisions = (scores >= served.threshold).astype(np.int8)
         request_id = uuid.uuid4().hex
         by_key = set(rows.by_key)

@@ -123,7 +123,7 @@ def score(served: Served, rows: list[Any] | dict[str, list[Any]], output: Path, 
                 raise _at_file_row(exc, start) from exc
         values = served.scores(frame) if len(frame) else np.empty(0)
         decisions = values >= served.threshold
-        flags = domains.flags(frame, served.domain) if len(frame) else []
+        flags = domains.flags(frame, served.domain, None if checked.by_key else checked.arrays) if len(frame) else []
         by_key = set(checked.by_key)
         positions = frame.index.tolist()
         part = {

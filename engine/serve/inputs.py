@@ -45,13 +45,15 @@ _FALSE = {"false", "0", "no"}
 @dataclass
 class Rows:
     """A checked request: ``features`` holds the rows that gave their feature values, typed
-    for the model (index: the row's position in the request); ``by_key`` the positions of
-    rows that gave only the key; ``keys`` the key of every row (None when not given)."""
+    for the model (index: the row's position in the request), and ``arrays`` its columns
+    as numpy arrays; ``by_key`` the positions of rows that gave only the key; ``keys`` the
+    key of every row (None when not given)."""
 
     n: int
     features: pd.DataFrame
     keys: list[Any]
     by_key: list[int] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def parse(body: bytes, content_type: str | None) -> list[Any] | dict[str, list[Any]]:
@@ -136,6 +138,7 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
                 keys[i] = key_value(keys[i], key_type, i, key)
     index = pd.Index(feature_rows, dtype="int64")
     data: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
     for j, (name, spec) in enumerate(columns_spec.items()):
         if columns is not None:
             values = columns[j]
@@ -143,14 +146,14 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
             values = table[name] if feature_rows else []
         else:
             values = [records[i][name] for i in feature_rows]
-        typed = _typed(values, spec["type"], name, feature_rows)
+        arrays[name] = typed = _typed(values, spec["type"], name, feature_rows)
         # Text as objects, as the Pipeline takes it: pandas would infer its str dtype,
         # a copy into Arrow and back again on the way to the model.
         data[name] = typed if typed.dtype != object else pd.Series(typed, index=index, dtype=object, copy=False)
     # Column labels as objects too: looking a column up by a label of pandas' str dtype
     # costs twice as much, and the flags, rules and model each look up every column.
     frame = pd.DataFrame(data, index=index, columns=pd.Index(names, dtype=object), copy=False)
-    return Rows(n=n, features=frame, keys=keys, by_key=by_key)
+    return Rows(n=n, features=frame, keys=keys, by_key=by_key, arrays=arrays)
 
 
 def _every_column(records: list[dict[str, Any]], names: list[str]) -> list[Sequence[Any]] | None:

@@ -243,7 +243,8 @@ def save(domain: Mapping[str, Any], directory: Path) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def flags(frame: pd.DataFrame, domain: Mapping[str, Any]) -> list[Sequence[dict[str, Any]]]:
+def flags(frame: pd.DataFrame, domain: Mapping[str, Any],
+          arrays: Mapping[str, np.ndarray] | None = None) -> list[Sequence[dict[str, Any]]]:
     """Per row of ``frame``, the ways it leaves the training domain (empty: inside it).
 
     ``frame`` holds the domain's columns with values of their types (checked before,
@@ -255,13 +256,18 @@ def flags(frame: pd.DataFrame, domain: Mapping[str, Any]) -> list[Sequence[dict[
     The numeric columns are compared with their ranges as one 2-D array, and a category
     column is looked at value by value only when it holds a value not seen in training,
     so a request pays a few numpy calls, not a pass per column and row.
+
+    Args:
+        arrays: ``frame``'s columns as numpy arrays, when the caller has them (the input
+            checks do): taken as they are, where looking each column up in a new frame
+            costs pandas more than the comparisons themselves.
     """
     out: list[Sequence[dict[str, Any]]] = [()] * len(frame)
     if not len(frame):
         return out
     specs = {name: spec for name, spec in domain["columns"].items() if name in frame.columns}
     numeric = [name for name, spec in specs.items() if spec["type"] in ("integer", "number")]
-    numbers = _numbers(frame, numeric)
+    numbers = _numbers(frame, numeric, arrays)
     bounds = [(specs[name].get("min"), specs[name].get("max")) for name in numeric]
     low = np.array([-np.inf if lo is None else lo for lo, _ in bounds], dtype=float)
     high = np.array([np.inf if hi is None else hi for _, hi in bounds], dtype=float)
@@ -283,14 +289,16 @@ def flags(frame: pd.DataFrame, domain: Mapping[str, Any]) -> list[Sequence[dict[
                 _flag(out, i, {"column": name, "flag": "above_range", "value": _number(numbers[i, j]),
                                "max": spec["max"]})
         elif spec["type"] not in ("integer", "number"):
-            _category_flags(out, name, spec, frame[name].to_numpy())
+            _category_flags(out, name, spec, arrays[name] if arrays is not None else frame[name].to_numpy())
     return out
 
 
-def _numbers(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+def _numbers(frame: pd.DataFrame, names: list[str], arrays: Mapping[str, np.ndarray] | None) -> np.ndarray:
     """The numeric columns ``names`` as one float array, rows by columns (NaN: missing)."""
     if not names:
         return np.empty((len(frame), 0))
+    if arrays is not None and all(arrays[name].dtype == np.float64 for name in names):
+        return np.column_stack([arrays[name] for name in names])
     part = frame[names]
     if all(pd.api.types.is_numeric_dtype(dtype) for dtype in part.dtypes):  # the checked rows: one block
         return part.to_numpy(dtype=float, na_value=np.nan)

@@ -143,3 +143,16 @@ def test_json_columns_typed_at_once_equal_csv_cells_typed_one_by_one(n: int) -> 
     assert [fast[c].dtype for c in names] == [np.dtype(float) if DOMAIN["columns"][c]["type"] in ("number", "integer")
                                              else np.dtype(object) for c in names]
     assert fast["n_orders"].dtype == np.float64 and np.isnan(fast["amount"].iloc[0])
+
+
+def test_flags_from_the_checked_arrays_equal_flags_from_the_frame() -> None:
+    """The server hands the domain flags the arrays the checks typed; pandas' frame gives the same flags."""
+    from engine.stages import domain
+
+    rows = checked([ROW, {**ROW, "plan": "weekly", "n_orders": 12, "amount": None, "vip": None},
+                    {**ROW, "plan": None, "n_orders": -1, "amount": 9.75}, {**ROW, "amount": None}])
+    fast = domain.flags(rows.features, DOMAIN, rows.arrays)
+    assert fast == domain.flags(rows.features, DOMAIN)
+    assert [sorted(f"{f['column']}:{f['flag']}" for f in row) for row in fast] == [
+        [], ["n_orders:above_range", "plan:unseen_category", "vip:missing"],  # amount may be missing
+        ["amount:above_range", "n_orders:below_range", "plan:missing"], []]
