@@ -112,12 +112,13 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
     names = list(columns_spec)
     columns: list[Sequence[Any]] | None = None
     if table is None:
-        for i, row in enumerate(rows):  # type: ignore[arg-type]
-            if not isinstance(row, dict):
-                raise RequestError(422, f"expected a row object, got {_shape(row)}", row=i)
         records: list[dict[str, Any]] = rows  # type: ignore[assignment]
-        keys = [row.get(key) for row in records] if key else [None] * n
         columns = _every_column(records, names)
+        if columns is None:
+            for i, row in enumerate(rows):  # type: ignore[arg-type]
+                if not isinstance(row, dict):
+                    raise RequestError(422, f"expected a row object, got {_shape(row)}", row=i)
+        keys = [row.get(key) for row in records] if key else [None] * n
         if columns is not None:  # the common case: every row gives every input column
             feature_rows, by_key = list(range(n)), []
             key_given = [k is not None for k in keys]
@@ -136,7 +137,7 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
         for i in range(n):
             if key_given[i]:
                 keys[i] = key_value(keys[i], key_type, i, key)
-    index = pd.Index(feature_rows, dtype="int64")
+    index = pd.RangeIndex(n) if len(feature_rows) == n else pd.Index(np.array(feature_rows, dtype=np.int64))
     data: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
     for j, (name, spec) in enumerate(columns_spec.items()):
@@ -157,14 +158,14 @@ def check(rows: list[Any] | dict[str, list[Any]], domain: Mapping[str, Any], max
 
 
 def _every_column(records: list[dict[str, Any]], names: list[str]) -> list[Sequence[Any]] | None:
-    """The records' values a column at a time when every record gives every input column
-    (else None): one ``itemgetter`` pass and one transpose, both in C."""
+    """The records' values a column at a time when every record is an object that gives
+    every input column (else None): one ``itemgetter`` pass and one transpose, both in C."""
     if not names:
         return None
     getter = operator.itemgetter(*names)
     try:
         tuples = list(map(getter, records))
-    except KeyError:  # a row without some column: given by key, or refused by _sort_rows
+    except (KeyError, TypeError, IndexError):  # a row without some column, or not an object: the checks name it
         return None
     return [tuples] if len(names) == 1 else list(zip(*tuples))
 
