@@ -41,7 +41,10 @@ from engine.store.registry import ModelIntegrityError, Registry, read_model
 CARD = "model_card.json"
 MODEL = "model.skops"
 #: Serving's own packages, pinned at the versions that export them.
-SERVE_PACKAGES = ("fastapi", "uvicorn", "prometheus-client", "orjson", "starlette", "pydantic")
+SERVE_PACKAGES = ("fastapi", "uvicorn", "prometheus-client", "orjson", "starlette", "pydantic", "httptools",
+                  "uvloop")
+#: Environment markers of serving packages that do not install everywhere.
+_MARKERS = {"uvloop": '; sys_platform != "win32"'}
 
 
 def export(store: Registry, ref: str, target: Path) -> dict[str, Any]:
@@ -185,9 +188,10 @@ def _requirements(env: dict[str, Any], wheel: Path) -> str:
         lines.append(f"{name}=={packages[name]}")
     for name in SERVE_PACKAGES:
         try:
-            lines.append(f"{name}=={metadata.version(name)}")
+            pinned = f"{name}=={metadata.version(name)}"
         except metadata.PackageNotFoundError:
-            lines.append(name)
+            pinned = name
+        lines.append(pinned + _MARKERS.get(name, ""))
     lines.append(f"./wheels/{wheel.name}")
     return "\n".join(lines) + "\n"
 

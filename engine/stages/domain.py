@@ -184,7 +184,10 @@ def rule_violations(frame: pd.DataFrame, rules: Sequence[RowRule],
     when = as_of if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
     for row_rule in rules:
         rule = row_rule.rule
-        renamed = pd.DataFrame({column: frame[feature].to_numpy() for column, feature in row_rule.inputs.items()})
+        # Each column keeps its dtype (text the checks typed stays objects, not converted
+        # to pandas' str dtype again): the row checks judge both alike.
+        renamed = pd.DataFrame({column: _as_series(frame[feature].to_numpy())
+                                for column, feature in row_rule.inputs.items()}, copy=False)
         try:
             bad = quality.failing_rows(rule, renamed, when)
         except (ConfigError, DataError, TypeError, ValueError):
@@ -199,6 +202,10 @@ def rule_violations(frame: pd.DataFrame, rules: Sequence[RowRule],
             _flag(out, i, {"column": feature, "flag": "rule", "rule": rule.name, "check": rule.check,
                            "severity": rule.severity, "value": _plain_value(values[i]), "expected": expected(rule)})
     return out
+
+
+def _as_series(values: np.ndarray) -> pd.Series:
+    return pd.Series(values, dtype=values.dtype, copy=False)
 
 
 def expected(rule: quality_rules.Rule) -> str:

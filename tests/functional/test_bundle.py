@@ -48,6 +48,8 @@ def test_the_bundle_holds_the_model_its_card_and_pinned_requirements(bundle: Pat
     for name in ("scikit-learn", "numpy", "scipy", "pandas", "skops"):
         assert f"{name}=={packages[name]}" in requirements
     assert any(line.startswith("fastapi==") for line in requirements)
+    assert any(line.startswith("httptools==") for line in requirements)
+    assert any(line.startswith("uvloop==") and line.endswith('; sys_platform != "win32"') for line in requirements)
     (wheel,) = (bundle / "wheels").glob("mlops_engine-*.whl")
     assert f"./wheels/{wheel.name}" in requirements
     dockerfile = (bundle / "Dockerfile").read_text()

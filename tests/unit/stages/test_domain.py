@@ -130,6 +130,8 @@ def test_kept_rules_survive_the_file_and_judge_each_row_alone(kept: list[dict], 
         [],  # a missing plan is not judged by in_set (not_null's job); a missing side skips compare
     ]
     assert found[1][1]["severity"] == "warn" and found[1][1]["expected"] == "a value in [18, 100]"
+    # text as the server's checks type it (objects) is judged as pandas' str dtype is
+    assert domain.rule_violations(inputs.astype({"plan": object, "email": object}), rules) == found
     assert domain.rule_violations(inputs.iloc[[2]].assign(spend=[800.0]), rules)[0][-1]["rule"] == "spend_vs_age"
 
 
