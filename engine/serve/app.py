@@ -202,7 +202,7 @@ class Service:
         if self.predictions is not None:
             self.predictions.append(served, request_id, frame, [rows.keys[p] for p in frame.index], scores,
                                     decisions, flags, [p in by_key for p in frame.index], as_of, latency_ms,
-                                    violations)
+                                    violations, None if by_key else rows.arrays)
         return {"request_id": request_id, "model": served.identity(), "threshold": served.threshold,
                 "predictions": answers}
 

@@ -155,3 +155,23 @@ def test_many_small_requests_and_one_large_give_the_same_log_rows(tmp_path: Path
     a, b = (pd.read_parquet(tmp_path / name).drop(columns="received_at") for name in ("one", "many"))
     pd.testing.assert_frame_equal(a, b)
     assert a["inputs"].tolist() == [{"plan": "annual", "n_orders": i + 0.5} for i in range(50)]
+
+
+def test_requests_joined_from_their_checked_arrays_log_what_their_frames_log() -> None:
+    """Many requests' inputs are joined with numpy from the arrays the checks typed; the
+    table equals the one joined by pandas from their frames (missing text and numbers too)."""
+    from datetime import datetime, timezone
+
+    def entry(i: int, with_arrays: bool) -> predlog._Entry:
+        rows = pd.DataFrame({"plan": np.array(["annual", np.nan][: 1 + i % 2], dtype=object),
+                             "n_orders": np.array([float(i), np.nan][: 1 + i % 2])}, index=pd.RangeIndex(1 + i % 2))
+        rows["plan"] = rows["plan"].astype(object)
+        arrays = {name: rows[name].to_numpy() for name in rows.columns} if with_arrays else None
+        n = len(rows)
+        return predlog._Entry(datetime(2026, 11, 30, tzinfo=timezone.utc), f"req{i}", FakeServed().identity(), 0.4,
+                              rows, [i] * n, np.full(n, 0.5), np.ones(n, dtype=np.int8), [()] * n, [False] * n, None,
+                              1.0, None, arrays)
+
+    joined = predlog.to_table([entry(i, True) for i in range(7)])
+    assert joined.equals(predlog.to_table([entry(i, False) for i in range(7)]))
+    assert joined["inputs"].to_pylist()[1:3] == [{"plan": "annual", "n_orders": 1.0}, {"plan": None, "n_orders": None}]
