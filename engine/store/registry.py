@@ -36,7 +36,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -237,16 +239,18 @@ class Registry:
         config_sha = hashlib.sha256((run_dir / "config.resolved.yaml").read_bytes()).hexdigest() \
             if (run_dir / "config.resolved.yaml").exists() else None
 
+        # The files are written (and synced) before the store's write transaction, which
+        # then only renames their folder into place: a large model does not hold the
+        # store's write lock, which every other writer (a run, a promotion) waits on.
+        staging = self._stage(name, {source.name: payload, **{filename: companion[0] for filename, companion
+                                                             in companions.values() if companion is not None}})
+
         def add(entry: dict[str, Any]) -> dict[str, Any]:
             version = 1 + max((v["version"] for v in entry["versions"]), default=0)
-            target = self.root / name / str(version) / source.name
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(payload)
+            target = _place(staging, self.root / name / str(version)) / source.name
             added: dict[str, Any] = {}
             for field, (filename, companion) in companions.items():
                 if companion is not None:
-                    with atomic_path(target.parent / filename) as tmp:
-                        tmp.write_bytes(companion[0])
                     added.update({field: str((target.parent / filename).relative_to(self.root)),
                                   f"{field}_sha256": companion[1]})
             # what serving reports of the model's run (runs before serving have no domain)
@@ -261,7 +265,23 @@ class Registry:
             })
             return entry["versions"][-1]
 
-        return self._update(name, add)
+        try:
+            return self._update(name, add)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone once placed; a failed change leaves nothing
+
+    def _stage(self, name: str, files: Mapping[str, bytes]) -> Path:
+        """Write a new version's files into a hidden folder beside the versions, each synced."""
+        staging = self.root / name / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
+        try:
+            for filename, payload in files.items():
+                with atomic_path(staging / filename) as tmp:
+                    tmp.write_bytes(payload)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return staging
 
     def promote(self, name: str, version: int, alias: str) -> dict[str, Any]:
         """Point ``alias`` at a version; the alias history keeps every move."""
@@ -843,6 +863,18 @@ def _check_entry(entry: Any, name: str, path: Path | str) -> None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _place(staging: Path, folder: Path) -> Path:
+    """Rename the staged files' folder to a version's ``folder``; return it.
+
+    A folder already there belongs to no version (the store just gave out its number):
+    files left by a registration whose transaction never committed. It is replaced.
+    """
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(staging, folder)
+    return folder
 
 
 def _shape(value: Any) -> str:

@@ -400,3 +400,47 @@ def test_an_input_schema_changed_after_its_run_is_refused(tmp_path: Path) -> Non
     with pytest.raises(EngineError, match="input_schema.json does not match the sha256 in its run.json"):
         Registry(tmp_path / "registry").register("churn", run)
     assert not (tmp_path / "registry" / "churn").exists()
+
+
+def test_a_version_s_files_are_written_before_the_store_s_write_transaction(tmp_path: Path) -> None:
+    """The store's write lock, which every other writer waits on, covers a folder rename,
+    not the copy of a large model file."""
+    registry = Registry(tmp_path / "registry")
+    run = make_run(tmp_path, "a")
+    seen: list[list[str]] = []
+    update = registry.entries.update
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        staged = list((tmp_path / "registry" / "churn").glob(".staging-*/model.skops"))
+        seen.append([p.read_bytes() == (run / "model" / "model.skops").read_bytes() for p in staged])
+        return update(*args, **kwargs)
+
+    registry.entries.update = watched  # type: ignore[method-assign]
+    registry.register("churn", run)
+    assert seen == [[True]]  # one staged copy, complete, when the transaction began
+    assert sorted(p.name for p in (tmp_path / "registry" / "churn").iterdir()) == ["1"]  # placed, nothing left
+    assert sha256_file(tmp_path / "registry" / "churn" / "1" / "model.skops") == \
+        registry.read("churn")["versions"][0]["model_sha256"]
+
+
+def test_a_registration_whose_transaction_fails_leaves_no_files(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise EngineError("store error: the store is read-only")
+
+    registry.entries.update = failing  # type: ignore[method-assign]
+    with pytest.raises(EngineError, match="read-only"):
+        registry.register("churn", make_run(tmp_path, "a"))
+    assert list((tmp_path / "registry" / "churn").iterdir()) == []
+
+
+def test_files_left_by_a_registration_that_never_committed_are_replaced(tmp_path: Path) -> None:
+    orphan = tmp_path / "registry" / "churn" / "1"
+    orphan.mkdir(parents=True)
+    (orphan / "model.skops").write_bytes(b"PK\x03\x04 half a model from a crash")
+    (orphan / "stray.txt").write_text("x")
+    registry = Registry(tmp_path / "registry")
+    registry.register("churn", make_run(tmp_path, "a"))
+    assert sorted(p.name for p in orphan.iterdir()) == ["model.skops"]
+    assert load_model("churn/1", tmp_path / "registry").predict([[0]]).shape == (1,)
