@@ -377,25 +377,85 @@ def adjust(p_values: Sequence[float], correction: str) -> list[float]:
 # ------------------------------------------------------------------ CBPE
 
 
-def calibration(scores: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
+#: NannyML's check of whether calibrating helps: splits, the share of rows each judges on, bins.
+CALIBRATION_SPLITS, CALIBRATION_TEST_SHARE, CALIBRATION_BINS = 10, 0.1, 10
+
+
+def calibration(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """The isotonic map from the hold-out's scores to the share of positives (NannyML's
-    calibration of CBPE): ``x`` the score thresholds, ``y`` the probabilities there; a
-    score between two is interpolated linearly, one outside their range clipped
-    (scikit-learn's ``IsotonicRegression(out_of_bounds="clip")`` predicts the same)."""
+    calibration of CBPE), and whether CBPE uses it.
+
+    ``x`` holds the score thresholds and ``y`` the probabilities there; a score between two
+    is interpolated linearly, one outside their range clipped (scikit-learn's
+    ``IsotonicRegression(out_of_bounds="clip")`` predicts the same). ``used`` is decided as
+    NannyML decides it (``needs_calibration``): in 10 stratified splits, a map fitted on 90%
+    of the rows maps the other 10%; pooled over the splits, the expected calibration error
+    (``ece``, 10 bins of equal count) of the mapped scores must be below the raw scores'.
+    Scores that are calibrated already keep their own values (a map fitted on a few
+    thousand rows adds steps of its own), and so do scores that rank the hold-out perfectly
+    (ROC AUC above 0.999) or too few rows to judge the map on.
+    """
     from sklearn.isotonic import IsotonicRegression
 
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-        np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))
-    return {"x": [float(v) for v in fitted.X_thresholds_], "y": [float(v) for v in fitted.y_thresholds_]}
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, labels)
+    out: dict[str, Any] = {"x": [float(v) for v in fitted.X_thresholds_],
+                           "y": [float(v) for v in fitted.y_thresholds_]}
+    judged = _calibration_error(scores, labels)
+    if judged is None:
+        return {**out, "used": False, "ece": None, "why": "too few rows of each class to judge the map"}
+    if judged == "separates":
+        return {**out, "used": False, "ece": None, "why": "the scores rank the hold-out perfectly"}
+    raw, mapped = judged
+    return {**out, "used": mapped < raw, "ece": {"raw": raw, "calibrated": mapped},
+            "why": "cross-validated: the map lowers the calibration error" if mapped < raw
+            else "cross-validated: the map does not lower the calibration error"}
+
+
+def _calibration_error(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float] | str | None:
+    """The pooled out-of-split expected calibration error of the raw and the mapped scores
+    (see :func:`calibration`); ``"separates"`` for perfectly ranked scores; None when a
+    class has too few rows to split."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    smallest = int(min(labels.sum(), len(labels) - labels.sum()))
+    if smallest < 2 or len(labels) < 2 * CALIBRATION_BINS:
+        return None
+    if roc_auc_score(labels, scores) > 0.999:
+        return "separates"
+    splits = StratifiedShuffleSplit(n_splits=CALIBRATION_SPLITS, test_size=CALIBRATION_TEST_SHARE, random_state=42)
+    truth, raw, mapped = [], [], []
+    for train, test in splits.split(scores, labels):
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores[train], labels[train])
+        truth.append(labels[test])
+        raw.append(scores[test])
+        mapped.append(iso.predict(scores[test]))
+    y = np.concatenate(truth)
+    return _ece(y, np.concatenate(raw)), _ece(y, np.concatenate(mapped))
+
+
+def _ece(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Expected calibration error over :data:`CALIBRATION_BINS` bins of equal count (the
+    last takes the remainder), as NannyML computes it."""
+    order = np.argsort(probabilities, kind="stable")
+    p, y = np.clip(probabilities[order], 0.0, 1.0), labels[order].astype(float)
+    width = len(p) // CALIBRATION_BINS
+    edges = list(range(0, len(p) + 1, width))
+    edges[-1] = len(p)
+    return float(sum((right - left) / len(p) * abs(p[left:right].mean() - y[left:right].mean())
+                     for left, right in zip(edges[:-1], edges[1:], strict=True)))
 
 
 def calibrated(score_entry: Mapping[str, Any], scores: np.ndarray) -> np.ndarray:
     """The probability of the positive class of each score: through the profile's
-    calibration map, or the score itself (a profile without one: a hold-out without labels,
-    or an older profile)."""
+    calibration map when it is used (:func:`calibration`), else the score itself (a map
+    that does not help, a hold-out without labels, or an older profile without a map).
+    A profile written before the map's use was judged (no ``used``) uses its map."""
     scores = np.asarray(scores, dtype=float)
     mapping = score_entry.get("calibration")
-    if not mapping or not mapping.get("x"):
+    if not mapping or not mapping.get("x") or mapping.get("used") is False:
         return np.clip(scores, 0.0, 1.0)
     return np.interp(scores, np.asarray(mapping["x"], dtype=float), np.asarray(mapping["y"], dtype=float))
 

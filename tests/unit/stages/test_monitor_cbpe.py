@@ -175,3 +175,46 @@ def test_an_older_profile_without_the_hold_outs_value_says_not_applicable_for_a_
                                                       (rng.uniform(size=1_000) < holdout).astype(int), ECONOMICS),
                             current).results
     assert result.verdict in ("passed", "failed") and "hold-out" in result.detail
+
+
+def test_the_calibration_error_by_hand() -> None:
+    """Ten bins of equal count: each bin's |mean probability - share of positives|, weighted."""
+    p = np.linspace(0.05, 0.95, 20)
+    y = np.array([0, 0, 0, 1] * 5)  # a quarter positive wherever the scores are
+    by_hand = sum(abs(p[i:i + 2].mean() - y[np.argsort(p)][i:i + 2].mean()) * 0.1 for i in range(0, 20, 2))
+    assert monitor._ece(y, p) == pytest.approx(by_hand)
+    assert monitor._ece(np.array([0, 1] * 10), np.full(20, 0.5)) == 0.0
+
+
+def test_the_map_is_used_only_when_it_lowers_the_cross_validated_calibration_error() -> None:
+    """NannyML's rule: the square root of the probability is miscalibrated and the map is
+    used; labels drawn from the scores leave the raw scores' error near zero; the profile
+    says which, and why."""
+    rng = np.random.default_rng(8)
+    p = rng.beta(2, 5, 20_000)
+    labels = (rng.uniform(size=p.size) < p).astype(int)
+    skewed = monitor.calibration(np.sqrt(p), labels)
+    assert skewed["used"] and skewed["ece"]["raw"] > 0.15 > 0.02 > skewed["ece"]["calibrated"]
+    assert skewed["why"] == "cross-validated: the map lowers the calibration error"
+    honest = monitor.calibration(p, labels)
+    assert honest["ece"]["raw"] < 0.015 and honest["used"] == (honest["ece"]["calibrated"] < honest["ece"]["raw"])
+
+
+@pytest.mark.parametrize(("scores", "labels", "why"), [
+    (np.linspace(0, 1, 400), (np.linspace(0, 1, 400) > 0.5).astype(int), "rank the hold-out perfectly"),
+    (np.linspace(0, 1, 15), np.array([0] * 10 + [1] * 5), "too few rows"),
+    (np.linspace(0, 1, 400), np.array([1] + [0] * 399), "too few rows"),
+])
+def test_a_map_that_cannot_be_judged_is_kept_but_not_used(scores: np.ndarray, labels: np.ndarray,
+                                                          why: str) -> None:
+    entry = {"calibration": monitor.calibration(scores, labels)}
+    assert entry["calibration"]["used"] is False and why in entry["calibration"]["why"]
+    assert monitor.calibrated(entry, scores) == pytest.approx(scores)  # the scores as they are
+
+
+def test_a_profile_written_before_the_check_uses_its_map_and_one_not_used_gives_the_scores() -> None:
+    scores = np.array([0.1, 0.5, 0.9])
+    older = {"calibration": {"x": [0.0, 1.0], "y": [0.0, 0.5]}}
+    assert monitor.calibrated(older, scores) == pytest.approx([0.05, 0.25, 0.45])
+    unused = {"calibration": {**older["calibration"], "used": False}}
+    assert monitor.calibrated(unused, scores) == pytest.approx(scores)
