@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -91,6 +92,10 @@ TRUSTED_INTERNALS: dict[str, str] = {
     "sklearn.utils.validation.check_array": "HistGradientBoosting's input check with categorical_features",
     "functools.partial": "check_array with its arguments: wraps only a function trusted here",
 }
+
+
+#: A staging folder older than this was left by a killed registration (seconds).
+STALE_STAGING_S = 3600
 
 
 class ModelIntegrityError(EngineError):
@@ -271,8 +276,19 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)  # gone once placed; a failed change leaves nothing
 
     def _stage(self, name: str, files: Mapping[str, bytes]) -> Path:
-        """Write a new version's files into a hidden folder beside the versions, each synced."""
-        staging = self.root / name / f".staging-{uuid.uuid4().hex}"
+        """Write a new version's files into a hidden folder beside the versions, each synced.
+
+        Staging folders a killed registration left behind (older than an hour: no
+        registration takes that long to write its files) are removed first.
+        """
+        folder = self.root / name
+        for stale in folder.glob(".staging-*") if folder.is_dir() else ():
+            try:
+                if time.time() - stale.stat().st_mtime > STALE_STAGING_S:
+                    shutil.rmtree(stale, ignore_errors=True)
+            except OSError:  # another registration removed or placed it meanwhile
+                pass
+        staging = folder / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
             for filename, payload in files.items():

@@ -444,3 +444,14 @@ def test_files_left_by_a_registration_that_never_committed_are_replaced(tmp_path
     registry.register("churn", make_run(tmp_path, "a"))
     assert sorted(p.name for p in orphan.iterdir()) == ["model.skops"]
     assert load_model("churn/1", tmp_path / "registry").predict([[0]]).shape == (1,)
+
+
+def test_a_staging_folder_a_killed_registration_left_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    folder = tmp_path / "registry" / "churn"
+    stale, fresh = folder / ".staging-killed", folder / ".staging-in-progress"
+    for path in (stale, fresh):
+        path.mkdir(parents=True)
+        (path / "model.skops").write_bytes(b"PK\x03\x04 part of a model")
+    os.utime(stale, (0, 0))  # left long ago
+    Registry(tmp_path / "registry").register("churn", make_run(tmp_path, "a"))
+    assert sorted(p.name for p in folder.iterdir()) == [".staging-in-progress", "1"]  # another's, still writing
