@@ -324,9 +324,10 @@ def _category_flags(out: list[Sequence[dict[str, Any]]], name: str, spec: Mappin
         return
     seen = frozenset(spec["categories"])
     listed = values.tolist()
-    # Most requests hold only categories seen in training: one set of the distinct
-    # values, and a pass over the rows only when some of them were not seen.
-    if any(not pd.isna(value) and _category(value) not in seen for value in set(listed)):
+    # Most requests hold only categories seen in training: one set of the distinct texts
+    # (texts, not values: True, 1 and 1.0 are one value but three categories), and a pass
+    # over the rows only when one of them was not seen (or is a missing value's text).
+    if not set(map(_category, listed)) <= seen:
         for i, (value, gone) in enumerate(zip(listed, missing.tolist(), strict=True)):
             if not gone and (text := _category(value)) not in seen:
                 _flag(out, i, {"column": name, "flag": "unseen_category", "value": text})

@@ -438,8 +438,10 @@ def _calibration_error(scores: np.ndarray, labels: np.ndarray) -> tuple[float, f
 
 def _ece(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """Expected calibration error over :data:`CALIBRATION_BINS` bins of equal count (the
-    last takes the remainder), as NannyML computes it."""
-    order = np.argsort(probabilities, kind="stable")
+    last takes the remainder), as NannyML computes it: rows sorted by numpy's default
+    sort, so that tied probabilities (a mapped score is a step function) fall into the
+    bins as they do in NannyML's ``needs_calibration``."""
+    order = np.argsort(probabilities)
     p, y = np.clip(probabilities[order], 0.0, 1.0), labels[order].astype(float)
     width = len(p) // CALIBRATION_BINS
     edges = list(range(0, len(p) + 1, width))

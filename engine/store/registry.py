@@ -245,8 +245,8 @@ class Registry:
             if (run_dir / "config.resolved.yaml").exists() else None
 
         # The files are written (and synced) before the store's write transaction, which
-        # then only renames their folder into place: a large model does not hold the
-        # store's write lock, which every other writer (a run, a promotion) waits on.
+        # then only links them into place: a large model does not hold the store's
+        # write lock, which every other writer (a run, a promotion) waits on.
         staging = self._stage(name, {source.name: payload, **{filename: companion[0] for filename, companion
                                                              in companions.values() if companion is not None}})
 
@@ -273,7 +273,7 @@ class Registry:
         try:
             return self._update(name, add)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # gone once placed; a failed change leaves nothing
+            shutil.rmtree(staging, ignore_errors=True)  # placed by links; a failed change leaves nothing
 
     def _stage(self, name: str, files: Mapping[str, bytes]) -> Path:
         """Write a new version's files into a hidden folder beside the versions, each synced.
@@ -882,14 +882,23 @@ def _is_number(value: Any) -> bool:
 
 
 def _place(staging: Path, folder: Path) -> Path:
-    """Rename the staged files' folder to a version's ``folder``; return it.
+    """Link the staged files into a version's ``folder`` (a new hard link each: no bytes
+    copied; a copy on a file system without hard links); return it.
 
-    A folder already there belongs to no version (the store just gave out its number):
-    files left by a registration whose transaction never committed. It is replaced.
+    The staged files stay where they are until the transaction is over: the store retries
+    a transaction after a transient error (SQLite busy, a PostgreSQL connection reset),
+    and the retry places them again, perhaps as another version. A folder already there
+    belongs to no committed version (the store just gave out its number): files of an
+    attempt that never committed, this registration's or a killed one's. It is replaced.
     """
     if folder.exists():
         shutil.rmtree(folder)
-    os.replace(staging, folder)
+    folder.mkdir(parents=True)
+    for staged in staging.iterdir():
+        try:
+            os.link(staged, folder / staged.name)
+        except OSError:
+            shutil.copy2(staged, folder / staged.name)
     return folder
 
 

@@ -152,3 +152,12 @@ def test_a_model_without_rules_keeps_its_file_as_before(training: pd.DataFrame) 
 def test_a_rule_entry_this_engine_cannot_apply_is_refused(training: pd.DataFrame, entry: dict, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         domain.read_rules({**domain.profile(training), "rules": [entry]}, "input_domain.json")
+
+
+def test_category_flags_judge_each_value_s_text_whatever_its_type() -> None:
+    """True, 1 and 1.0 are one value to a set but three categories to the Pipeline; a list
+    (a frame from elsewhere) is judged by its text, not refused."""
+    spec = {"columns": {"c": {"type": "string", "missing_share": 0.0, "categories": ["1", "True"]}}}
+    values = pd.Series([True, 1, 1.0, ["a"], "True"], dtype=object)
+    flagged = domain.flags(pd.DataFrame({"c": values}), spec)
+    assert [[f["value"] for f in row] for row in flagged] == [[], [], ["1.0"], ["['a']"], []]

@@ -218,3 +218,24 @@ def test_a_profile_written_before_the_check_uses_its_map_and_one_not_used_gives_
     assert monitor.calibrated(older, scores) == pytest.approx([0.05, 0.25, 0.45])
     unused = {"calibration": {**older["calibration"], "used": False}}
     assert monitor.calibrated(unused, scores) == pytest.approx(scores)
+
+
+def test_the_calibration_error_is_nannymls_on_tied_probabilities() -> None:
+    """Mapped scores are a step function, so the equal-count bins cut through ties; the
+    rows fall into them as in NannyML's ``_calculate_expected_calibration_error`` (its
+    code, transcribed: numpy's default argsort, then the bins' weighted gaps)."""
+
+    def nannyml(y_true: np.ndarray, y_pred_proba: np.ndarray, bin_count: int = 10) -> float:
+        width = len(y_pred_proba) // bin_count
+        edges = np.asarray(range(0, len(y_pred_proba) + 1, width))
+        edges[-1] = len(y_pred_proba)
+        order = y_pred_proba.argsort()
+        p, y = y_pred_proba[order], y_true[order]
+        return float(np.sum([(r - left) / len(p) * abs(np.mean(p[left:r]) - np.mean(y[left:r]))
+                             for left, r in zip(edges[:-1], edges[1:])]))
+
+    rng = np.random.default_rng(21)
+    for n in (200, 997, 5_000):
+        probabilities = rng.choice([0.05, 0.2, 0.2, 0.5, 0.9], n)  # few values: many ties
+        labels = (rng.uniform(size=n) < probabilities).astype(int)
+        assert monitor._ece(labels, probabilities) == pytest.approx(nannyml(labels, probabilities), abs=1e-12)

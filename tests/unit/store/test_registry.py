@@ -455,3 +455,26 @@ def test_a_staging_folder_a_killed_registration_left_is_removed_by_the_next_one(
     os.utime(stale, (0, 0))  # left long ago
     Registry(tmp_path / "registry").register("churn", make_run(tmp_path, "a"))
     assert sorted(p.name for p in folder.iterdir()) == [".staging-in-progress", "1"]  # another's, still writing
+
+
+def test_a_transaction_the_store_retries_places_the_files_again(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store re-runs a transaction after a transient error (SQLite busy, a PostgreSQL
+    connection reset) once the change has placed the files: the retry finds its staged files."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    registry = Registry(tmp_path / "registry")
+    run = make_run(tmp_path, "a")
+    commit, calls = sqlalchemy.engine.Connection.commit, []
+
+    def flaky(self: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1 and (tmp_path / "registry" / "churn" / "1").exists():
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+        commit(self)
+
+    monkeypatch.setattr(sqlalchemy.engine.Connection, "commit", flaky)
+    assert registry.register("churn", run)["version"] == 1 and len(calls) >= 2
+    assert sorted(p.name for p in (tmp_path / "registry" / "churn").iterdir()) == ["1"]
+    assert load_model("churn/1", tmp_path / "registry").predict([[0]]).shape == (1,)
