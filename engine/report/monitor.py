@@ -40,9 +40,11 @@ def write_monitor_report(target: Path, body: Mapping[str, Any], reference: Mappi
     chunked = [(r, c) for r in body["rules"] for c in r.get("chunks") or []]
     if chunked:
         parts.append("<h2>Performance per chunk</h2>")
-        parts.append(table(["rule", "metric", "chunk", "rows", "value", "band (mean ± sigma std)", "verdict", "detail"],
-                           [[r["rule"], r.get("metric", ""), c["chunk"], c["rows"],
-                             c["value"], " .. ".join(fmt(x) for x in c["band"]) if c.get("band") else "",
+        parts.append(table(["rule", "metric", "chunk", "rows", "value", "± 3 sampling errors",
+                            "band (mean ± sigma std)", "verdict", "detail"],
+                           [[r["rule"], r.get("metric", ""), c["chunk"], c["rows"], c["value"],
+                             f"± {fmt(3 * c['sampling_error'])}" if c.get("sampling_error") is not None else "",
+                             " .. ".join(fmt(x) for x in c["band"]) if c.get("band") else "",
                              Markup(badge(c["verdict"], None if c["verdict"] != "failed" or r["severity"] == "error"
                                           else "warn")), c["detail"]] for r, c in chunked], numeric={3, 4}))
     columns = _columns(body)

@@ -149,6 +149,7 @@ def profile(X: pd.DataFrame, scores: np.ndarray, threshold: float, labels: np.nd
         score_entry[f"estimated_{metric}"] = value
     if y is not None:
         score_entry.update(realised_metrics(y, scores, decisions, economics))
+        score_entry["sampling_error"] = sampling_error_components(y, scores, decisions, economics)
     if len(scores):
         score_entry["chunks"] = reference_chunks(scores, decisions, y, economics, chunks or decl.Chunks(),
                                                  probabilities)
@@ -550,6 +551,80 @@ def realised_metrics(labels: np.ndarray, scores: np.ndarray, decisions: np.ndarr
 
         roc_auc = float(roc_auc_score(y, scores))
     return {"roc_auc": roc_auc, **confusion_metrics(tp, fp, fn, len(y) - tp - fp - fn, economics)}
+
+
+# ------------------------------------------------------------------ sampling error (NannyML's)
+
+
+def sampling_error_components(labels: np.ndarray, scores: np.ndarray, decisions: np.ndarray,
+                              economics: Economics | None = None) -> dict[str, dict[str, float]]:
+    """Per metric, what the standard error of its value on ``n`` rows is made of, measured
+    on the labelled hold-out (NannyML's sampling error): the standard error on ``n`` rows
+    is ``std / sqrt(n * fraction)`` (:func:`sampling_error`).
+
+    As NannyML's ``sampling_error/binary_classification.py`` for accuracy (the share of
+    rows decided right), precision (of the positive decisions right) and recall (of the
+    positives found). Two differ from NannyML's, which miss a part of the variance or add
+    to it (``bench``-free check: ``tests/unit/stages/test_monitor_cbpe.py`` draws chunks):
+    ROC AUC takes DeLong's variance, both classes' placements (NannyML's, the positives'
+    alone, came out 10-15% low), and F1 the ratio's linearisation ``2 TP / (2 TP + FP +
+    FN)`` (NannyML's correcting factor, about 20% high). The net value a month is linear
+    in recall and the false-alarm rate (:func:`engine.stages.business.value_of_rates`),
+    so its error adds theirs by the variance sum law. A metric whose observations are
+    missing (no positive decision, one class) has none.
+    """
+    y = np.asarray(labels).astype(int)
+    d = np.asarray(decisions).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    n = len(y)
+    out: dict[str, dict[str, float]] = {}
+    if n == 0:
+        return out
+    positive = y == 1
+    tp, fp, fn = d & positive, d & ~positive, ~d & positive
+    out["accuracy"] = {"std": float(np.std(d == positive)), "fraction": 1.0}
+    if d.any():
+        out["precision"] = {"std": float(np.std(tp[d])), "fraction": float(d.mean())}
+    if positive.any():
+        out["recall"] = {"std": float(np.std(tp[positive])), "fraction": float(positive.mean())}
+    if (tp | fp | fn).any():
+        top, bottom = 2.0 * tp, 2.0 * tp + fp + fn  # per row: F1 = mean(top) / mean(bottom)
+        f1 = top.mean() / bottom.mean()
+        out["f1"] = {"std": float(np.std(top - f1 * bottom) / bottom.mean()), "fraction": 1.0}
+    if positive.any() and (~positive).any():
+        out["roc_auc"] = _auroc_components(y, s)
+    if economics is not None and positive.any() and (~positive).any():
+        base = business.value_of_rates(economics, np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+        value = base["net_value_per_month"]
+        per_recall, per_false_alarm = float(value[1] - value[0]), float(value[2] - value[0])
+        recall_std = float(np.std(tp[positive]))
+        alarm_std = float(np.std(fp[~positive]))
+        # var = (a s_r)^2 / (n f_pos) + (b s_f)^2 / (n f_neg): one std over n rows
+        std = float(np.sqrt((per_recall * recall_std) ** 2 / positive.mean()
+                            + (per_false_alarm * alarm_std) ** 2 / (~positive).mean()))
+        out["net_value_per_month"] = {"std": std, "fraction": 1.0}
+    return out
+
+
+def _auroc_components(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """DeLong's variance of the ROC AUC as one standard deviation over rows: each
+    positive's share of negatives scored below it (a tie counts half), each negative's
+    share of positives scored above it; the AUC's variance on ``n`` rows is
+    ``var(positives') / (n p) + var(negatives') / (n (1 - p))``."""
+    positive, negative = np.sort(scores[y == 1]), np.sort(scores[y == 0])
+    below = (np.searchsorted(negative, positive, side="left")
+             + np.searchsorted(negative, positive, side="right")) / 2 / len(negative)
+    above = (len(positive) - (np.searchsorted(positive, negative, side="left")
+                              + np.searchsorted(positive, negative, side="right")) / 2) / len(positive)
+    share = len(positive) / len(y)
+    return {"std": float(np.sqrt(np.var(below) / share + np.var(above) / (1 - share))), "fraction": 1.0}
+
+
+def sampling_error(components: Mapping[str, Any] | None, rows: int) -> float | None:
+    """The standard error of a metric's value on ``rows`` rows (None: no components)."""
+    if not components or rows <= 0 or not components.get("fraction"):
+        return None
+    return float(components["std"] / np.sqrt(rows * components["fraction"]))
 
 
 # ------------------------------------------------------------------ chunks (NannyML's ±sigma alerts)
@@ -998,12 +1073,15 @@ def _with_chunks(result: RuleResult, rule: Any, reference: Mapping[str, Any],
         return result
     before = reference.get("scores", {}).get(rule.metric)
     limits = band(reference, rule.metric, rule.sigma)
+    components = (reference.get("scores", {}).get("sampling_error") or {}).get(rule.metric)
     failed = []
     for name, rows, value in per_chunk:
         problems = _problems(rule, value, before, limits) if value is not None else []
         verdict = "insufficient data" if value is None else "failed" if problems else "passed"
+        error = sampling_error(components, rows)
         result.chunks.append({"chunk": name, "rows": rows, "value": _plain(round(value, 6)) if value is not None
                               else None, "band": [_plain(x) for x in limits] if limits else None,
+                              "sampling_error": round(error, 6) if error is not None else None,
                               "verdict": verdict, "detail": "; ".join(problems)})
         if problems:
             failed.append(name)

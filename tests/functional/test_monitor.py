@@ -181,7 +181,9 @@ def test_labels_of_their_own_are_joined_point_in_time_and_cbpe_values_the_month(
     assert value["metric"] == "net_value_per_month" and value["verdict"] in ("passed", "failed")
     assert [c["chunk"] for c in value["chunks"]][0] == "rows 0-999"
     assert body["current"]["labels"] == "labels.csv"
-    assert "<h2>Performance per chunk</h2>" in (folder / "report.html").read_text()
+    assert all(c["sampling_error"] > 0 for c in rules["roc_auc"]["chunks"] + value["chunks"])
+    html = (folder / "report.html").read_text()
+    assert "<h2>Performance per chunk</h2>" in html and "± 3 sampling errors" in html
 
 
 @pytest.mark.slow

@@ -130,6 +130,12 @@ def test_a_chunk_outside_the_reference_band_fails_the_rule_and_is_named() -> Non
     low, high = monitor.band(reference, "roc_auc", 3)
     stats = reference["scores"]["chunks"]["realised"]["roc_auc"]
     assert (low, high) == pytest.approx((stats["mean"] - 3 * stats["std"], min(stats["mean"] + 3 * stats["std"], 1)))
+    # each chunk's sampling error at its size, from the hold-out's components (NannyML's)
+    components = reference["scores"]["sampling_error"]["roc_auc"]
+    assert [c["sampling_error"] for c in auc.chunks] == pytest.approx(
+        [monitor.sampling_error(components, 500)] * 4, abs=1e-6)  # kept to 6 decimals
+    assert [c["sampling_error"] for c in report.results[1].chunks] == pytest.approx(
+        [monitor.sampling_error(reference["scores"]["sampling_error"]["net_value_per_month"], 500)] * 4, abs=1e-6)
     # the estimate cannot see labels: every chunk's expected value stays in the band
     assert report.results[1].verdict == "passed" and len(report.results[1].chunks) == 4
     # scores pushed over the threshold: everyone contacted, the expected value falls out of
@@ -239,3 +245,31 @@ def test_the_calibration_error_is_nannymls_on_tied_probabilities() -> None:
         probabilities = rng.choice([0.05, 0.2, 0.2, 0.5, 0.9], n)  # few values: many ties
         labels = (rng.uniform(size=n) < probabilities).astype(int)
         assert monitor._ece(labels, probabilities) == pytest.approx(nannyml(labels, probabilities), abs=1e-12)
+
+
+@pytest.mark.parametrize("size", [300, 1_000])
+def test_the_sampling_error_is_the_spread_of_each_metric_over_chunks_of_that_size(size: int) -> None:
+    """Chunks of ``size`` rows drawn from a labelled population: the standard deviation of
+    each realised metric over 400 chunks matches the standard error the hold-out's
+    components give for that size (within 15%: the spread of 400 draws is itself known to
+    about 4%)."""
+    rng = np.random.default_rng(4)
+    p = rng.beta(1, 5, 20_000)
+    labels = (rng.uniform(size=p.size) < p).astype(int)
+    decisions = (p >= 0.35).astype(int)
+    components = monitor.sampling_error_components(labels, p, decisions, ECONOMICS)
+    assert set(components) == {"accuracy", "precision", "recall", "f1", "roc_auc", "net_value_per_month"}
+    drawn: dict[str, list[float]] = {}
+    for _ in range(400):
+        rows = rng.integers(0, p.size, size)
+        for metric, value in monitor.realised_metrics(labels[rows], p[rows], decisions[rows], ECONOMICS).items():
+            drawn.setdefault(metric, []).append(value)
+    ratios = {m: monitor.sampling_error(components[m], size) / np.std(v) for m, v in drawn.items()}
+    assert all(0.85 < r < 1.15 for r in ratios.values()), ratios
+
+
+def test_no_sampling_error_without_the_observations_it_needs() -> None:
+    labels, scores = np.array([0, 0, 0, 0]), np.array([0.1, 0.2, 0.3, 0.4])
+    components = monitor.sampling_error_components(labels, scores, np.zeros(4, dtype=int), ECONOMICS)
+    assert set(components) == {"accuracy"}  # no positive decision, no positive: only accuracy
+    assert monitor.sampling_error(None, 500) is None and monitor.sampling_error(components["accuracy"], 0) is None
