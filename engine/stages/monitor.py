@@ -556,6 +556,10 @@ def realised_metrics(labels: np.ndarray, scores: np.ndarray, decisions: np.ndarr
 # ------------------------------------------------------------------ sampling error (NannyML's)
 
 
+#: The fewest observations a sampling error's components are measured on.
+MIN_SAMPLING_OBSERVATIONS = 30
+
+
 def sampling_error_components(labels: np.ndarray, scores: np.ndarray, decisions: np.ndarray,
                               economics: Economics | None = None) -> dict[str, dict[str, float]]:
     """Per metric, what the standard error of its value on ``n`` rows is made of, measured
@@ -570,30 +574,33 @@ def sampling_error_components(labels: np.ndarray, scores: np.ndarray, decisions:
     alone, came out 10-15% low), and F1 the ratio's linearisation ``2 TP / (2 TP + FP +
     FN)`` (NannyML's correcting factor, about 20% high). The net value a month is linear
     in recall and the false-alarm rate (:func:`engine.stages.business.value_of_rates`),
-    so its error adds theirs by the variance sum law. A metric whose observations are
-    missing (no positive decision, one class) has none.
+    so its error adds theirs by the variance sum law. A metric measured on fewer than
+    :data:`MIN_SAMPLING_OBSERVATIONS` observations (positive decisions, positives, each
+    class) has none: a spread of a handful of rows would claim a certainty it lacks.
     """
     y = np.asarray(labels).astype(int)
     d = np.asarray(decisions).astype(bool)
     s = np.asarray(scores, dtype=float)
     n = len(y)
     out: dict[str, dict[str, float]] = {}
-    if n == 0:
+    enough = MIN_SAMPLING_OBSERVATIONS
+    if n < enough:
         return out
     positive = y == 1
     tp, fp, fn = d & positive, d & ~positive, ~d & positive
+    both = positive.sum() >= enough and (~positive).sum() >= enough
     out["accuracy"] = {"std": float(np.std(d == positive)), "fraction": 1.0}
-    if d.any():
+    if d.sum() >= enough:
         out["precision"] = {"std": float(np.std(tp[d])), "fraction": float(d.mean())}
-    if positive.any():
+    if positive.sum() >= enough:
         out["recall"] = {"std": float(np.std(tp[positive])), "fraction": float(positive.mean())}
-    if (tp | fp | fn).any():
+    if (tp | fp | fn).sum() >= enough:
         top, bottom = 2.0 * tp, 2.0 * tp + fp + fn  # per row: F1 = mean(top) / mean(bottom)
         f1 = top.mean() / bottom.mean()
         out["f1"] = {"std": float(np.std(top - f1 * bottom) / bottom.mean()), "fraction": 1.0}
-    if positive.any() and (~positive).any():
+    if both:
         out["roc_auc"] = _auroc_components(y, s)
-    if economics is not None and positive.any() and (~positive).any():
+    if economics is not None and both:
         base = business.value_of_rates(economics, np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
         value = base["net_value_per_month"]
         per_recall, per_false_alarm = float(value[1] - value[0]), float(value[2] - value[0])
@@ -1078,7 +1085,7 @@ def _with_chunks(result: RuleResult, rule: Any, reference: Mapping[str, Any],
     for name, rows, value in per_chunk:
         problems = _problems(rule, value, before, limits) if value is not None else []
         verdict = "insufficient data" if value is None else "failed" if problems else "passed"
-        error = sampling_error(components, rows)
+        error = sampling_error(components, rows) if value is not None else None
         result.chunks.append({"chunk": name, "rows": rows, "value": _plain(round(value, 6)) if value is not None
                               else None, "band": [_plain(x) for x in limits] if limits else None,
                               "sampling_error": round(error, 6) if error is not None else None,

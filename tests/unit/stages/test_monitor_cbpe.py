@@ -266,10 +266,36 @@ def test_the_sampling_error_is_the_spread_of_each_metric_over_chunks_of_that_siz
             drawn.setdefault(metric, []).append(value)
     ratios = {m: monitor.sampling_error(components[m], size) / np.std(v) for m, v in drawn.items()}
     assert all(0.85 < r < 1.15 for r in ratios.values()), ratios
+    # DeLong's variance, not NannyML's of the positives' placements alone (which runs low)
+    order = np.argsort(p)
+    placements = (np.flatnonzero(labels[order] == 1) - np.arange(labels.sum())) / (labels == 0).sum()
+    nannyml = np.std(placements) / np.sqrt(size * labels.mean()) / np.std(drawn["roc_auc"])
+    assert abs(ratios["roc_auc"] - 1) < abs(nannyml - 1), (ratios["roc_auc"], nannyml)
 
 
 def test_no_sampling_error_without_the_observations_it_needs() -> None:
-    labels, scores = np.array([0, 0, 0, 0]), np.array([0.1, 0.2, 0.3, 0.4])
-    components = monitor.sampling_error_components(labels, scores, np.zeros(4, dtype=int), ECONOMICS)
-    assert set(components) == {"accuracy"}  # no positive decision, no positive: only accuracy
+    scores = np.linspace(0, 1, 200)
+    labels = (scores > 0.9).astype(int)  # 20 positives: fewer than 30
+    components = monitor.sampling_error_components(labels, scores, (scores > 0.5).astype(int), ECONOMICS)
+    assert set(components) == {"accuracy", "precision", "f1"}  # 100 positive decisions; too few positives
+    assert monitor.sampling_error_components(labels[:2], scores[:2], labels[:2], ECONOMICS) == {}  # a tiny hold-out
     assert monitor.sampling_error(None, 500) is None and monitor.sampling_error(components["accuracy"], 0) is None
+
+
+def test_a_chunk_without_a_value_shows_no_sampling_error_nor_does_an_older_profile() -> None:
+    rng = np.random.default_rng(8)
+    holdout = rng.beta(1, 4, 4_000)
+    reference = monitor.profile(_frame(rng, 500), holdout, 0.4,
+                                (rng.uniform(size=holdout.size) < holdout).astype(int), ECONOMICS)
+    scores = rng.beta(1, 4, 2_000)
+    labelled = np.ones(scores.size, dtype=bool)
+    labelled[500:1_470] = False  # the second chunk has no labelled row, the third 30 (min_rows: 50)
+    labels = (rng.uniform(size=scores.size) < scores).astype(int)[labelled]
+    current = monitor.Current(_frame(rng, 2_000), scores=scores, decisions=(scores >= 0.4).astype(int),
+                              labels=labels, labelled=labelled, economics=ECONOMICS)
+    chunks = monitor.run(_spec(sigma=3), reference, current).results[0].chunks
+    assert [(c["verdict"], c["sampling_error"] is None) for c in chunks] == [
+        ("passed", False), ("insufficient data", True), ("insufficient data", True), ("passed", False)]
+    older = {**reference, "scores": {k: v for k, v in reference["scores"].items() if k != "sampling_error"}}
+    assert all(c["sampling_error"] is None for r in monitor.run(_spec(sigma=3), older, current).results
+               for c in r.chunks)
