@@ -181,7 +181,13 @@ def test_labels_of_their_own_are_joined_point_in_time_and_cbpe_values_the_month(
     assert value["metric"] == "net_value_per_month" and value["verdict"] in ("passed", "failed")
     assert [c["chunk"] for c in value["chunks"]][0] == "rows 0-999"
     assert body["current"]["labels"] == "labels.csv"
-    assert all(c["sampling_error"] > 0 for c in rules["roc_auc"]["chunks"] + value["chunks"])
+    # a chunk's sampling error where the hold-out had the observations to measure it on
+    # (this small project's hold-out may hold fewer than 30 churners: then none)
+    measured = profile.get("sampling_error") or {}
+    assert "accuracy" in measured
+    for rule in (rules["roc_auc"], value):
+        assert all((c["sampling_error"] is not None and c["sampling_error"] > 0) == (rule["metric"] in measured)
+                   for c in rule["chunks"] if c["value"] is not None)
     html = (folder / "report.html").read_text()
     assert "<h2>Performance per chunk</h2>" in html and "± 3 sampling errors" in html
 
