@@ -112,12 +112,18 @@ def _spec(**rule: object) -> MonitorSpec:
                   **rule}}})
 
 
-def test_a_chunk_outside_the_reference_band_fails_the_rule_and_is_named() -> None:
-    rng = np.random.default_rng(8)
+def _profiled_and_current(rng: np.random.Generator) -> tuple[dict, np.ndarray]:
+    """The profile of a 4,000-row hold-out (beta(1, 4) scores, labels drawn from them,
+    threshold 0.4) and 2,000 current scores drawn alike."""
     holdout = rng.beta(1, 4, 4_000)
     reference = monitor.profile(_frame(rng, 500), holdout, 0.4,
                                 (rng.uniform(size=holdout.size) < holdout).astype(int), ECONOMICS)
-    scores = rng.beta(1, 4, 2_000)
+    return reference, rng.beta(1, 4, 2_000)
+
+
+def test_a_chunk_outside_the_reference_band_fails_the_rule_and_is_named() -> None:
+    rng = np.random.default_rng(8)
+    reference, scores = _profiled_and_current(rng)
     labels = (rng.uniform(size=scores.size) < scores).astype(int)
     labels[1_500:] = rng.permutation(labels[1_500:])  # the last chunk's labels no longer follow the scores
     current = monitor.Current(_frame(rng, 2_000), scores=scores, decisions=(scores >= 0.4).astype(int),
@@ -284,10 +290,7 @@ def test_no_sampling_error_without_the_observations_it_needs() -> None:
 
 def test_a_chunk_without_a_value_shows_no_sampling_error_nor_does_an_older_profile() -> None:
     rng = np.random.default_rng(8)
-    holdout = rng.beta(1, 4, 4_000)
-    reference = monitor.profile(_frame(rng, 500), holdout, 0.4,
-                                (rng.uniform(size=holdout.size) < holdout).astype(int), ECONOMICS)
-    scores = rng.beta(1, 4, 2_000)
+    reference, scores = _profiled_and_current(rng)
     labelled = np.ones(scores.size, dtype=bool)
     labelled[500:1_470] = False  # the second chunk has no labelled row, the third 30 (min_rows: 50)
     labels = (rng.uniform(size=scores.size) < scores).astype(int)[labelled]
